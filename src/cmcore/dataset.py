@@ -1,0 +1,613 @@
+"""Training-set builder: paper-protocol image datasets, resumable and crash-safe.
+
+The protocol follows Yan et al. (2020), §2.1–2.2: up to ``per_bin`` haloes in each
+0.25 dex bin of M200 over 13 ≤ log10 M200/M☉ ≤ 15, four projections per halo (x, y, z
+and (√2/2, −√2/2, 0)), each with a random azimuth about the line of sight and a random
+redshift uniform in [0.03, 0.07]; every channel of one image is rendered from the same
+geometry, then noise and beam are applied per the instrument preset.
+
+Reproducibility
+---------------
+Every random number is derived from ``numpy.random.SeedSequence`` keyed by the
+dataset seed and the *identity* of what it decides (the mass bin, the halo id, the
+projection, the channel), never from the order in which the work happens.  So an
+interrupted and resumed build, a build with ``workers=2`` and a serial build hold
+exactly the same images.
+
+Crash safety
+------------
+Rendered haloes go to ``<out>.parts/halo_<id>.npz``, each written to a temporary
+name and renamed, so a part is either complete or absent.  When every halo of the
+plan is rendered, the HDF5 file is assembled under a temporary name and renamed over
+``<out>`` (``os.replace`` is atomic on POSIX), and only then are the parts removed.
+Killing the process at any moment leaves either the previous ``<out>`` or the new one,
+never a half-written file; rerunning the same command picks up where it stopped.
+
+Appending
+---------
+Selection in each bin is a seeded permutation of the bin's haloes (sorted by
+``halo_id``) truncated to ``per_bin``, so a larger ``per_bin`` selects a superset:
+rerunning with a larger ``--per-bin`` appends the extra haloes.  Any other change
+(channels, projections, bins, instrument, redshift range, seed, image geometry,
+source snapshot or catalogue) is refused, since it would mix incompatible images.
+
+File layout (read it with h5py alone)
+-------------------------------------
+``/images/<channel>``
+    float32 (N, npix, npix), one image per chunk, gzip-compressed with shuffle;
+    ``units`` attribute.  ``image[k, i, j]``: column j along the projected ``u`` axis,
+    row i along ``v`` (see :func:`cmcore.projection.los_basis`); display with
+    ``imshow(origin="lower")``.  Observed images: noise added, then the beam.
+``/labels/<name>``
+    (N,) ``m200`` [M☉], ``log10_m200``, ``r200`` [Mpc], ``theta200_arcmin``,
+    ``halo_id``, ``projection`` (bytes: x, y, z, diag), ``azimuth`` [rad],
+    ``redshift``, ``split`` (0 train, 1 validation, 2 test), each with ``units``.
+``/noise/seed``
+    uint64 (N, n_channels): the seed of the noise field of each image and channel.
+    The noise is ``numpy.random.default_rng(seed)`` as drawn by
+    :func:`cmcore.instrument.draw_noise`; since the beam is linear, an image with
+    re-drawn noise is ``image − beam(noise(seed)) + beam(noise(new_seed))``.
+Root attributes
+    ``format`` = "cmc-dataset", ``format_version``, ``config`` (JSON of
+    :class:`DatasetConfig`), ``channels``, ``units`` (JSON channel → unit),
+    ``pixel_scale_arcsec``, ``npix``, ``fov_arcmin``, ``cosmology`` (JSON),
+    ``instrument`` (JSON of the per-channel noise rms and beam FWHM), ``seed``,
+    ``source_snapshot``, ``source_snapshot_sha256``, ``source_halos``,
+    ``source_halos_sha256``, ``code_version``, ``created``, ``split_fractions``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ._version import __version__
+from .errors import FileFormatError, InputError
+
+FORMAT = "cmc-dataset"
+FORMAT_VERSION = 1
+CHANNELS = ("Star", "Fxs", "Fxb", "Ypar")
+PROJECTIONS = ("x", "y", "z", "diag")
+SPLIT_NAMES = ("train", "validation", "test")
+
+# Stable integer codes mixed into the seed sequences (never reorder).
+_PROJECTION_CODE = {"x": 0, "y": 1, "z": 2, "diag": 3}
+_CHANNEL_CODE = {"Star": 0, "Fxs": 1, "Fxb": 2, "Ypar": 3}
+_PURPOSE_SELECT, _PURPOSE_IMAGE, _PURPOSE_SPLIT = 0x5E1EC7, 0x1AA6E, 0x5B117
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Settings of a dataset build (the paper's protocol by default).
+
+    Parameters
+    ----------
+    per_bin
+        Maximum number of haloes drawn in each mass bin.
+    bins
+        ``(lo, hi, step)`` in log10(M200/M☉); bins are ``[lo + k·step, lo + (k+1)·step)``,
+        the last one closed.
+    projections
+        Lines of sight among ``x``, ``y``, ``z``, ``diag``.
+    channels
+        Observables among ``Star``, ``Fxs``, ``Fxb``, ``Ypar``.
+    instrument
+        Instrument preset name (see :mod:`cmcore.instrument`).
+    z_range
+        Placement redshifts are uniform in ``[z_range[0], z_range[1]]``.
+    seed
+        Root seed of every random choice.
+    npix, fov_arcmin
+        Image size in pixels and full field of view in arcmin.
+    scheme
+        Deposition scheme (``ngp``, ``cic``, ``sph``).
+    depth
+        Half-depth of the line-of-sight slab [Mpc].
+    split_fractions
+        Train / validation / test fractions of *haloes*.
+    """
+
+    per_bin: int = 200
+    bins: tuple[float, float, float] = (13.0, 15.0, 0.25)
+    projections: tuple[str, ...] = PROJECTIONS
+    channels: tuple[str, ...] = CHANNELS
+    instrument: str = "paper"
+    z_range: tuple[float, float] = (0.03, 0.07)
+    seed: int = 0
+    npix: int = 120
+    fov_arcmin: float = 20.0
+    scheme: str = "ngp"
+    depth: float = 50.0
+    split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+
+    def __post_init__(self) -> None:
+        if int(self.per_bin) < 1:
+            raise InputError(f"per_bin must be at least 1, got {self.per_bin}")
+        lo, hi, step = self.bins
+        if not (np.isfinite([lo, hi, step]).all() and step > 0 and hi > lo):
+            raise InputError(f"bins must be lo:hi:step with hi > lo and step > 0, got {self.bins}")
+        if not self.projections or len(set(self.projections)) != len(self.projections):
+            raise InputError(f"projections must be distinct and non-empty, got {self.projections}")
+        for p in self.projections:
+            if p not in _PROJECTION_CODE:
+                raise InputError(f"unknown projection {p!r}; choose from {', '.join(PROJECTIONS)}")
+        if not self.channels or len(set(self.channels)) != len(self.channels):
+            raise InputError(f"channels must be distinct and non-empty, got {self.channels}")
+        for c in self.channels:
+            if c not in _CHANNEL_CODE:
+                raise InputError(f"unknown channel {c!r}; choose from {', '.join(CHANNELS)}")
+        z0, z1 = self.z_range
+        if not (0 < z0 <= z1):
+            raise InputError(f"z_range must satisfy 0 < z_lo <= z_hi, got {self.z_range}")
+        if self.npix < 1 or not self.fov_arcmin > 0 or not self.depth > 0:
+            raise InputError("npix, fov_arcmin and depth must be positive")
+        fr = np.asarray(self.split_fractions, dtype=float)
+        if fr.shape != (3,) or (fr < 0).any() or abs(fr.sum() - 1) > 1e-9:
+            raise InputError(f"split_fractions must be three non-negative numbers summing to 1, got {self.split_fractions}")
+        if int(self.seed) < 0:
+            raise InputError(f"seed must be non-negative, got {self.seed}")
+
+    @property
+    def bin_edges(self) -> np.ndarray:
+        """Edges of the log10(M200/M☉) bins."""
+        lo, hi, step = self.bins
+        n = int(round((hi - lo) / step))
+        if n < 1 or not np.isclose(lo + n * step, hi):
+            raise InputError(f"bins {lo}:{hi}:{step} do not divide the range into whole steps")
+        return lo + step * np.arange(n + 1)
+
+    @property
+    def pixel_scale_arcsec(self) -> float:
+        """Angular size of one pixel [arcsec]."""
+        return self.fov_arcmin * 60.0 / self.npix
+
+    def to_json(self) -> str:
+        """JSON of every setting (tuples as lists)."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "DatasetConfig":
+        """Inverse of :meth:`to_json`."""
+        d = json.loads(text)
+        for k in ("bins", "projections", "channels", "z_range", "split_fractions"):
+            d[k] = tuple(d[k])
+        return cls(**d)
+
+    def differences(self, other: "DatasetConfig") -> list[str]:
+        """Settings that differ from ``other``, ignoring ``per_bin`` (which may grow)."""
+        a, b = dataclasses.asdict(self), dataclasses.asdict(other)
+        return [f"{k}: {b[k]!r} in the file, {a[k]!r} now" for k in a if k != "per_bin" and a[k] != b[k]]
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    """One image of the plan: a halo seen along one projection."""
+
+    halo_index: int
+    halo_id: int
+    projection: str
+    azimuth: float
+    redshift: float
+    noise_seeds: tuple[int, ...]
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.halo_id, self.projection)
+
+
+@dataclass
+class DatasetSummary:
+    """What :func:`build_dataset` did."""
+
+    path: Path
+    n_images: int
+    n_new: int
+    n_haloes: int
+    per_bin_counts: list[int]
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.n_new / self.seconds if self.seconds > 0 else float("nan")
+
+
+# ----------------------------------------------------------------------------------
+# Selection and plan (pure functions of the catalogue and the config)
+# ----------------------------------------------------------------------------------
+
+
+def _uniforms(*key: int, n: int) -> np.ndarray:
+    """``n`` uniforms in [0, 1) from a seed sequence keyed by integers."""
+    return np.random.default_rng(np.random.SeedSequence([int(k) for k in key])).random(n)
+
+
+def select_haloes(halo_id: np.ndarray, m200: np.ndarray, config: DatasetConfig) -> tuple[np.ndarray, list[int], list[str]]:
+    """Choose up to ``config.per_bin`` haloes per mass bin, as in the paper.
+
+    Parameters
+    ----------
+    halo_id, m200
+        Catalogue columns (M200 in M☉).
+    config
+        Build settings.
+
+    Returns
+    -------
+    rows : ndarray of int
+        Catalogue rows selected, ordered by bin then by the bin's seeded permutation.
+    counts : list of int
+        Haloes selected per bin.
+    messages : list of str
+        One warning per bin that holds no halo.
+    """
+    halo_id = np.asarray(halo_id, dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logm = np.log10(np.asarray(m200, dtype=float))
+    edges = config.bin_edges
+    rows, counts, messages = [], [], []
+    for k in range(len(edges) - 1):
+        lo, hi = edges[k], edges[k + 1]
+        last = k == len(edges) - 2
+        inside = (logm >= lo) & ((logm <= hi) if last else (logm < hi))
+        members = np.flatnonzero(inside)
+        if members.size == 0:
+            messages.append(f"mass bin {lo:.2f}-{hi:.2f} holds no halo; continuing without it")
+            counts.append(0)
+            continue
+        members = members[np.argsort(halo_id[members], kind="stable")]
+        order = np.argsort(_uniforms(config.seed, _PURPOSE_SELECT, k, n=members.size), kind="stable")
+        chosen = members[order[: config.per_bin]]
+        rows.append(chosen)
+        counts.append(int(chosen.size))
+    sel = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    return sel, counts, messages
+
+
+def plan_images(rows: np.ndarray, halo_id: np.ndarray, config: DatasetConfig) -> list[ImageTask]:
+    """Azimuth, redshift and noise seeds of every image, keyed by halo and projection."""
+    tasks = []
+    z0, z1 = config.z_range
+    for row in rows:
+        hid = int(halo_id[row])
+        for proj in config.projections:
+            ss = np.random.SeedSequence([config.seed, _PURPOSE_IMAGE, hid & 0xFFFFFFFFFFFF, _PROJECTION_CODE[proj]])
+            u = np.random.default_rng(ss).random(2)
+            seeds = tuple(
+                int(np.random.SeedSequence([config.seed, _PURPOSE_IMAGE, hid & 0xFFFFFFFFFFFF, _PROJECTION_CODE[proj], _CHANNEL_CODE[c]]).generate_state(1, np.uint64)[0])
+                for c in config.channels
+            )
+            tasks.append(ImageTask(int(row), hid, proj, float(2 * np.pi * u[0]), float(z0 + (z1 - z0) * u[1]), seeds))
+    return tasks
+
+
+def split_of(halo_id: np.ndarray, seed: int, fractions: Sequence[float] = (0.6, 0.2, 0.2)) -> np.ndarray:
+    """Train (0) / validation (1) / test (2) split of haloes, stable under appends.
+
+    Each halo's split depends only on the seed and its id, through a uniform number
+    drawn from ``SeedSequence([seed, ·, halo_id])``: no halo is ever in two splits,
+    the split of a halo never changes when more haloes are added, and the fractions
+    hold in expectation (to binomial scatter).
+    """
+    halo_id = np.asarray(halo_id, dtype=np.int64)
+    cuts = np.cumsum(fractions)[:2]
+    out = np.empty(halo_id.size, dtype=np.uint8)
+    cache: dict[int, int] = {}
+    for i, hid in enumerate(halo_id.tolist()):
+        if hid not in cache:
+            u = _uniforms(seed, _PURPOSE_SPLIT, hid & 0xFFFFFFFFFFFF, n=1)[0]
+            cache[hid] = int(np.searchsorted(cuts, u, side="right"))
+        out[i] = cache[hid]
+    return out
+
+
+def split_indices(path: str | os.PathLike, split: str) -> np.ndarray:
+    """Indices of the images of one split (``train``, ``validation`` or ``test``) in a dataset file."""
+    if split not in SPLIT_NAMES:
+        raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLIT_NAMES)}")
+    with open_dataset(path) as f:
+        return np.flatnonzero(f["labels/split"][:] == SPLIT_NAMES.index(split))
+
+
+# ----------------------------------------------------------------------------------
+# Files
+# ----------------------------------------------------------------------------------
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def open_dataset(path: str | os.PathLike) -> h5py.File:
+    """Open a cmc dataset read-only, refusing files of another format."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"dataset {path} does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise FileFormatError(f"{path} is not a readable HDF5 file ({exc})") from None
+    if f.attrs.get("format") != FORMAT:
+        f.close()
+        raise FileFormatError(f"{path} is not a cmc dataset (no format={FORMAT!r} attribute)")
+    return f
+
+
+def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _part_path(parts: Path, halo_id: int) -> Path:
+    return parts / f"halo_{halo_id}.npz"
+
+
+def _existing_keys(path: Path) -> tuple[DatasetConfig, dict, list[tuple[int, str]]]:
+    with open_dataset(path) as f:
+        config = DatasetConfig.from_json(f.attrs["config"])
+        sources = {k: f.attrs[k] for k in ("source_snapshot_sha256", "source_halos_sha256")}
+        ids = f["labels/halo_id"][:]
+        projs = [p.decode() for p in f["labels/projection"][:]]
+    return config, sources, list(zip(ids.tolist(), projs))
+
+
+# ----------------------------------------------------------------------------------
+# Build
+# ----------------------------------------------------------------------------------
+
+
+def _render_halo(renderer, centre: np.ndarray, tasks: list[ImageTask], part: Path, channels: Sequence[str]) -> int:
+    """Render every image of one halo and write its part file; returns the image count."""
+    stacks: dict[str, list[np.ndarray]] = {c: [] for c in channels}
+    for task in tasks:
+        images = renderer.render(centre, task)
+        for c in channels:
+            stacks[c].append(np.asarray(images[c], dtype=np.float32))
+    _atomic_savez(part, **{c: np.stack(v) for c, v in stacks.items()})
+    return len(tasks)
+
+
+def build_dataset(
+    snapshot: str | os.PathLike,
+    halos: str | os.PathLike,
+    out: str | os.PathLike,
+    config: DatasetConfig | None = None,
+    *,
+    workers: int = 1,
+    progress: bool = True,
+    cosmology=None,
+) -> DatasetSummary:
+    """Render a paper-protocol image dataset into one HDF5 file.
+
+    Parameters
+    ----------
+    snapshot, halos
+        Snapshot (any flavour :func:`cmcore.readers.read_snapshot` reads) and its halo
+        catalogue (any format :func:`cmcore.halos.read_halos` reads).
+    out
+        Dataset file to create, complete or extend (see the module docstring).
+    config
+        Build settings; the paper's protocol by default.
+    workers
+        Haloes rendered concurrently (threads around the GIL-free kernels, each kernel
+        single-threaded so that the images do not depend on the number of workers).
+    progress
+        Show a progress bar with images per second.
+    cosmology
+        astropy cosmology for distances; WMAP9 (the paper's) when None.
+
+    Returns
+    -------
+    DatasetSummary
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    from .halos import read_halos
+
+    config = config or DatasetConfig()
+    if int(workers) < 1:
+        raise InputError(f"workers must be at least 1, got {workers}")
+    snapshot, halos, out = Path(snapshot), Path(halos), Path(out)
+    for what, p in (("snapshot", snapshot), ("halo catalogue", halos)):
+        if not p.is_file():
+            raise FileFormatError(f"{what} {p} does not exist")
+    t_start = time.perf_counter()
+    cat = read_halos(halos)
+    if len(cat.halo_id) == 0:
+        raise InputError(f"halo catalogue {halos} is empty")
+    sources = {"source_snapshot_sha256": file_sha256(snapshot), "source_halos_sha256": file_sha256(halos)}
+
+    old_keys: list[tuple[int, str]] = []
+    if out.exists():
+        old_config, old_sources, old_keys = _existing_keys(out)
+        problems = config.differences(old_config)
+        problems += [f"{k.replace('_sha256', '').replace('source_', '')} file differs from the one {out} was built from"
+                     for k in sources if sources[k] != old_sources[k]]
+        if problems:
+            raise InputError(f"{out} was built with other settings; refusing to append ({'; '.join(problems)})")
+
+    rows, counts, messages = select_haloes(cat.halo_id, cat.m200, config)
+    for m in messages:
+        warnings.warn(m, stacklevel=2)
+    if rows.size == 0:
+        raise InputError(f"no halo of {halos} falls in the mass bins {config.bins}")
+    plan = plan_images(rows, cat.halo_id, config)
+    have = set(old_keys)
+    todo = [t for t in plan if t.key not in have]
+    if not todo:
+        return DatasetSummary(out, len(old_keys), 0, len({k[0] for k in old_keys}), counts,
+                              time.perf_counter() - t_start, messages)
+
+    parts = out.with_name(out.name + ".parts")
+    parts.mkdir(parents=True, exist_ok=True)
+    manifest = parts / "manifest.json"
+    stamp = {"config": json.loads(config.to_json()), **sources}
+    stamp["config"].pop("per_bin")
+    if manifest.exists():
+        if json.loads(manifest.read_text()) != stamp:
+            raise InputError(f"{parts} holds parts of a build with other settings; remove it or use the same settings")
+    else:
+        tmp = manifest.with_name(".manifest.json.tmp")
+        tmp.write_text(json.dumps(stamp, indent=1))
+        os.replace(tmp, manifest)
+
+    by_halo: dict[int, list[ImageTask]] = {}
+    for t in todo:
+        by_halo.setdefault(t.halo_id, []).append(t)
+    pending = [hid for hid in by_halo if not _part_path(parts, hid).exists()]
+    if pending:
+        renderer = make_renderer(snapshot, config, cosmology=cosmology, nthreads=1)
+        n_pending = sum(len(by_halo[h]) for h in pending)
+        bar = tqdm(total=n_pending, unit="img", desc="rendering", disable=not progress)
+        row_of = {int(cat.halo_id[r]): r for r in rows}
+        with ThreadPoolExecutor(max_workers=int(workers)) as pool:
+            futures = [
+                pool.submit(_render_halo, renderer, np.asarray(cat.centre[row_of[h]], dtype=float),
+                            by_halo[h], _part_path(parts, h), config.channels)
+                for h in pending
+            ]
+            try:
+                for fut in as_completed(futures):
+                    bar.update(fut.result())
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+            finally:
+                bar.close()
+    t_render = time.perf_counter() - t_start
+
+    _assemble(out, config, cat, old_keys, todo, parts, sources, snapshot, halos, cosmology)
+    for hid in by_halo:
+        _part_path(parts, hid).unlink(missing_ok=True)
+    manifest.unlink(missing_ok=True)
+    try:
+        parts.rmdir()
+    except OSError:
+        pass
+    n_haloes = len({k[0] for k in old_keys} | set(by_halo))
+    return DatasetSummary(out, len(old_keys) + len(todo), len(todo), n_haloes, counts, t_render, messages)
+
+
+def _assemble(out: Path, config: DatasetConfig, cat, old_keys: list, todo: list[ImageTask], parts: Path,
+              sources: dict, snapshot: Path, halos: Path, cosmology) -> None:
+    """Write old images + new parts into ``<out>`` through a temporary file and a rename."""
+    from astropy import units as u
+
+    cosmo = _distance_cosmology(cosmology)
+    a_snap = 1.0 / (1.0 + float(cat.redshift))
+    n_old, n_new = len(old_keys), len(todo)
+    n = n_old + n_new
+    npix = config.npix
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as f:
+            old = h5py.File(out, "r") if n_old else None
+            try:
+                f.attrs.update({
+                    "format": FORMAT, "format_version": FORMAT_VERSION,
+                    "channels": list(config.channels),
+                    "units": json.dumps({c: channel_units(c) for c in config.channels}),
+                    "pixel_scale_arcsec": config.pixel_scale_arcsec, "npix": npix,
+                    "fov_arcmin": config.fov_arcmin, "seed": config.seed,
+                    "cosmology": json.dumps(_cosmology_dict(cosmo)),
+                    "instrument": json.dumps(instrument_description(config)),
+                    "source_snapshot": str(snapshot.resolve()), "source_halos": str(halos.resolve()),
+                    "code_version": __version__,
+                    "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                    "split_fractions": list(config.split_fractions),
+                    "split_names": list(SPLIT_NAMES),
+                    **sources,
+                })
+                cfg = config
+                if old is not None:
+                    cfg = dataclasses.replace(config, per_bin=max(config.per_bin, DatasetConfig.from_json(old.attrs["config"]).per_bin))
+                f.attrs["config"] = cfg.to_json()
+                for c in config.channels:
+                    d = f.create_dataset(f"images/{c}", shape=(n, npix, npix), dtype=np.float32,
+                                         chunks=(1, npix, npix), compression="gzip", compression_opts=4, shuffle=True)
+                    d.attrs["units"] = channel_units(c)
+                    if old is not None:
+                        for s in range(0, n_old, 256):
+                            d[s:min(s + 256, n_old)] = old[f"images/{c}"][s:min(s + 256, n_old)]
+                # new images, halo by halo, from the parts
+                pos = n_old
+                halo_order: list[int] = []
+                for t in todo:
+                    if not halo_order or halo_order[-1] != t.halo_id:
+                        halo_order.append(t.halo_id)
+                for hid in halo_order:
+                    try:
+                        with np.load(_part_path(parts, hid)) as z:
+                            block = {c: z[c] for c in config.channels}
+                    except (OSError, KeyError, ValueError) as exc:
+                        _part_path(parts, hid).unlink(missing_ok=True)
+                        raise FileFormatError(f"part file of halo {hid} is unreadable ({exc}); removed it, rerun to render it again") from None
+                    k = block[config.channels[0]].shape[0]
+                    for c in config.channels:
+                        if block[c].shape != (k, npix, npix):
+                            raise FileFormatError(f"part file of halo {hid} has images of shape {block[c].shape}")
+                        f[f"images/{c}"][pos:pos + k] = block[c]
+                    pos += k
+                if pos != n:
+                    raise FileFormatError(f"parts hold {pos - n_old} images, the plan {n_new}")
+
+                rows = np.array([t.halo_index for t in todo], dtype=np.int64)
+                z = np.array([t.redshift for t in todo])
+                r200 = np.asarray(cat.r200, dtype=float)[rows]
+                d_a = cosmo.angular_diameter_distance(z).to_value(u.Mpc)
+                new = {
+                    "m200": np.asarray(cat.m200, dtype=float)[rows],
+                    "r200": r200,
+                    "theta200_arcmin": np.degrees(r200 * a_snap / d_a) * 60.0,
+                    "halo_id": np.array([t.halo_id for t in todo], dtype=np.int64),
+                    "projection": np.array([t.projection.encode() for t in todo], dtype="S4"),
+                    "azimuth": np.array([t.azimuth for t in todo]),
+                    "redshift": z,
+                }
+                new["log10_m200"] = np.log10(new["m200"])
+                new["split"] = split_of(new["halo_id"], config.seed, config.split_fractions)
+                units = {"m200": "Msun", "log10_m200": "log10(Msun)", "r200": "Mpc (comoving)",
+                         "theta200_arcmin": "arcmin", "halo_id": "", "projection": "", "azimuth": "rad",
+                         "redshift": "", "split": "0 train, 1 validation, 2 test"}
+                for name, values in new.items():
+                    if old is not None:
+                        values = np.concatenate([old[f"labels/{name}"][:], values])
+                    ds = f.create_dataset(f"labels/{name}", data=values)
+                    ds.attrs["units"] = units[name]
+                seeds = np.array([t.noise_seeds for t in todo], dtype=np.uint64).reshape(n_new, len(config.channels))
+                if old is not None:
+                    seeds = np.concatenate([old["noise/seed"][:], seeds])
+                ds = f.create_dataset("noise/seed", data=seeds)
+                ds.attrs["channels"] = list(config.channels)
+            finally:
+                if old is not None:
+                    old.close()
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
