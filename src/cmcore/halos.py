@@ -1,0 +1,395 @@
+"""Halo catalogues: the cmc-halos file format, SUBFIND/FoF readers, spherical
+overdensity masses and a friends-of-friends halo finder.
+
+Units follow ``docs/internals.md``: centres and r200 in comoving Mpc (no h),
+m200 in M☉ (no h).
+
+Spherical overdensity (exact to the particle)
+---------------------------------------------
+Around a centre, sort all particles (every type) by periodic distance r_i and
+let M_i be the mass with r ≤ r_i (particles at equal distance enter
+together).  The mean enclosed density ρ̄_i = M_i / (4π r_i³/3) is infinite
+for a particle at the centre and falls outwards.  Let k be the last particle
+before the *first* one, going outwards, at which ρ̄ < Δ·ρ_crit.  Then
+
+    M200 = M_k,   r200 = (3 M200 / (4π Δ ρ_crit))^(1/3),
+
+which satisfies r_k ≤ r200 < r_{k+1}: M200 is exactly the mass of the
+particles within r200 and the mean density within r200 is exactly Δ·ρ_crit.
+Taking the first crossing (rather than the last) keeps a neighbouring halo
+outside r200 from being absorbed.  When even the particles nearest the centre
+fall below the threshold, M200 = r200 = 0.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import astropy.cosmology
+import h5py
+import numpy as np
+from astropy.cosmology import FLRW
+from scipy.spatial import cKDTree
+
+from ._version import __version__
+from .errors import FileFormatError, InputError
+
+FORMAT_NAME = "cmc-halos"
+FORMAT_VERSION = 1
+
+_UNITS = {
+    "halo_id": "",
+    "centre": "Mpc (comoving)",
+    "m200": "Msun",
+    "r200": "Mpc (comoving)",
+    "n_particles": "",
+}
+
+
+# ----------------------------------------------------------------- cosmology
+def cosmology_to_json(cosmology: FLRW | None) -> str:
+    """Serialise an astropy cosmology to JSON.
+
+    The object holds ``"class"`` (the astropy class name), ``"name"`` and the
+    class's parameters as plain numbers: H0 in km s⁻¹ Mpc⁻¹, Tcmb0 in K,
+    m_nu in eV (``null`` when absent).  ``None`` gives ``"null"``.
+    """
+    if cosmology is None:
+        return "null"
+    out: dict = {"class": type(cosmology).__name__, "name": cosmology.name}
+    for key, value in cosmology.parameters.items():
+        if hasattr(value, "unit"):
+            value = np.atleast_1d(value.value).tolist() if np.ndim(value) else float(value.value)
+        out[key] = value
+    return json.dumps(out)
+
+
+def cosmology_from_json(text: str) -> FLRW | None:
+    """Rebuild the cosmology written by :func:`cosmology_to_json`."""
+    data = json.loads(text)
+    if data is None:
+        return None
+    try:
+        cls = getattr(astropy.cosmology, data.pop("class"))
+        name = data.pop("name", None)
+        return cls(name=name, **data)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise FileFormatError(f"cannot rebuild the cosmology {text!r}: {exc}") from None
+
+
+def critical_density_comoving(cosmology: FLRW, redshift: float) -> float:
+    """Critical density at ``redshift`` per comoving volume [M☉ / comoving Mpc³].
+
+    ρ_crit(z) = 3 H(z)² / (8πG) (physical) times a³ = (1+z)⁻³, the factor
+    that turns a physical density into mass per comoving volume.  Use it with
+    comoving positions in :func:`spherical_overdensity`; r200 then comes out
+    comoving and M200 is the usual (physical) M200c.
+    """
+    rho = cosmology.critical_density(redshift).to("Msun / Mpc3").value
+    return float(rho / (1.0 + redshift) ** 3)
+
+
+# ----------------------------------------------------------------- catalogue
+@dataclass
+class HaloCatalogue:
+    """A table of haloes, sorted by ``m200`` descending.
+
+    Parameters
+    ----------
+    halo_id : ndarray of int64, shape (N,)
+    centre : ndarray of float64, shape (N, 3)
+        Comoving Mpc.
+    m200 : ndarray of float64, shape (N,)
+        M☉; mass within r200 where the mean density is 200 ρ_crit(z).
+    r200 : ndarray of float64, shape (N,)
+        Comoving Mpc.
+    n_particles : ndarray of int64, shape (N,)
+        For catalogues found by cmc, the number of particles (all types)
+        within r200; for SUBFIND/FoF catalogues, the FoF group length
+        (−1 when the file does not give it).
+    boxsize : float
+        Comoving Mpc.
+    redshift : float
+    cosmology : astropy.cosmology.FLRW or None
+    source : str
+        Where the catalogue came from (snapshot path and method).
+    code_version : str
+    """
+
+    halo_id: np.ndarray
+    centre: np.ndarray
+    m200: np.ndarray
+    r200: np.ndarray
+    n_particles: np.ndarray
+    boxsize: float
+    redshift: float
+    cosmology: FLRW | None = None
+    source: str = ""
+    code_version: str = field(default=__version__)
+
+    def __post_init__(self) -> None:
+        self.halo_id = np.asarray(self.halo_id, dtype=np.int64).reshape(-1)
+        n = self.halo_id.size
+        self.centre = np.asarray(self.centre, dtype=np.float64).reshape(n, 3)
+        self.m200 = np.asarray(self.m200, dtype=np.float64).reshape(n)
+        self.r200 = np.asarray(self.r200, dtype=np.float64).reshape(n)
+        self.n_particles = np.asarray(self.n_particles, dtype=np.int64).reshape(n)
+        if np.unique(self.halo_id).size != n:
+            raise InputError("halo ids in a catalogue must be unique")
+        order = np.argsort(-self.m200, kind="stable")
+        if np.any(order != np.arange(n)):
+            for name in ("halo_id", "centre", "m200", "r200", "n_particles"):
+                setattr(self, name, getattr(self, name)[order])
+
+    def __len__(self) -> int:
+        return int(self.halo_id.size)
+
+    def index(self, halo_id: int) -> int:
+        """Row of ``halo_id``; :class:`InputError` when it is not in the catalogue."""
+        rows = np.flatnonzero(self.halo_id == int(halo_id))
+        if rows.size == 0:
+            lo, hi = (self.halo_id.min(), self.halo_id.max()) if len(self) else (None, None)
+            raise InputError(
+                f"halo id {halo_id} is not in the catalogue ({len(self)} haloes, ids {lo}..{hi})"
+            )
+        return int(rows[0])
+
+
+def write_halos(path: str | os.PathLike, cat: HaloCatalogue) -> None:
+    """Write ``cat`` as a cmc-halos v1 HDF5 file, atomically.
+
+    The file is written to a temporary name in the same folder and moved into
+    place with :func:`os.replace`, so readers never see a partial file.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            for name, unit in _UNITS.items():
+                dset = f.create_dataset(name, data=getattr(cat, name))
+                dset.attrs["units"] = unit
+            f.attrs["format"] = FORMAT_NAME
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["boxsize"] = float(cat.boxsize)
+            f.attrs["redshift"] = float(cat.redshift)
+            f.attrs["cosmology"] = cosmology_to_json(cat.cosmology)
+            f.attrs["source"] = str(cat.source)
+            f.attrs["code_version"] = str(cat.code_version)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_halos(path: str | os.PathLike) -> HaloCatalogue:
+    """Read a halo catalogue.
+
+    Supported: cmc-halos v1 (written by :func:`write_halos`); EAGLE/BAHAMAS
+    SUBFIND group files (``FOF/GroupCentreOfPotential``, ``FOF/Group_M_Crit200``,
+    ``FOF/Group_R_Crit200`` with ``CGSConversionFactor`` / ``h-scale-exponent``
+    attributes); GADGET-4 ``fof_subhalo_tab`` files (``Group/GroupPos``,
+    ``Group/Group_M_Crit200``, ``Group/Group_R_Crit200`` with ``to_cgs`` /
+    ``h_scaling`` attributes, or the unit system in ``/Parameters``).  Multi-file
+    SUBFIND catalogues (``name.0.hdf5``, ``name.1.hdf5``, …) are concatenated.
+    Haloes with M200 = 0 are dropped from SUBFIND catalogues; halo ids are the
+    FoF group indices (0-based, in file order).
+
+    Raises
+    ------
+    FileFormatError
+        Missing, unreadable or unknown file.
+    """
+    from .readers import open_hdf5, snapshot_files
+
+    with open_hdf5(path) as f:
+        if f.attrs.get("format") is not None:
+            fmt = _as_str(f.attrs["format"])
+            if fmt != FORMAT_NAME:
+                raise FileFormatError(f"{path}: unknown catalogue format {fmt!r}")
+            return _read_cmc_halos(f, path)
+        if "FOF" in f and "GroupCentreOfPotential" in f["FOF"]:
+            kind = "eagle"
+        elif "Group" in f and "GroupPos" in f["Group"]:
+            kind = "gadget4"
+        else:
+            raise FileFormatError(
+                f"{path} is not a halo catalogue cmc knows (expected a cmc-halos file, "
+                "FOF/GroupCentreOfPotential or Group/GroupPos)"
+            )
+    files = snapshot_files(path)
+    from .readers import subfind
+
+    return subfind.read_catalogue(files, kind)
+
+
+def _as_str(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _read_cmc_halos(f: h5py.File, path) -> HaloCatalogue:
+    version = int(f.attrs.get("format_version", -1))
+    if version != FORMAT_VERSION:
+        raise FileFormatError(f"{path}: cmc-halos format version {version} is not supported")
+    missing = [name for name in _UNITS if name not in f]
+    if missing:
+        raise FileFormatError(f"{path}: cmc-halos file lacks dataset(s) {', '.join(missing)}")
+    try:
+        return HaloCatalogue(
+            **{name: f[name][()] for name in _UNITS},
+            boxsize=float(f.attrs["boxsize"]),
+            redshift=float(f.attrs["redshift"]),
+            cosmology=cosmology_from_json(_as_str(f.attrs.get("cosmology", "null"))),
+            source=_as_str(f.attrs.get("source", "")),
+            code_version=_as_str(f.attrs.get("code_version", "")),
+        )
+    except KeyError as exc:
+        raise FileFormatError(f"{path}: cmc-halos file lacks attribute {exc}") from None
+
+
+# -------------------------------------------------------- spherical overdensity
+def _wrap(positions: np.ndarray, boxsize: float) -> np.ndarray:
+    """Positions as float64 in [0, boxsize)."""
+    pos = np.mod(np.asarray(positions, dtype=np.float64), boxsize)
+    pos[pos >= boxsize] = 0.0  # np.mod(-tiny, L) rounds to L
+    return pos
+
+
+class _PeriodicParticles:
+    """Periodic k-d trees over several particle sets, queried together."""
+
+    def __init__(self, positions_list, masses_list, boxsize: float):
+        if len(positions_list) != len(masses_list):
+            raise InputError("positions_list and masses_list must have the same length")
+        self.boxsize = float(boxsize)
+        self.sets = []
+        for pos, mass in zip(positions_list, masses_list):
+            pos = _wrap(pos, self.boxsize).reshape(-1, 3)
+            mass = np.broadcast_to(np.asarray(mass, dtype=np.float64), pos.shape[:1])
+            if pos.shape[0]:
+                self.sets.append((cKDTree(pos, boxsize=self.boxsize), mass))
+
+    def gather(self, centre: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+        """Distances and masses of all particles within ``radius``, sorted by distance."""
+        radii, masses = [], []
+        for tree, mass in self.sets:
+            idx = np.asarray(tree.query_ball_point(centre, radius), dtype=np.intp)
+            d = tree.data[idx] - centre
+            d -= self.boxsize * np.round(d / self.boxsize)
+            radii.append(np.sqrt(np.einsum("ij,ij->i", d, d)))
+            masses.append(mass[idx])
+        r = np.concatenate(radii) if radii else np.zeros(0)
+        m = np.concatenate(masses) if masses else np.zeros(0)
+        order = np.argsort(r, kind="stable")
+        return r[order], m[order]
+
+
+def _so_from_sorted(r, m, target: float, search_radius: float):
+    """SO solution from sorted (r, m); ``None`` when ``search_radius`` is too small."""
+    if r.size == 0:
+        return 0.0, 0.0, 0
+    cum = np.cumsum(m)
+    last = np.r_[r[1:] > r[:-1], True]  # last particle of each group of equal radii
+    rr, mm, nn = r[last], cum[last], np.flatnonzero(last) + 1
+    with np.errstate(divide="ignore"):
+        dens = mm / (4.0 / 3.0 * np.pi * rr**3)
+    below = np.flatnonzero(dens < target)
+    if below.size:
+        j = below[0]
+        if j == 0:
+            return 0.0, 0.0, 0
+        k = j - 1
+    else:
+        k = rr.size - 1
+        if mm[k] / (4.0 / 3.0 * np.pi * search_radius**3) >= target:
+            return None
+    m200 = float(mm[k])
+    return m200, float((3.0 * m200 / (4.0 * np.pi * target)) ** (1.0 / 3.0)), int(nn[k])
+
+
+def spherical_overdensity(
+    positions_list,
+    masses_list,
+    centres,
+    boxsize: float,
+    rho_crit: float,
+    delta: float = 200.0,
+    *,
+    return_counts: bool = False,
+    start_radius: float | None = None,
+):
+    """M_Δ and R_Δ about given centres, exact to the particle, periodic.
+
+    See the module docstring for how r200 is chosen between particle radii.
+
+    Parameters
+    ----------
+    positions_list : sequence of ndarray, each (N_i, 3)
+        Positions of every particle type [comoving Mpc].
+    masses_list : sequence of ndarray, each (N_i,) or scalar
+        Masses [M☉].
+    centres : ndarray, (M, 3) or (3,)
+        Halo centres [comoving Mpc].
+    boxsize : float
+        Periodic box side [comoving Mpc].
+    rho_crit : float
+        Critical density in the units of the positions: M☉ per *comoving*
+        Mpc³, i.e. ρ_crit(z)·a³ (:func:`critical_density_comoving`).
+    delta : float
+        Overdensity Δ with respect to ρ_crit.
+    return_counts : bool
+        Also return the number of particles within r200.
+    start_radius : float, optional
+        First search radius [Mpc]; doubled until the solution is enclosed.
+        Default: the R_Δ of a 10¹³ M☉ halo.
+
+    Returns
+    -------
+    m200 : ndarray (M,)
+        Mass within r200 [M☉].
+    r200 : ndarray (M,)
+        Radius [comoving Mpc] where the mean enclosed density is Δ·rho_crit.
+    n : ndarray of int64 (M,), only with ``return_counts``
+        Number of particles within r200.
+
+    Raises
+    ------
+    InputError
+        Bad arguments, or a centre about which the mean density stays above
+        Δ·rho_crit out to half the box (no solution in a periodic box).
+    """
+    boxsize = float(boxsize)
+    if not (boxsize > 0 and np.isfinite(boxsize)):
+        raise InputError(f"boxsize must be positive, got {boxsize}")
+    if not (rho_crit > 0 and delta > 0):
+        raise InputError(f"rho_crit and delta must be positive, got {rho_crit}, {delta}")
+    centres = np.atleast_2d(np.asarray(centres, dtype=np.float64))
+    if centres.shape[1] != 3:
+        raise InputError(f"centres must have shape (M, 3), got {centres.shape}")
+    particles = _PeriodicParticles(positions_list, masses_list, boxsize)
+    target = float(delta) * float(rho_crit)
+    r0 = start_radius or (3.0 * 1e13 / (4.0 * np.pi * target)) ** (1.0 / 3.0)
+    m200 = np.zeros(len(centres))
+    r200 = np.zeros(len(centres))
+    counts = np.zeros(len(centres), dtype=np.int64)
+    for i, centre in enumerate(_wrap(centres, boxsize)):
+        radius = min(r0, 0.5 * boxsize)
+        while True:
+            r, m = particles.gather(centre, radius)
+            sol = _so_from_sorted(r, m, target, radius)
+            if sol is not None:
+                m200[i], r200[i], counts[i] = sol
+                break
+            if radius >= 0.5 * boxsize:
+                raise InputError(
+                    f"mean density about centre {centres[i].tolist()} stays above "
+                    f"{delta:g} rho_crit out to half the box: no R{delta:g}"
+                )
+            radius = min(2.0 * radius, 0.5 * boxsize)
+    if return_counts:
+        return m200, r200, counts
+    return m200, r200

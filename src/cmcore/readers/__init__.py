@@ -1,0 +1,206 @@
+"""Snapshot readers: HDF5 files of several simulation codes into one :class:`Snapshot`.
+
+Flavours (detected from the file's unit attributes, never guessed):
+
+``eagle``
+    EAGLE/BAHAMAS (GADGET-3 HDF5): ``CGSConversionFactor``,
+    ``aexp-scale-exponent``, ``h-scale-exponent`` on every dataset.
+``gadget4``
+    GADGET-4: ``to_cgs``, ``a_scaling``, ``h_scaling`` on every dataset, cosmology
+    in ``/Parameters``.
+``swift``
+    SWIFT: ``Conversion factor to CGS (not including cosmological corrections)``,
+    ``a-scale exponent``, ``h-scale exponent``, cosmology in ``/Cosmology``.
+``gadget``
+    Plain GADGET-2/3 or GIZMO HDF5 without unit attributes: read only when
+    the caller names the unit system (``unit_system=``); the standard GADGET
+    conventions (comoving lengths, 1/h lengths and masses) then apply.
+
+Region reads: every reader reads the requested datasets of the requested
+particle types whole (all files of a multi-file snapshot); restricting to a
+region is done afterwards in memory, e.g. with :class:`cmcore.cellindex.CellIndex`.
+A true partial read of a snapshot larger than memory is not supported yet.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import h5py
+
+from ..errors import FileFormatError, InputError
+from ..snapshot import PARTICLE_TYPES, Snapshot
+
+#: Flavours :func:`read_snapshot` knows.
+FLAVOURS = ("eagle", "gadget4", "swift", "gadget")
+
+_MULTI = re.compile(r"^(?P<base>.*)\.(?P<num>\d+)\.hdf5$")
+
+
+def open_hdf5(path: str | os.PathLike) -> h5py.File:
+    """Open an HDF5 file read-only, turning every failure into one clear line.
+
+    Raises
+    ------
+    FileFormatError
+        The file is missing, is not HDF5, or is truncated or unreadable.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileFormatError(f"{path}: no such file")
+    if path.is_dir():
+        raise FileFormatError(f"{path}: is a folder, not an HDF5 file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        text = str(exc)
+        if "truncated" in text:
+            raise FileFormatError(f"{path}: truncated HDF5 file ({text.split('(')[0].strip()})") from None
+        if "signature" in text or not h5py.is_hdf5(path):
+            raise FileFormatError(f"{path}: not an HDF5 file") from None
+        raise FileFormatError(f"{path}: cannot read HDF5 file: {text}") from None
+
+
+def snapshot_files(path: str | os.PathLike) -> list[Path]:
+    """All files of the (possibly multi-file) snapshot that ``path`` belongs to.
+
+    ``name.K.hdf5`` (any K) or ``name`` (when ``name.0.hdf5`` exists) stands for
+    ``name.0.hdf5`` … ``name.{N-1}.hdf5`` with N = ``Header/NumFilesPerSnapshot``;
+    any other path is a single file.
+
+    Raises
+    ------
+    FileFormatError
+        A file of the set is missing.
+    """
+    path = Path(path)
+    if not path.exists() and Path(f"{path}.0.hdf5").exists():
+        path = Path(f"{path}.0.hdf5")
+    match = _MULTI.match(path.name)
+    if match is None:
+        return [path]
+    with open_hdf5(path) as f:
+        nfiles = int(f["Header"].attrs.get("NumFilesPerSnapshot", 1)) if "Header" in f else 1
+    if nfiles <= 1:
+        return [path]
+    files = [path.with_name(f"{match['base']}.{i}.hdf5") for i in range(nfiles)]
+    missing = [p.name for p in files if not p.exists()]
+    if missing:
+        raise FileFormatError(
+            f"multi-file snapshot {match['base']} needs {nfiles} files; missing: {', '.join(missing)}"
+        )
+    return files
+
+
+def detect_flavour(f: h5py.File) -> str | None:
+    """Flavour of an open snapshot file from its unit attributes; ``None`` when it has none."""
+    code = f["Code"].attrs.get("Code", b"") if "Code" in f else b""
+    if (code.decode() if isinstance(code, bytes) else str(code)).upper().startswith("SWIFT"):
+        return "swift"
+    for group in sorted(k for k in f if k.startswith("PartType")):
+        for dset in f[group].values():
+            if not isinstance(dset, h5py.Dataset):
+                continue
+            attrs = dset.attrs
+            if "CGSConversionFactor" in attrs:
+                return "eagle"
+            if "to_cgs" in attrs:
+                return "gadget4"
+            if "a-scale exponent" in attrs:
+                return "swift"
+    return None
+
+
+def read_snapshot(
+    path: str | os.PathLike,
+    *,
+    particle_types: Sequence[str] | None = None,
+    fields: Sequence[str] | None = None,
+    luminosity_datasets: Mapping[str, str] | None = None,
+    drop_nonfinite: bool = False,
+    flavour: str | None = None,
+    unit_system: Mapping[str, float] | None = None,
+) -> Snapshot:
+    """Read a snapshot file (or multi-file snapshot) into a :class:`Snapshot`.
+
+    Parameters
+    ----------
+    path : path-like
+        The file, any file ``name.K.hdf5`` of a multi-file snapshot, or ``name``.
+    particle_types : sequence of str, optional
+        Among ``"gas"``, ``"dm"``, ``"stars"``; default all present in the file.
+    fields : sequence of str, optional
+        Optional fields to read (names of :data:`cmcore.snapshot.FIELD_UNITS`);
+        positions and masses are always read.  Default: every field the file
+        has.  A requested field the file lacks raises :class:`InputError`
+        (``"temperature"`` may come from ``InternalEnergy``).
+    luminosity_datasets : mapping, optional
+        ``{"luminosity_soft": "<gas dataset>", "luminosity_bol": "<gas dataset>"}``:
+        precomputed gas luminosities to read (converted with the file's unit
+        attributes to erg/s).
+    drop_nonfinite : bool
+        Drop particles with NaN/inf in any dataset read (with a warning)
+        instead of refusing the file.
+    flavour : str, optional
+        Force a flavour (one of :data:`FLAVOURS`) instead of detecting it.
+    unit_system : mapping, optional
+        ``UnitLength_in_cm``, ``UnitMass_in_g``, ``UnitVelocity_in_cm_per_s`` for
+        files without unit attributes (flavour ``gadget``).
+
+    Returns
+    -------
+    Snapshot
+        In the units of ``docs/internals.md``.
+
+    Raises
+    ------
+    FileFormatError
+        Missing, non-HDF5 or truncated file; unknown flavour or unit convention.
+    InputError
+        Requested particles or fields absent; non-finite values (unless
+        ``drop_nonfinite``).
+    """
+    types = tuple(particle_types) if particle_types is not None else None
+    if types is not None:
+        bad = [t for t in types if t not in PARTICLE_TYPES]
+        if bad:
+            raise InputError(f"unknown particle type(s) {bad}; choose among {PARTICLE_TYPES}")
+    luminosity_datasets = dict(luminosity_datasets or {})
+    bad = [k for k in luminosity_datasets if k not in ("luminosity_soft", "luminosity_bol")]
+    if bad:
+        raise InputError(f"luminosity_datasets keys must be luminosity_soft/luminosity_bol, got {bad}")
+    files = snapshot_files(path)
+    with open_hdf5(files[0]) as f:
+        found = detect_flavour(f)
+    if flavour is None:
+        if found is None:
+            if unit_system is None:
+                raise FileFormatError(
+                    f"{files[0]}: unknown snapshot flavour: no EAGLE, GADGET-4 or SWIFT unit "
+                    "attributes (a plain GADGET/GIZMO file? pass unit_system=... to read it)"
+                )
+            found = "gadget"
+        flavour = found
+    if flavour not in FLAVOURS:
+        raise InputError(f"unknown flavour {flavour!r}; choose among {FLAVOURS}")
+    options = dict(
+        particle_types=types,
+        fields=tuple(fields) if fields is not None else None,
+        luminosity_datasets=luminosity_datasets,
+        drop_nonfinite=drop_nonfinite,
+    )
+    if flavour == "eagle":
+        from . import eagle
+
+        return eagle.read(files, **options)
+    if flavour == "swift":
+        from . import swift
+
+        return swift.read(files, **options)
+    from . import gadget4
+
+    if flavour == "gadget" and unit_system is None:
+        raise InputError("flavour 'gadget' needs unit_system=... (the file has no unit attributes)")
+    return gadget4.read(files, unit_system=unit_system, **options)
