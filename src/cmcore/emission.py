@@ -34,7 +34,11 @@ The model used when a snapshot carries no precomputed luminosities:
   approximation at the tens of per cent level for the soft-band *line*
   luminosity only.
 
-Bolometric means the total radiated power (all photon energies).  Accuracy:
+Bolometric means the total radiated power (all photon energies).  The fit is
+calibrated at Z = 0.3 Z☉; scaling its whole C₃ term with Z over-predicts the
+line power of hot (≳ 5 keV), metal-rich (≳ Z☉) gas, where lines come out
+comparable to the bremsstrahlung instead of a few tens of per cent of it.
+Accuracy otherwise:
 the total cooling function follows Sutherland & Dopita to within a few tens of
 per cent for 10⁶ K ≲ T ≲ 10⁸·⁵ K and 0.1 ≲ Z/Z☉ ≲ 1; for precise work supply
 precomputed per-particle luminosities (BAHAMAS ships them).  All constants come
