@@ -1,0 +1,504 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Compiled loops of cmc: particle selection, projection and deposition, cell index.
+
+Nothing here validates its arguments: :mod:`cmcore.projection` and
+:mod:`cmcore.cellindex` do that and are the only callers.
+
+Projection design (select, then deposit)
+----------------------------------------
+The particles are visited in *chunks* (ranges of particle ids, or of positions
+in a :class:`~cmcore.cellindex.CellIndex` permutation).  Chunks are dealt to
+the OpenMP threads round-robin (``schedule(static, 1)``), so a result only
+depends on the number of threads.  Each particle first meets a cheap *prefilter*
+in the positions' own precision: for every axis ``a`` the absolute offset
+``|x_a - c_a|`` is compared with the half extent ``e_a`` of the axis-aligned
+box that bounds the rotated slab x footprint (plus a rounding margin), as
+``|dx| <= e_a or |dx| >= L - e_a`` -- the periodic minimum-image test without a
+``floor``, valid while ``|dx| < L``.  The comparisons are combined with bitwise
+``&``/``|`` so the loop has a single, nearly always untaken branch.  Particles
+that pass, and particles with ``|dx| >= L`` or a NaN/inf coordinate (not
+``|dx| < L``), take the *exact path* in float64: minimum image
+``d - L*floor(d/L + 0.5)``, distance along the line of sight, rotation, pixel
+coordinates and deposition.  Weights are read only on the exact path.
+
+Each thread deposits into its own image buffer (``nthreads`` buffers, summed at
+the end).  This beat a shared image updated with atomic compare-and-swap adds:
+with realistic (small) selections both are limited by the prefilter scan, and on
+clustered data, where most particles land in a few pixels, the atomics contend.
+
+Problems found on the way (NaN/inf positions or weights, bad smoothing lengths)
+are returned as bit flags; the Python layer turns them into errors.
+"""
+from cython.parallel cimport prange, threadid
+from libc.math cimport INFINITY, ceil, fabs, fabsf, floor, isfinite
+
+import numpy as np
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int cmc_max_threads(void) { return omp_get_max_threads(); }
+    static int cmc_have_openmp(void) { return 1; }
+    #else
+    static int cmc_max_threads(void) { return 1; }
+    static int cmc_have_openmp(void) { return 0; }
+    #endif
+    """
+    int cmc_max_threads() nogil
+    int cmc_have_openmp() nogil
+
+ctypedef fused pos_t:
+    float
+    double
+
+ctypedef fused w_t:
+    float
+    double
+
+ctypedef fused h_t:
+    float
+    double
+
+ctypedef fused idx_t:
+    int
+    long long
+
+#: Bit flags returned by the kernels.
+FLAG_POSITION = 1
+FLAG_WEIGHT = 2
+FLAG_SMOOTHING = 4
+FLAG_ABOVE_INDEX_HMAX = 8
+
+cdef enum:
+    F_POS = 1
+    F_W = 2
+    F_H = 4
+    F_HMAX = 8
+    MAXK = 64
+    SCHEME_NGP = 0
+    SCHEME_CIC = 1
+    SCHEME_SPH = 2
+
+#: Largest number of weight channels one call can deposit.
+MAX_CHANNELS = MAXK
+
+
+cdef struct Geom:
+    double c[3]         # centre (wrapped into [0, L) when periodic)
+    double L            # box side; 0 when not periodic
+    double u[3]
+    double v[3]
+    double n[3]
+    double depth        # half thickness of the slab
+    double hw           # width / 2
+    double inv_pix      # npix / width
+    double hmax         # largest allowed smoothing length (index path), else inf
+    int npix
+    int k
+    int scheme
+    const double* table # projected-kernel table, ntable + 1 values over q^2 in [0, 1]
+    int ntable
+
+
+def max_threads():
+    """Number of threads an OpenMP region uses by default (1 without OpenMP)."""
+    return cmc_max_threads()
+
+
+def have_openmp():
+    """True when the kernels were compiled with OpenMP."""
+    return bool(cmc_have_openmp())
+
+
+# --------------------------------------------------------------------------------------
+# deposition of one selected particle
+# --------------------------------------------------------------------------------------
+
+cdef inline void _add(const Geom* g, double* out, Py_ssize_t row, Py_ssize_t col,
+                      double frac, const double* wv) noexcept nogil:
+    cdef Py_ssize_t plane = <Py_ssize_t>g.npix * g.npix
+    cdef Py_ssize_t p = row * g.npix + col
+    cdef int c
+    for c in range(g.k):
+        out[c * plane + p] += wv[c] * frac
+
+
+cdef inline void _ngp(const Geom* g, double fu, double fv, const double* wv,
+                      double* out) noexcept nogil:
+    if fu >= 0.0 and fu < g.npix and fv >= 0.0 and fv < g.npix:
+        _add(g, out, <Py_ssize_t>fv, <Py_ssize_t>fu, 1.0, wv)
+
+
+cdef inline void _cic(const Geom* g, double fu, double fv, const double* wv,
+                      double* out) noexcept nogil:
+    cdef double fx = fu - 0.5
+    cdef double fy = fv - 0.5
+    cdef double x0 = floor(fx)
+    cdef double y0 = floor(fy)
+    cdef double tx = fx - x0
+    cdef double ty = fy - y0
+    cdef Py_ssize_t j0 = <Py_ssize_t>x0
+    cdef Py_ssize_t i0 = <Py_ssize_t>y0
+    cdef double wx[2]
+    cdef double wy[2]
+    cdef int a, b
+    cdef Py_ssize_t row, col
+    wx[0] = 1.0 - tx
+    wx[1] = tx
+    wy[0] = 1.0 - ty
+    wy[1] = ty
+    for a in range(2):
+        row = i0 + a
+        if row < 0 or row >= g.npix:
+            continue
+        for b in range(2):
+            col = j0 + b
+            if col < 0 or col >= g.npix:
+                continue
+            _add(g, out, row, col, wy[a] * wx[b], wv)
+
+
+cdef inline double _kernel_q2(const Geom* g, double q2) noexcept nogil:
+    """Projected Wendland C2 kernel (unnormalised) at squared radius q2 = (R/H)^2 < 1."""
+    cdef double t = q2 * g.ntable
+    cdef int m = <int>t
+    if m >= g.ntable:
+        m = g.ntable - 1
+    t -= m
+    return g.table[m] + t * (g.table[m + 1] - g.table[m])
+
+
+cdef void _sph(const Geom* g, double fu, double fv, double H, const double* wv,
+               double* out) noexcept nogil:
+    """Spread one particle with the projected kernel sampled at pixel centres.
+
+    The samples are normalised by their sum over *all* pixels the support covers,
+    inside the image or not, so a kernel wholly inside deposits exactly its weight
+    and at the image edge only the inside part is kept.  A kernel whose support
+    diameter is below one pixel, or that covers no pixel centre, goes into the
+    pixel holding the particle.
+    """
+    cdef double r = H * g.inv_pix          # support radius in pixels
+    cdef double fx = fu - 0.5              # pixel-centre coordinates
+    cdef double fy = fv - 0.5
+    cdef double inv_r2, dy2, q2, total, norm, val
+    cdef Py_ssize_t j0, j1, i0, i1, ii, jj, ja, jb, ia, ib
+    if 2.0 * r < 1.0:
+        _ngp(g, fu, fv, wv, out)
+        return
+    j0 = <Py_ssize_t>ceil(fx - r)
+    j1 = <Py_ssize_t>floor(fx + r)
+    i0 = <Py_ssize_t>ceil(fy - r)
+    i1 = <Py_ssize_t>floor(fy + r)
+    inv_r2 = 1.0 / (r * r)
+    total = 0.0
+    for ii in range(i0, i1 + 1):
+        dy2 = (ii - fy) * (ii - fy)
+        for jj in range(j0, j1 + 1):
+            q2 = ((jj - fx) * (jj - fx) + dy2) * inv_r2
+            if q2 < 1.0:
+                total += _kernel_q2(g, q2)
+    if total <= 0.0:
+        _ngp(g, fu, fv, wv, out)
+        return
+    norm = 1.0 / total
+    ia = i0 if i0 > 0 else 0
+    ib = i1 if i1 < g.npix - 1 else g.npix - 1
+    ja = j0 if j0 > 0 else 0
+    jb = j1 if j1 < g.npix - 1 else g.npix - 1
+    for ii in range(ia, ib + 1):
+        dy2 = (ii - fy) * (ii - fy)
+        for jj in range(ja, jb + 1):
+            q2 = ((jj - fx) * (jj - fx) + dy2) * inv_r2
+            if q2 < 1.0:
+                val = _kernel_q2(g, q2) * norm
+                _add(g, out, ii, jj, val, wv)
+
+
+# --------------------------------------------------------------------------------------
+# the scan over one chunk
+# --------------------------------------------------------------------------------------
+
+cdef int _scan(pos_t[:, ::1] pos, w_t[:, :] w, h_t[:] hs, idx_t[:] perm, bint use_perm,
+               Py_ssize_t start, Py_ssize_t end, const Geom* g, const double* pre,
+               double* out) noexcept nogil:
+    """Prefilter, select exactly and deposit particles ``start..end`` of one chunk."""
+    cdef pos_t c0 = <pos_t>g.c[0]
+    cdef pos_t c1 = <pos_t>g.c[1]
+    cdef pos_t c2 = <pos_t>g.c[2]
+    cdef pos_t L = <pos_t>(g.L if g.L > 0.0 else INFINITY)
+    cdef pos_t e0 = <pos_t>pre[0]
+    cdef pos_t e1 = <pos_t>pre[1]
+    cdef pos_t e2 = <pos_t>pre[2]
+    cdef pos_t f0 = <pos_t>pre[3]
+    cdef pos_t f1 = <pos_t>pre[4]
+    cdef pos_t f2 = <pos_t>pre[5]
+    cdef pos_t g0 = <pos_t>pre[6]
+    cdef pos_t g1 = <pos_t>pre[7]
+    cdef pos_t g2 = <pos_t>pre[8]
+    cdef pos_t hbig = <pos_t>pre[9]        # prefilter bound on H (finite)
+    cdef bint sph = g.scheme == SCHEME_SPH
+    cdef bint periodic = g.L > 0.0
+    cdef pos_t x, y, z, ax, ay, az, hi, ex, ey, ez, fx, fy, fz
+    cdef double dx, dy, dz, s, uu, vv, fu, fv, H, reach, wval
+    cdef double wv[MAXK]
+    cdef Py_ssize_t j, i
+    cdef int flags = 0, c, cand, ok
+    hi = 0
+    H = 0.0
+    ex = e0
+    ey = e1
+    ez = e2
+    fx = f0
+    fy = f1
+    fz = f2
+    for j in range(start, end):
+        if use_perm:
+            i = perm[j]
+        else:
+            i = j
+        x = pos[i, 0] - c0
+        y = pos[i, 1] - c1
+        z = pos[i, 2] - c2
+        if pos_t is float:
+            ax = fabsf(x)
+            ay = fabsf(y)
+            az = fabsf(z)
+        else:
+            ax = fabs(x)
+            ay = fabs(y)
+            az = fabs(z)
+        cand = 0
+        if sph:
+            hi = <pos_t>hs[i]
+            ex = e0 + hi * g0
+            ey = e1 + hi * g1
+            ez = e2 + hi * g2
+            fx = f0 - hi * g0
+            fy = f1 - hi * g1
+            fz = f2 - hi * g2
+            cand = ((hi > 0) & (hi <= hbig)) == 0
+        cand = cand | ((((ax <= ex) | (ax >= fx)) & ((ay <= ey) | (ay >= fy))
+                        & ((az <= ez) | (az >= fz)))
+                       | (((ax < L) & (ay < L) & (az < L)) == 0))
+        if not cand:
+            continue
+        # ---- exact path, float64 ----
+        if sph:
+            H = <double>hs[i]
+            if not (H > 0.0 and isfinite(H)):
+                flags |= F_H
+                continue
+            if H > g.hmax:
+                flags |= F_HMAX
+                continue
+        dx = <double>pos[i, 0] - g.c[0]
+        dy = <double>pos[i, 1] - g.c[1]
+        dz = <double>pos[i, 2] - g.c[2]
+        if not (isfinite(dx) and isfinite(dy) and isfinite(dz)):
+            flags |= F_POS
+            continue
+        if periodic:
+            dx = dx - g.L * floor(dx / g.L + 0.5)
+            dy = dy - g.L * floor(dy / g.L + 0.5)
+            dz = dz - g.L * floor(dz / g.L + 0.5)
+        s = dx * g.n[0] + dy * g.n[1] + dz * g.n[2]
+        if not (fabs(s) <= g.depth):
+            continue
+        uu = dx * g.u[0] + dy * g.u[1] + dz * g.u[2]
+        vv = dx * g.v[0] + dy * g.v[1] + dz * g.v[2]
+        fu = (uu + g.hw) * g.inv_pix
+        fv = (vv + g.hw) * g.inv_pix
+        if g.scheme == SCHEME_NGP:
+            reach = 0.0
+        elif g.scheme == SCHEME_CIC:
+            reach = 0.5
+        else:
+            reach = H * g.inv_pix
+        if not (fu >= -reach and fu < g.npix + reach and fv >= -reach and fv < g.npix + reach):
+            continue
+        ok = 1
+        for c in range(g.k):
+            wval = <double>w[i, c]
+            if not isfinite(wval):
+                ok = 0
+            wv[c] = wval
+        if not ok:
+            flags |= F_W
+            continue
+        if g.scheme == SCHEME_NGP:
+            _ngp(g, fu, fv, wv, out)
+        elif g.scheme == SCHEME_CIC:
+            _cic(g, fu, fv, wv, out)
+        else:
+            _sph(g, fu, fv, H, wv, out)
+    return flags
+
+
+def project_particles(pos_t[:, ::1] pos, w_t[:, :] w, h_t[:] hs, idx_t[:] perm,
+                      bint use_perm, long long[:, ::1] chunks, double[::1] centre,
+                      double boxsize, double[::1] u, double[::1] v, double[::1] n,
+                      double depth, double width, int npix, int scheme,
+                      double[::1] prefilter, double[::1] table, double hmax, int nthreads):
+    """Project and deposit the particles of ``chunks`` (see the module docstring).
+
+    Parameters
+    ----------
+    pos : (N, 3) float32 or float64, C-contiguous
+    w : (N, k) float32 or float64, any strides
+    hs : (N,) smoothing lengths (scheme 2), else an empty array
+    perm : index permutation when ``use_perm``, else an empty array
+    use_perm : whether chunk bounds are positions in ``perm`` or particle ids
+    chunks : (m, 2) int64 half-open ranges
+    centre : (3,) centre, wrapped into [0, boxsize) when periodic
+    boxsize : box side, 0 for no periodic wrapping
+    u, v, n : image axes and line of sight
+    depth, width, npix : slab half thickness, image side, pixels per side
+    scheme : 0 NGP, 1 CIC, 2 SPH
+    prefilter : (10,) e[3], L - e[3], growth of e per unit H [3], bound on H
+    table : projected-kernel table over q^2 (ntable + 1 values)
+    hmax : largest smoothing length allowed (index built with smaller), inf otherwise
+    nthreads : threads (and image buffers)
+
+    Returns
+    -------
+    image : (k, npix, npix) float64
+    flags : int, bitwise OR of FLAG_* found
+    """
+    cdef Geom g
+    cdef int a
+    for a in range(3):
+        g.c[a] = centre[a]
+        g.u[a] = u[a]
+        g.v[a] = v[a]
+        g.n[a] = n[a]
+    g.L = boxsize
+    g.depth = depth
+    g.hw = 0.5 * width
+    g.inv_pix = npix / width
+    g.hmax = hmax
+    g.npix = npix
+    g.k = <int>w.shape[1]
+    g.scheme = scheme
+    g.table = &table[0]
+    g.ntable = <int>table.shape[0] - 1
+    buf_arr = np.zeros((nthreads, g.k, npix, npix), dtype=np.float64)
+    cdef double[:, :, :, ::1] buf = buf_arr
+    cdef double* bufp = &buf[0, 0, 0, 0]
+    cdef Py_ssize_t stride = <Py_ssize_t>g.k * npix * npix
+    cdef const double* pre = &prefilter[0]
+    cdef Py_ssize_t m = chunks.shape[0], ci
+    cdef int flags = 0, tid
+    for ci in prange(m, nogil=True, num_threads=nthreads, schedule="static", chunksize=1):
+        tid = threadid()
+        flags |= _scan(pos, w, hs, perm, use_perm, chunks[ci, 0], chunks[ci, 1], &g, pre,
+                       bufp + tid * stride)
+    return buf_arr.sum(axis=0), flags
+
+
+# --------------------------------------------------------------------------------------
+# cell index
+# --------------------------------------------------------------------------------------
+
+def build_cell_index(pos_t[:, ::1] pos, double boxsize, int ncell, idx_t[::1] perm,
+                     long long[::1] offsets, int nthreads):
+    """Counting-sort the particles by periodic cell.
+
+    Cell ``(ix, iy, iz)`` of side ``boxsize / ncell`` has id ``(ix*ncell + iy)*ncell + iz``;
+    ``x`` is first wrapped into ``[0, boxsize)``.  Fills ``perm`` (particle ids in
+    cell order, stable) and ``offsets`` (``ncell**3 + 1`` values: cell ``c`` holds
+    ``perm[offsets[c]:offsets[c + 1]]``).  Returns FLAG_POSITION when a coordinate
+    is NaN or infinite (then ``perm`` is meaningless), else 0.
+    """
+    cdef Py_ssize_t N = pos.shape[0], i
+    cdef long long ncells = <long long>ncell * ncell * ncell, cid
+    cell_arr = np.empty(N, dtype=np.int32)
+    cdef int[::1] cell = cell_arr
+    cdef double scale = ncell / boxsize
+    cdef double x
+    cdef int a, ia, flags = 0
+    for i in prange(N, nogil=True, num_threads=nthreads, schedule="static"):
+        cid = 0
+        for a in range(3):
+            x = <double>pos[i, a]
+            if not isfinite(x):
+                flags |= F_POS
+                x = 0.0
+            x = x - boxsize * floor(x / boxsize)
+            ia = <int>(x * scale)
+            if ia >= ncell:
+                ia = ncell - 1
+            if ia < 0:
+                ia = 0
+            cid = cid * ncell + ia
+        cell[i] = <int>cid
+    if flags:
+        return flags
+    offsets[:] = 0
+    for i in range(N):
+        offsets[cell[i] + 1] += 1
+    for cid in range(ncells):
+        offsets[cid + 1] += offsets[cid]
+    cursor_arr = np.asarray(offsets[:ncells]).copy()
+    cdef long long[::1] cursor = cursor_arr
+    with nogil:
+        for i in range(N):
+            cid = cell[i]
+            perm[cursor[cid]] = <idx_t>i
+            cursor[cid] += 1
+    return 0
+
+
+def select_particles(pos_t[:, ::1] pos, idx_t[::1] perm, long long[:, ::1] ranges,
+                     double[::1] centre, double boxsize, double[::1] half, double radius,
+                     bint sphere):
+    """Exact periodic selection among the candidates ``perm[ranges]``.
+
+    With ``d = x - c; d -= L*floor(d/L + 0.5)`` per axis (float64), a particle is
+    kept when ``|d_a| <= half[a]`` for all axes (box) or when
+    ``d_x*d_x + d_y*d_y + d_z*d_z <= radius*radius`` (sphere).  Returns the sorted
+    int64 particle ids.
+    """
+    cdef Py_ssize_t m = ranges.shape[0], r, j, total = 0, nout = 0
+    for r in range(m):
+        total += ranges[r, 1] - ranges[r, 0]
+    out_arr = np.empty(total, dtype=np.int64)
+    cdef long long[::1] out = out_arr
+    cdef double d[3]
+    cdef double L = boxsize, r2 = radius * radius
+    cdef long long i
+    cdef int a, keep
+    with nogil:
+        for r in range(m):
+            for j in range(ranges[r, 0], ranges[r, 1]):
+                i = perm[j]
+                for a in range(3):
+                    d[a] = <double>pos[i, a] - centre[a]
+                    d[a] = d[a] - L * floor(d[a] / L + 0.5)
+                if sphere:
+                    keep = d[0] * d[0] + d[1] * d[1] + d[2] * d[2] <= r2
+                else:
+                    keep = fabs(d[0]) <= half[0] and fabs(d[1]) <= half[1] and fabs(d[2]) <= half[2]
+                if keep:
+                    out[nout] = i
+                    nout += 1
+    result = out_arr[:nout]
+    result.sort()
+    return result
+
+
+def smoothing_length_max(h_t[:] h):
+    """Largest value of ``h``, or -1 when any value is not finite and positive."""
+    cdef Py_ssize_t N = h.shape[0], i
+    cdef double x, hmax = 0.0
+    cdef bint bad = False
+    with nogil:
+        for i in range(N):
+            x = <double>h[i]
+            if not (x > 0.0 and isfinite(x)):
+                bad = True
+                break
+            if x > hmax:
+                hmax = x
+    return -1.0 if bad else hmax
