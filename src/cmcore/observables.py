@@ -204,6 +204,29 @@ def required_fields(channel: str) -> tuple[str, tuple[str, ...]]:
     return "gas", ("density", "temperature")
 
 
+def snapshot_request(
+    channels: Sequence[str], *, scheme: str = "ngp"
+) -> tuple[list[str], list[str]]:
+    """Particle types and fields to read for ``channels`` (for :func:`cmcore.readers.read_snapshot`).
+
+    Returns ``(particle_types, fields)``: every field the channels use, required
+    or optional, to be read where the file has them (``optional_fields``);
+    :func:`check_available` then names what a channel lacks.
+    """
+    channels = check_channels(channels)
+    ptypes = sorted({CHANNEL_PARTICLES[ch] for ch in channels})
+    fields: set[str] = set()
+    for ch in channels:
+        fields.update(required_fields(ch)[1])
+        if ch in ("Fxs", "Fxb"):
+            fields.update(("metallicity", "electron_abundance", "star_formation_rate"))
+        if ch == "Ypar":
+            fields.add("electron_abundance")
+    if scheme == "sph":
+        fields.add("smoothing_length")
+    return ptypes, sorted(fields)
+
+
 def check_available(snapshot: Snapshot, channels: Sequence[str]) -> None:
     """Raise :class:`InputError`, naming what is missing, if a channel cannot be made."""
     for ch in check_channels(channels):
