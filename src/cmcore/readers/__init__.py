@@ -118,6 +118,7 @@ def read_snapshot(
     *,
     particle_types: Sequence[str] | None = None,
     fields: Sequence[str] | None = None,
+    optional_fields: Sequence[str] = (),
     luminosity_datasets: Mapping[str, str] | None = None,
     drop_nonfinite: bool = False,
     flavour: str | None = None,
@@ -136,6 +137,9 @@ def read_snapshot(
         positions and masses are always read.  Default: every field the file
         has.  A requested field the file lacks raises :class:`InputError`
         (``"temperature"`` may come from ``InternalEnergy``).
+    optional_fields : sequence of str
+        Fields read where the file has them, silently skipped where not (e.g.
+        ``["potential"]`` for halo centres).
     luminosity_datasets : mapping, optional
         ``{"luminosity_soft": "<gas dataset>", "luminosity_bol": "<gas dataset>"}``:
         precomputed gas luminosities to read (converted with the file's unit
@@ -179,7 +183,7 @@ def read_snapshot(
             if unit_system is None:
                 raise FileFormatError(
                     f"{files[0]}: unknown snapshot flavour: no EAGLE, GADGET-4 or SWIFT unit "
-                    "attributes (a plain GADGET/GIZMO file? pass unit_system=... to read it)"
+                    "attributes (a plain GADGET/GIZMO file? name its code units: unit_system=..., cmc --unit-system)"
                 )
             found = "gadget"
         flavour = found
@@ -188,6 +192,7 @@ def read_snapshot(
     options = dict(
         particle_types=types,
         fields=tuple(fields) if fields is not None else None,
+        optional_fields=tuple(optional_fields),
         luminosity_datasets=luminosity_datasets,
         drop_nonfinite=drop_nonfinite,
     )

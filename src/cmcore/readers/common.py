@@ -144,14 +144,14 @@ def read(
     *,
     particle_types: Sequence[str] | None,
     fields: Sequence[str] | None,
+    optional_fields: Sequence[str],
     luminosity_datasets: Mapping[str, str],
     drop_nonfinite: bool,
 ) -> Snapshot:
     """Read ``files`` with ``flavour``'s conventions (see :func:`cmcore.readers.read_snapshot`)."""
-    if fields is not None:
-        bad = [k for k in fields if k not in FIELD_KIND]
-        if bad:
-            raise InputError(f"unknown field(s) {bad}; choose among {sorted(FIELD_KIND)}")
+    bad = [k for k in (*(fields or ()), *optional_fields) if k not in FIELD_KIND]
+    if bad:
+        raise InputError(f"unknown field(s) {bad}; choose among {sorted(FIELD_KIND)}")
     with open_hdf5(files[0]) as f:
         header = flavour.header(f)
     counts = []
@@ -194,7 +194,7 @@ def read(
         particles[ptype] = _read_type(
             files, flavour, header, ptype, itype,
             [int(c[itype]) if itype < len(c) else 0 for c in counts],
-            fields, luminosity_datasets if ptype == "gas" else {}, drop_nonfinite,
+            fields, optional_fields, luminosity_datasets if ptype == "gas" else {}, drop_nonfinite,
         )
     return Snapshot(
         particles=particles,
@@ -208,7 +208,7 @@ def read(
     )
 
 
-def _read_type(files, flavour, header, ptype, itype, counts, fields, lum, drop_nonfinite):
+def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, lum, drop_nonfinite):
     group = f"PartType{itype}"
     with open_hdf5(files[int(np.argmax(counts))]) as f:
         names_in_file = set(f[group].keys()) if group in f else set()
@@ -239,7 +239,8 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, lum, drop_n
     else:
         raise FileFormatError(f"{files[0]}: {group} has no Mass(es) dataset and MassTable[{itype}] is 0")
 
-    wanted = list(fields) if fields is not None else list(FIELD_KIND)
+    required = list(fields) if fields is not None else []
+    wanted = required + [k for k in optional if k not in required] if fields is not None else list(FIELD_KIND)
     for key in wanted:
         if key.startswith("luminosity"):
             continue
@@ -266,7 +267,7 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, lum, drop_n
                     stacklevel=5,
                 )
             arrays[key] = (temperature_from_internal_energy(u, ne), where)
-        elif fields is not None:
+        elif key in required:
             raise InputError(f"{files[0]}: {ptype} particles ({group}) have no {key!r} dataset")
     for key, dataset in lum.items():
         if dataset not in names_in_file:

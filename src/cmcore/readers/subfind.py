@@ -59,9 +59,9 @@ def read_catalogue(files: Sequence[Path], kind: str) -> HaloCatalogue:
 
 
 def _meta(f, kind: str) -> dict:
-    hdr = f["Header"].attrs if "Header" in f else {}
-    params = f["Parameters"].attrs if "Parameters" in f else {}
-    cosmo = f["Cosmology"].attrs if "Cosmology" in f else {}
+    hdr = dict(f["Header"].attrs) if "Header" in f else {}
+    params = dict(f["Parameters"].attrs) if "Parameters" in f else {}
+    cosmo = dict(f["Cosmology"].attrs) if "Cosmology" in f else {}
     where = f"{f.filename}: Header"
 
     def get(name: str) -> float:
