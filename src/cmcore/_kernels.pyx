@@ -36,6 +36,7 @@ import numpy as np
 
 cdef extern from *:
     """
+    #include <math.h>
     #ifdef _OPENMP
     #include <omp.h>
     static int cmc_max_threads(void) { return omp_get_max_threads(); }
@@ -44,9 +45,68 @@ cdef extern from *:
     static int cmc_max_threads(void) { return 1; }
     static int cmc_have_openmp(void) { return 0; }
     #endif
+
+    /* Runtime dispatch: an AVX2 clone next to the portable baseline (GCC, x86-64
+       Linux); elsewhere the baseline only.  The prefilter has no multiply-add, so
+       both clones select exactly the same particles. */
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #define CMC_CLONES __attribute__((target_clones("avx2", "default")))
+    #else
+    #define CMC_CLONES
+    #endif
+
+    /* Prefilter particles i0..i1-1 of a C-contiguous (N, 3) array, 8 at a time.
+       Per coordinate (period 3, tiled to 24 lanes): a = |x - c|,
+       pass = a <= e || a >= f (periodic minimum-image test, valid while a < L),
+       bad = !(a < L) (|dx| >= L, NaN or inf).  Each lane holds its axis bit when it
+       passes and bit 3 when bad; a group whose OR lacks an axis and has no bad lane
+       is skipped whole.  Writes the ids of particles with all three axis bits or a
+       bad coordinate to out and returns their number. */
+    #define CMC_PREFILTER(NAME, T, ABS)                                              \\
+    CMC_CLONES static Py_ssize_t NAME(const T* p, Py_ssize_t i0, Py_ssize_t i1,       \\
+            const T* c24, const T* e24, const T* f24, const int* bit24, T L,         \\
+            Py_ssize_t* out) {                                                        \\
+        Py_ssize_t nout = 0, i = i0;                                                  \\
+        int m[24];                                                                    \\
+        for (; i + 8 <= i1; i += 8) {                                                 \\
+            const T* q = p + 3 * i;                                                   \\
+            int o = 0;                                                                \\
+            for (int k = 0; k < 24; ++k) {                                            \\
+                T a = ABS(q[k] - c24[k]);                                             \\
+                int pass = (a <= e24[k]) | (a >= f24[k]);                             \\
+                int bad = !(a < L);                                                   \\
+                m[k] = (-pass & bit24[k]) | (bad << 3);                               \\
+                o |= m[k];                                                            \\
+            }                                                                         \\
+            if ((o & 7) == 7 || (o & 8)) {                                            \\
+                for (int t = 0; t < 8; ++t) {                                         \\
+                    if ((m[3 * t] | m[3 * t + 1] | m[3 * t + 2]) >= 7) out[nout++] = i + t; \\
+                }                                                                     \\
+            }                                                                         \\
+        }                                                                             \\
+        for (; i < i1; ++i) {                                                         \\
+            int r = 0;                                                                \\
+            for (int k = 0; k < 3; ++k) {                                             \\
+                T a = ABS(p[3 * i + k] - c24[k]);                                     \\
+                int pass = (a <= e24[k]) | (a >= f24[k]);                             \\
+                r |= (-pass & bit24[k]) | ((!(a < L)) << 3);                          \\
+            }                                                                         \\
+            if (r >= 7) out[nout++] = i;                                              \\
+        }                                                                             \\
+        return nout;                                                                  \\
+    }
+    CMC_PREFILTER(cmc_prefilter_f32, float, fabsf)
+    CMC_PREFILTER(cmc_prefilter_f64, double, fabs)
     """
     int cmc_max_threads() nogil
     int cmc_have_openmp() nogil
+    Py_ssize_t cmc_prefilter_f32(const float* p, Py_ssize_t i0, Py_ssize_t i1,
+                                 const float* c24, const float* e24, const float* f24,
+                                 const int* bit24, float L, Py_ssize_t* out) nogil
+    Py_ssize_t cmc_prefilter_f64(const double* p, Py_ssize_t i0, Py_ssize_t i1,
+                                 const double* c24, const double* e24, const double* f24,
+                                 const int* bit24, double L, Py_ssize_t* out) nogil
+
 
 ctypedef fused pos_t:
     float
@@ -220,10 +280,111 @@ cdef void _sph(const Geom* g, double fu, double fv, double H, const double* wv,
 # the scan over one chunk
 # --------------------------------------------------------------------------------------
 
-cdef int _scan(pos_t[:, ::1] pos, w_t[:, :] w, h_t[:] hs, idx_t[:] perm, bint use_perm,
-               Py_ssize_t start, Py_ssize_t end, const Geom* g, const double* pre,
-               double* out) noexcept nogil:
-    """Prefilter, select exactly and deposit particles ``start..end`` of one chunk."""
+cdef struct Arrays:
+    const char* pos          # (N, 3) C-contiguous
+    const char* w            # (N, k), strides ws0, ws1 bytes
+    Py_ssize_t ws0
+    Py_ssize_t ws1
+    const char* hs           # (N,), stride hs0 bytes (scheme SPH only)
+    Py_ssize_t hs0
+
+
+cdef inline int _exact(const Arrays* arr, pos_t* pdummy, w_t* wdummy, h_t* hdummy,
+                       Py_ssize_t i, const Geom* g, double* out) noexcept nogil:
+    """Exact float64 selection and deposition of particle ``i``; returns FLAG bits.
+
+    The ``*dummy`` pointers only select the specialisation (dtypes).
+    """
+    cdef const pos_t* p = <const pos_t*>arr.pos + 3 * i
+    cdef double dx, dy, dz, s, uu, vv, fu, fv, reach, wval
+    cdef double H = 0.0
+    cdef double wv[MAXK]
+    cdef int c
+    if g.scheme == SCHEME_SPH:
+        H = <double>(<const h_t*>(arr.hs + i * arr.hs0))[0]
+        if not (H > 0.0 and isfinite(H)):
+            return F_H
+        if H > g.hmax:
+            return F_HMAX
+    dx = <double>p[0] - g.c[0]
+    dy = <double>p[1] - g.c[1]
+    dz = <double>p[2] - g.c[2]
+    if not (isfinite(dx) and isfinite(dy) and isfinite(dz)):
+        return F_POS
+    if g.L > 0.0:
+        dx = dx - g.L * floor(dx / g.L + 0.5)
+        dy = dy - g.L * floor(dy / g.L + 0.5)
+        dz = dz - g.L * floor(dz / g.L + 0.5)
+    s = dx * g.n[0] + dy * g.n[1] + dz * g.n[2]
+    if not (fabs(s) <= g.depth):
+        return 0
+    uu = dx * g.u[0] + dy * g.u[1] + dz * g.u[2]
+    vv = dx * g.v[0] + dy * g.v[1] + dz * g.v[2]
+    fu = (uu + g.hw) * g.inv_pix
+    fv = (vv + g.hw) * g.inv_pix
+    if g.scheme == SCHEME_NGP:
+        reach = 0.0
+    elif g.scheme == SCHEME_CIC:
+        reach = 0.5
+    else:
+        reach = H * g.inv_pix
+    if not (fu >= -reach and fu < g.npix + reach and fv >= -reach and fv < g.npix + reach):
+        return 0
+    for c in range(g.k):
+        wval = <double>(<const w_t*>(arr.w + i * arr.ws0 + c * arr.ws1))[0]
+        if not isfinite(wval):
+            return F_W
+        wv[c] = wval
+    if g.scheme == SCHEME_NGP:
+        _ngp(g, fu, fv, wv, out)
+    elif g.scheme == SCHEME_CIC:
+        _cic(g, fu, fv, wv, out)
+    else:
+        _sph(g, fu, fv, H, wv, out)
+    return 0
+
+
+cdef enum:
+    SUB = 2048          # particles per prefilter call (candidate buffer on the stack)
+
+
+cdef int _scan_contiguous(const Arrays* arr, pos_t* pdummy, w_t* wdummy, h_t* hdummy,
+                          Py_ssize_t start, Py_ssize_t end, const Geom* g, const double* pre,
+                          double* out) noexcept nogil:
+    """NGP/CIC over particle ids ``start..end``: vectorised prefilter, then exact path."""
+    cdef pos_t c24[24]
+    cdef pos_t e24[24]
+    cdef pos_t f24[24]
+    cdef int bit24[24]
+    cdef Py_ssize_t cand[SUB]
+    cdef pos_t L = <pos_t>(g.L if g.L > 0.0 else INFINITY)
+    cdef Py_ssize_t b, nb, ncand, t
+    cdef int k, flags = 0
+    for k in range(24):
+        c24[k] = <pos_t>g.c[k % 3]
+        e24[k] = <pos_t>pre[k % 3]
+        f24[k] = <pos_t>pre[3 + k % 3]
+        bit24[k] = 1 << (k % 3)
+    b = start
+    while b < end:
+        nb = end - b if end - b < SUB else SUB
+        if pos_t is float:
+            ncand = cmc_prefilter_f32(<const float*>arr.pos, b, b + nb, c24, e24, f24, bit24,
+                                      L, cand)
+        else:
+            ncand = cmc_prefilter_f64(<const double*>arr.pos, b, b + nb, c24, e24, f24, bit24,
+                                      L, cand)
+        for t in range(ncand):
+            flags |= _exact(arr, pdummy, wdummy, hdummy, cand[t], g, out)
+        b += nb
+    return flags
+
+
+cdef int _scan_general(const Arrays* arr, pos_t* pdummy, w_t* wdummy, h_t* hdummy,
+                       idx_t[:] perm, bint use_perm, Py_ssize_t start, Py_ssize_t end,
+                       const Geom* g, const double* pre, double* out) noexcept nogil:
+    """Scalar prefilter (per-particle kernel reach for SPH; index permutation), then exact path."""
+    cdef const pos_t* pos = <const pos_t*>arr.pos
     cdef pos_t c0 = <pos_t>g.c[0]
     cdef pos_t c1 = <pos_t>g.c[1]
     cdef pos_t c2 = <pos_t>g.c[2]
@@ -239,14 +400,9 @@ cdef int _scan(pos_t[:, ::1] pos, w_t[:, :] w, h_t[:] hs, idx_t[:] perm, bint us
     cdef pos_t g2 = <pos_t>pre[8]
     cdef pos_t hbig = <pos_t>pre[9]        # prefilter bound on H (finite)
     cdef bint sph = g.scheme == SCHEME_SPH
-    cdef bint periodic = g.L > 0.0
     cdef pos_t x, y, z, ax, ay, az, hi, ex, ey, ez, fx, fy, fz
-    cdef double dx, dy, dz, s, uu, vv, fu, fv, H, reach, wval
-    cdef double wv[MAXK]
     cdef Py_ssize_t j, i
-    cdef int flags = 0, c, cand, ok
-    hi = 0
-    H = 0.0
+    cdef int flags = 0, cand
     ex = e0
     ey = e1
     ez = e2
@@ -258,9 +414,9 @@ cdef int _scan(pos_t[:, ::1] pos, w_t[:, :] w, h_t[:] hs, idx_t[:] perm, bint us
             i = perm[j]
         else:
             i = j
-        x = pos[i, 0] - c0
-        y = pos[i, 1] - c1
-        z = pos[i, 2] - c2
+        x = pos[3 * i] - c0
+        y = pos[3 * i + 1] - c1
+        z = pos[3 * i + 2] - c2
         if pos_t is float:
             ax = fabsf(x)
             ay = fabsf(y)
@@ -271,7 +427,7 @@ cdef int _scan(pos_t[:, ::1] pos, w_t[:, :] w, h_t[:] hs, idx_t[:] perm, bint us
             az = fabs(z)
         cand = 0
         if sph:
-            hi = <pos_t>hs[i]
+            hi = <pos_t>(<const h_t*>(arr.hs + i * arr.hs0))[0]
             ex = e0 + hi * g0
             ey = e1 + hi * g1
             ez = e2 + hi * g2
@@ -282,57 +438,8 @@ cdef int _scan(pos_t[:, ::1] pos, w_t[:, :] w, h_t[:] hs, idx_t[:] perm, bint us
         cand = cand | ((((ax <= ex) | (ax >= fx)) & ((ay <= ey) | (ay >= fy))
                         & ((az <= ez) | (az >= fz)))
                        | (((ax < L) & (ay < L) & (az < L)) == 0))
-        if not cand:
-            continue
-        # ---- exact path, float64 ----
-        if sph:
-            H = <double>hs[i]
-            if not (H > 0.0 and isfinite(H)):
-                flags |= F_H
-                continue
-            if H > g.hmax:
-                flags |= F_HMAX
-                continue
-        dx = <double>pos[i, 0] - g.c[0]
-        dy = <double>pos[i, 1] - g.c[1]
-        dz = <double>pos[i, 2] - g.c[2]
-        if not (isfinite(dx) and isfinite(dy) and isfinite(dz)):
-            flags |= F_POS
-            continue
-        if periodic:
-            dx = dx - g.L * floor(dx / g.L + 0.5)
-            dy = dy - g.L * floor(dy / g.L + 0.5)
-            dz = dz - g.L * floor(dz / g.L + 0.5)
-        s = dx * g.n[0] + dy * g.n[1] + dz * g.n[2]
-        if not (fabs(s) <= g.depth):
-            continue
-        uu = dx * g.u[0] + dy * g.u[1] + dz * g.u[2]
-        vv = dx * g.v[0] + dy * g.v[1] + dz * g.v[2]
-        fu = (uu + g.hw) * g.inv_pix
-        fv = (vv + g.hw) * g.inv_pix
-        if g.scheme == SCHEME_NGP:
-            reach = 0.0
-        elif g.scheme == SCHEME_CIC:
-            reach = 0.5
-        else:
-            reach = H * g.inv_pix
-        if not (fu >= -reach and fu < g.npix + reach and fv >= -reach and fv < g.npix + reach):
-            continue
-        ok = 1
-        for c in range(g.k):
-            wval = <double>w[i, c]
-            if not isfinite(wval):
-                ok = 0
-            wv[c] = wval
-        if not ok:
-            flags |= F_W
-            continue
-        if g.scheme == SCHEME_NGP:
-            _ngp(g, fu, fv, wv, out)
-        elif g.scheme == SCHEME_CIC:
-            _cic(g, fu, fv, wv, out)
-        else:
-            _sph(g, fu, fv, H, wv, out)
+        if cand:
+            flags |= _exact(arr, pdummy, wdummy, hdummy, i, g, out)
     return flags
 
 
@@ -388,12 +495,27 @@ def project_particles(pos_t[:, ::1] pos, w_t[:, :] w, h_t[:] hs, idx_t[:] perm,
     cdef double* bufp = &buf[0, 0, 0, 0]
     cdef Py_ssize_t stride = <Py_ssize_t>g.k * npix * npix
     cdef const double* pre = &prefilter[0]
+    cdef Arrays arr
+    arr.pos = <const char*>&pos[0, 0] if pos.shape[0] else NULL
+    arr.w = <const char*>&w[0, 0] if w.shape[0] else NULL
+    arr.ws0 = w.strides[0]
+    arr.ws1 = w.strides[1]
+    arr.hs = <const char*>&hs[0] if hs.shape[0] else NULL
+    arr.hs0 = hs.strides[0]
+    cdef pos_t* pdummy = NULL
+    cdef w_t* wdummy = NULL
+    cdef h_t* hdummy = NULL
+    cdef bint contiguous = not use_perm and scheme != SCHEME_SPH
     cdef Py_ssize_t m = chunks.shape[0], ci
     cdef int flags = 0, tid
     for ci in prange(m, nogil=True, num_threads=nthreads, schedule="static", chunksize=1):
         tid = threadid()
-        flags |= _scan(pos, w, hs, perm, use_perm, chunks[ci, 0], chunks[ci, 1], &g, pre,
-                       bufp + tid * stride)
+        if contiguous:
+            flags |= _scan_contiguous(&arr, pdummy, wdummy, hdummy, chunks[ci, 0],
+                                      chunks[ci, 1], &g, pre, bufp + tid * stride)
+        else:
+            flags |= _scan_general(&arr, pdummy, wdummy, hdummy, perm, use_perm,
+                                   chunks[ci, 0], chunks[ci, 1], &g, pre, bufp + tid * stride)
     return buf_arr.sum(axis=0), flags
 
 
