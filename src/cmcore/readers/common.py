@@ -216,7 +216,7 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, l
     def candidates(key):
         return [n for n in flavour.names.get(key, ()) if n in names_in_file]
 
-    def load(key: str, dataset: str, kind: str, comoving: bool):
+    def load(dataset: str, kind: str, comoving: bool):
         raw, attrs = _read_concat(files, group, dataset, counts)
         cgs, a_exp, h_exp = flavour.units(_Attrs(f"{group}/{dataset}", attrs))
         factor = conversion_factor(
@@ -230,10 +230,10 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, l
     coord = candidates("coordinates")
     if not coord:
         raise FileFormatError(f"{files[0]}: {group} has no Coordinates")
-    arrays["positions"] = load("positions", coord[0], "length", True)
+    arrays["positions"] = load(coord[0], "length", True)
     mass = candidates("masses")
     if mass:
-        arrays["masses"] = load("masses", mass[0], "mass", False)
+        arrays["masses"] = load(mass[0], "mass", False)
     elif itype < header.mass_table.size and header.mass_table[itype] > 0:
         arrays["masses"] = (np.full(sum(counts), header.mass_table[itype]), "Header/MassTable")
     else:
@@ -247,7 +247,7 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, l
         kind, comoving = FIELD_KIND[key]
         found = candidates(key)
         if found:
-            arr, where = load(key, found[0], kind, comoving)
+            arr, where = load(found[0], kind, comoving)
             if key == "metallicity" and arr.ndim == 2:
                 arr = arr[:, 0]  # GIZMO/FIRE: column 0 is the total metal mass fraction
             if key == "smoothing_length":
@@ -256,10 +256,10 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, l
                 arr = np.maximum(arr, 0.0)  # negative values flag past star formation
             arrays[key] = (arr, where)
         elif key == "temperature" and candidates("internal_energy"):
-            u, where = load("internal_energy", candidates("internal_energy")[0], "energy_per_mass", False)
+            u, where = load(candidates("internal_energy")[0], "energy_per_mass", False)
             ne = None
             if candidates("electron_abundance"):
-                ne = load("electron_abundance", candidates("electron_abundance")[0], "none", False)[0]
+                ne = load(candidates("electron_abundance")[0], "none", False)[0]
             else:
                 warnings.warn(
                     f"{files[0]}: no ElectronAbundance; temperature assumes fully ionised "
@@ -272,7 +272,7 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, l
     for key, dataset in lum.items():
         if dataset not in names_in_file:
             raise InputError(f"{files[0]}: luminosity dataset {group}/{dataset} not found")
-        arrays[key] = load(key, dataset, "luminosity", False)
+        arrays[key] = load(dataset, "luminosity", False)
 
     n = sum(counts)
     bad = np.zeros(n, dtype=bool)
