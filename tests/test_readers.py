@@ -335,3 +335,47 @@ def test_swift_smoothing_length_needs_kernel_gamma(tmp_path):
     with pytest.raises(FileFormatError, match="Kernel gamma"):
         read_snapshot(tmp_path / "swift.hdf5", fields=["smoothing_length"])
     assert "smoothing_length" not in read_snapshot(tmp_path / "swift.hdf5").gas
+
+
+# ---------------------------------------------------------------- region reads
+def _in_region(pos, centre, half, box):
+    d = pos - centre
+    d -= box * np.round(d / box)
+    return np.all(np.abs(d) <= half, axis=1)
+
+
+@pytest.mark.parametrize("centre", [(10.0, 10.0, 10.0), (19.5, 0.5, 10.0)])  # the second wraps
+def test_region_read_equals_full_read_then_mask(tmp_path, monkeypatch, centre):
+    import cmcore.readers.common as common
+
+    monkeypatch.setattr(common, "CHUNK_ROWS", 7)  # many chunks per file
+    truth = physical_truth(seed=5, n_gas=200, n_dm=300, n_star=40)
+    write_eagle(tmp_path / "snap", truth, nfiles=3)
+    full = read_snapshot(tmp_path / "snap")
+    part = read_snapshot(tmp_path / "snap", region=(centre, 4.0))
+    for kind, p in full.particles.items():
+        sel = _in_region(p.positions, np.array(centre), 4.0, BOX)
+        assert 0 < sel.sum() < len(p)
+        np.testing.assert_array_equal(part.particles[kind].positions, p.positions[sel])
+        np.testing.assert_array_equal(part.particles[kind].masses, p.masses[sel])
+        for key in p.fields:
+            np.testing.assert_array_equal(part.particles[kind][key], p[key][sel])
+
+
+def test_region_read_of_the_real_gadget4_file(shared_file):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = read_snapshot(shared_file(G4), fields=["temperature"])
+        part = read_snapshot(shared_file(G4), fields=["temperature"], region=([70.0, 1.0, 35.0], [5.0, 5.0, 10.0]))
+    sel = _in_region(full.gas.positions.astype(float), np.array([70.0, 1.0, 35.0]), np.array([5.0, 5.0, 10.0]), full.boxsize)
+    np.testing.assert_array_equal(part.gas["temperature"], full.gas["temperature"][sel])
+    assert len(part.dm) == _in_region(full.dm.positions.astype(float), np.array([70.0, 1.0, 35.0]),
+                                      np.array([5.0, 5.0, 10.0]), full.boxsize).sum()
+
+
+def test_region_must_be_well_formed(tmp_path):
+    write_eagle(tmp_path / "s.hdf5", physical_truth())
+    with pytest.raises(InputError, match="region"):
+        read_snapshot(tmp_path / "s.hdf5", region=((1.0, 2.0), 3.0))
+    with pytest.raises(InputError, match="region"):
+        read_snapshot(tmp_path / "s.hdf5", region=((1.0, 2.0, 3.0), -1.0))

@@ -16,10 +16,14 @@ Flavours (detected from the file's unit attributes, never guessed):
     the caller names the unit system (``unit_system=``); the standard GADGET
     conventions (comoving lengths, 1/h lengths and masses) then apply.
 
-Region reads: every reader reads the requested datasets of the requested
-particle types whole (all files of a multi-file snapshot); restricting to a
-region is done afterwards in memory, e.g. with :class:`cmcore.cellindex.CellIndex`.
-A true partial read of a snapshot larger than memory is not supported yet.
+Region reads (``region=(centre, half_width)``, a periodic box in comoving Mpc):
+the coordinates of each requested type are scanned in chunks of
+:data:`cmcore.readers.common.CHUNK_ROWS` rows, and every dataset is then read
+chunk by chunk keeping only the selected rows, so memory holds the selection
+(plus one byte per particle for the mask), not the snapshot.  The whole file
+is still read from disk: there is no spatial index on disk (no use of
+EAGLE's/SWIFT's hash-table or cell metadata yet).  Without ``region`` each
+requested dataset is read whole.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from ..errors import FileFormatError, InputError
 from ..snapshot import PARTICLE_TYPES, Snapshot
@@ -123,6 +128,7 @@ def read_snapshot(
     drop_nonfinite: bool = False,
     flavour: str | None = None,
     unit_system: Mapping[str, float] | None = None,
+    region: tuple[Sequence[float], float | Sequence[float]] | None = None,
 ) -> Snapshot:
     """Read a snapshot file (or multi-file snapshot) into a :class:`Snapshot`.
 
@@ -135,8 +141,10 @@ def read_snapshot(
     fields : sequence of str, optional
         Optional fields to read (names of :data:`cmcore.snapshot.FIELD_UNITS`);
         positions and masses are always read.  Default: every field the file
-        has.  A requested field the file lacks raises :class:`InputError`
-        (``"temperature"`` may come from ``InternalEnergy``).
+        has.  A requested field is required of gas particles (``"potential"``:
+        of every type read) and :class:`InputError` names it when the file lacks
+        it; other types get it where the file has it.  ``"temperature"`` may
+        come from ``InternalEnergy``.
     optional_fields : sequence of str
         Fields read where the file has them, silently skipped where not (e.g.
         ``["potential"]`` for halo centres).
@@ -152,6 +160,10 @@ def read_snapshot(
     unit_system : mapping, optional
         ``UnitLength_in_cm``, ``UnitMass_in_g``, ``UnitVelocity_in_cm_per_s`` for
         files without unit attributes (flavour ``gadget``).
+    region : (centre, half_width), optional
+        Read only particles with |x − centre| ≤ half_width along each axis
+        (minimum image, periodic); centre (3,) and half_width (scalar or (3,))
+        in comoving Mpc.  Positions stay in box coordinates.
 
     Returns
     -------
@@ -175,6 +187,13 @@ def read_snapshot(
     bad = [k for k in luminosity_datasets if k not in ("luminosity_soft", "luminosity_bol")]
     if bad:
         raise InputError(f"luminosity_datasets keys must be luminosity_soft/luminosity_bol, got {bad}")
+    if region is not None:
+        centre, half = region
+        centre = np.asarray(centre, dtype=np.float64).reshape(-1)
+        half = np.broadcast_to(np.asarray(half, dtype=np.float64), (3,)).copy()
+        if centre.shape != (3,) or not np.all(np.isfinite(centre)) or not np.all(half > 0):
+            raise InputError(f"region must be (centre (3,), positive half width), got {region!r}")
+        region = (centre, half)
     files = snapshot_files(path)
     with open_hdf5(files[0]) as f:
         found = detect_flavour(f)
@@ -195,6 +214,7 @@ def read_snapshot(
         optional_fields=tuple(optional_fields),
         luminosity_datasets=luminosity_datasets,
         drop_nonfinite=drop_nonfinite,
+        region=region,
     )
     if flavour == "eagle":
         from . import eagle

@@ -39,6 +39,9 @@ FIELD_KIND = {
     "potential": ("none", False),
 }
 
+#: Particle types of which a requested field is required; other types read it where present.
+FIELD_OWNERS = {key: ("gas",) for key in FIELD_KIND} | {"potential": tuple(PART_TYPE)}
+
 
 @dataclass
 class Header:
@@ -101,17 +104,13 @@ def scalar(attrs: Mapping, name: str, where: str) -> float:
     return float(np.asarray(attrs[name]).ravel()[0])
 
 
-def _find(group: h5py.Group, candidates: Sequence[str]) -> str | None:
-    for name in candidates:
-        if name in group:
-            return name
-    return None
+#: Rows read at a time when a region is selected (bounds the memory of a region read).
+CHUNK_ROWS = 1 << 22
 
 
-def _read_concat(files: Sequence[Path], group: str, name: str, counts: list[int]):
-    """Concatenate ``group/name`` over files; returns (array, first dataset attrs)."""
-    parts, attrs = [], None
-    for path, n in zip(files, counts):
+def _datasets(files: Sequence[Path], group: str, name: str, counts: Sequence[int]):
+    """Yield ``(file index, path, dataset)`` for each file holding particles of ``group``."""
+    for i, (path, n) in enumerate(zip(files, counts)):
         if n == 0:
             continue
         with open_hdf5(path) as f:
@@ -119,16 +118,56 @@ def _read_concat(files: Sequence[Path], group: str, name: str, counts: list[int]
                 raise FileFormatError(f"{path}: {group}/{name} is missing in this file of the snapshot")
             dset = f[group][name]
             if dset.shape[:1] != (n,):
-                raise FileFormatError(
-                    f"{path}: {group}/{name} has {dset.shape[:1]} rows, header says {n}"
-                )
-            try:
-                parts.append(dset[()])
-            except OSError as exc:
-                raise FileFormatError(f"{path}: cannot read {group}/{name} (truncated?): {exc}") from None
-            if attrs is None:
-                attrs = dict(dset.attrs)
-    return np.concatenate(parts) if parts else None, attrs
+                raise FileFormatError(f"{path}: {group}/{name} has {dset.shape[:1]} rows, header says {n}")
+            yield i, path, dset
+
+
+def _rows(path: Path, dset: h5py.Dataset, start: int, stop: int) -> np.ndarray:
+    try:
+        return dset[start:stop]
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot read {dset.name} (truncated?): {exc}") from None
+
+
+def _read_concat(files: Sequence[Path], group: str, name: str, counts: Sequence[int], masks=None):
+    """Concatenate ``group/name`` over files, keeping only the rows of ``masks`` when given.
+
+    Returns ``(array, attributes of the first file's dataset)``.  With masks (one
+    boolean array per file) the dataset is read :data:`CHUNK_ROWS` rows at a
+    time, so that only the selection is held in memory.
+    """
+    parts, attrs, empty = [], None, None
+    for i, path, dset in _datasets(files, group, name, counts):
+        if attrs is None:
+            attrs, empty = dict(dset.attrs), np.zeros((0, *dset.shape[1:]), dset.dtype)
+        if masks is None:
+            parts.append(_rows(path, dset, 0, dset.shape[0]))
+            continue
+        for start in range(0, dset.shape[0], CHUNK_ROWS):
+            keep = masks[i][start: start + CHUNK_ROWS]
+            if keep.any():
+                parts.append(_rows(path, dset, start, start + CHUNK_ROWS)[keep])
+    if attrs is None:
+        raise FileFormatError(f"{files[0]}: no {group}/{name} in any file")
+    return (np.concatenate(parts) if parts else empty), attrs
+
+
+def _first_attrs(files, group, name, counts) -> dict:
+    for _, _, dset in _datasets(files, group, name, counts):
+        return dict(dset.attrs)
+    raise FileFormatError(f"{files[0]}: no {group}/{name} in any file")
+
+
+def _region_masks(files, group, name, counts, factor, region, boxsize) -> list[np.ndarray]:
+    """Per-file masks of the particles inside the periodic box ``region`` = (centre, half widths)."""
+    centre, half = region
+    masks = [np.zeros(n, dtype=bool) for n in counts]
+    for i, path, dset in _datasets(files, group, name, counts):
+        for start in range(0, dset.shape[0], CHUNK_ROWS):
+            d = _rows(path, dset, start, start + CHUNK_ROWS).astype(np.float64) * factor - centre
+            d -= boxsize * np.round(d / boxsize)
+            masks[i][start: start + len(d)] = np.all(np.abs(d) <= half, axis=1)
+    return masks
 
 
 class _Attrs:
@@ -147,6 +186,7 @@ def read(
     optional_fields: Sequence[str],
     luminosity_datasets: Mapping[str, str],
     drop_nonfinite: bool,
+    region: tuple[np.ndarray, np.ndarray] | None,
 ) -> Snapshot:
     """Read ``files`` with ``flavour``'s conventions (see :func:`cmcore.readers.read_snapshot`)."""
     bad = [k for k in (*(fields or ()), *optional_fields) if k not in FIELD_KIND]
@@ -195,6 +235,7 @@ def read(
             files, flavour, header, ptype, itype,
             [int(c[itype]) if itype < len(c) else 0 for c in counts],
             fields, optional_fields, luminosity_datasets if ptype == "gas" else {}, drop_nonfinite,
+            region,
         )
     return Snapshot(
         particles=particles,
@@ -208,7 +249,7 @@ def read(
     )
 
 
-def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, lum, drop_nonfinite):
+def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, lum, drop_nonfinite, region):
     group = f"PartType{itype}"
     with open_hdf5(files[int(np.argmax(counts))]) as f:
         names_in_file = set(f[group].keys()) if group in f else set()
@@ -216,12 +257,13 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, l
     def candidates(key):
         return [n for n in flavour.names.get(key, ()) if n in names_in_file]
 
-    def load(dataset: str, kind: str, comoving: bool):
-        raw, attrs = _read_concat(files, group, dataset, counts)
+    def factor_of(dataset: str, attrs: Mapping, kind: str, comoving: bool) -> float:
         cgs, a_exp, h_exp = flavour.units(_Attrs(f"{group}/{dataset}", attrs))
-        factor = conversion_factor(
-            cgs, a_exp, h_exp, a=header.scale_factor, h=header.h, kind=kind, comoving=comoving
-        )
+        return conversion_factor(cgs, a_exp, h_exp, a=header.scale_factor, h=header.h, kind=kind, comoving=comoving)
+
+    def load(dataset: str, kind: str, comoving: bool):
+        raw, attrs = _read_concat(files, group, dataset, counts, masks)
+        factor = factor_of(dataset, attrs, kind, comoving)
         if kind == "length" and raw.dtype == np.float32:
             return (raw * np.float32(factor)).astype(np.float32), f"{group}/{dataset}"
         return raw.astype(np.float64) * factor, f"{group}/{dataset}"
@@ -230,17 +272,22 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, l
     coord = candidates("coordinates")
     if not coord:
         raise FileFormatError(f"{files[0]}: {group} has no Coordinates")
+    masks = None
+    if region is not None:
+        to_mpc = factor_of(coord[0], _first_attrs(files, group, coord[0], counts), "length", True)
+        masks = _region_masks(files, group, coord[0], counts, to_mpc, region, header.boxsize)
+    n = sum(counts) if masks is None else int(sum(m.sum() for m in masks))
     arrays["positions"] = load(coord[0], "length", True)
     mass = candidates("masses")
     if mass:
         arrays["masses"] = load(mass[0], "mass", False)
     elif itype < header.mass_table.size and header.mass_table[itype] > 0:
-        arrays["masses"] = (np.full(sum(counts), header.mass_table[itype]), "Header/MassTable")
+        arrays["masses"] = (np.full(n, header.mass_table[itype]), "Header/MassTable")
     else:
         raise FileFormatError(f"{files[0]}: {group} has no Mass(es) dataset and MassTable[{itype}] is 0")
 
-    required = list(fields) if fields is not None else []
-    wanted = required + [k for k in optional if k not in required] if fields is not None else list(FIELD_KIND)
+    required = [k for k in fields if ptype in FIELD_OWNERS[k]] if fields is not None else []
+    wanted = list(dict.fromkeys([*fields, *optional])) if fields is not None else list(FIELD_KIND)
     for key in wanted:
         if key.startswith("luminosity"):
             continue
@@ -274,7 +321,6 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, l
             raise InputError(f"{files[0]}: luminosity dataset {group}/{dataset} not found")
         arrays[key] = load(dataset, "luminosity", False)
 
-    n = sum(counts)
     bad = np.zeros(n, dtype=bool)
     for key, (arr, where) in arrays.items():
         finite = np.isfinite(arr) if arr.ndim == 1 else np.isfinite(arr).all(axis=1)
