@@ -1,0 +1,392 @@
+"""The synthetic universe: draw haloes, realise their particles, write the outputs.
+
+:func:`generate` writes into ``out``:
+
+``snapshot.hdf5``
+    EAGLE-style z = 0 snapshot (:mod:`cmcore.synth.writer`).
+``halos.h5``
+    cmc-halos catalogue of the target clusters, with M200 and R200 measured
+    from *all* particles of the snapshot within R200 of each centre
+    (:func:`cmcore.halos.spherical_overdensity`, periodic), never copied
+    from the generator's inputs.
+``synth.json``
+    Every parameter and relation, the seed, the code version, the drawn
+    properties of every target and the field-halo mass histogram with its
+    expectation.  Written last: its presence marks a complete run.
+
+Determinism: every random quantity comes from a :class:`numpy.random.Generator`
+seeded with ``SeedSequence(seed, spawn_key=key)`` where ``key`` names the
+halo (``(2, i)`` target i, ``(3, j)`` field halo j, ``(5, i, k)`` excess
+halo k of target i) or the catalogue draw, never the order of processing:
+the same seed gives identical arrays, other seeds independent universes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import InputError
+from ..halos import HaloCatalogue, cosmology_to_json, spherical_overdensity, write_halos
+from . import relations as rel
+from .cosmo import COSMOLOGY, h, rho_crit
+from .haloes import (ExcessModel, cumulative_abundance, halo_extent, in_columns,
+                     minimum_image, sample_mass_function, target_masses)
+from .presets import SynthConfig, get_preset
+from .profiles import (ellipsoid_axes, gas_integrals, gas_model, hernquist_radii, isotropic,
+                       nfw_radii, place, radial_grid, random_rotation, realise_gas,
+                       sample_radii, stochastic_count)
+from .writer import SnapshotWriter
+
+#: Particle-ID layout: uid << 28 | type << 26 | index.
+_ID_TYPE = {"gas": 0, "dm": 1, "stars": 2}
+_ID_INDEX_BITS, _ID_UID_SHIFT = 26, 28
+
+
+def _rng(seed: int, key: tuple) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+@dataclass
+class Halo:
+    """One halo to realise: where, how massive, which random stream."""
+
+    uid: int
+    m200: float
+    centre: np.ndarray
+    key: tuple
+    kind: str  # "target", "field" or "excess"
+
+
+@dataclass
+class SynthResult:
+    """What :func:`generate` wrote and drew.
+
+    Attributes
+    ----------
+    out : Path
+        Output folder; ``snapshot``, ``halos``, ``meta`` are the three files.
+    targets : dict of ndarray
+        Drawn properties of the target clusters (inputs, not measurements).
+    field_masses : ndarray
+        M200c of the Poisson (mass-function) field haloes drawn in the box.
+    field_volume : float
+        Volume they were drawn in [Mpc³].
+    n_particles : dict
+        Particles written per type.
+    seconds : float
+        Wall-clock time.
+    """
+
+    out: Path
+    targets: dict
+    field_masses: np.ndarray
+    field_volume: float
+    n_particles: dict
+    seconds: float
+    snapshot: Path = field(init=False)
+    halos: Path = field(init=False)
+    meta: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.snapshot = self.out / "snapshot.hdf5"
+        self.halos = self.out / "halos.h5"
+        self.meta = self.out / "synth.json"
+
+
+def realise_halo(halo: Halo, seed: int, config: SynthConfig, boxsize: float):
+    """Draw the properties of one halo and realise its particles.
+
+    Returns
+    -------
+    props : dict
+        The drawn properties (c200, axis ratios, gas and stellar parameters,
+        the intended Y500 and L_X proxy within the R500 ellipsoid, …).
+    particles : dict
+        ``{"dm"|"gas"|"stars": {field: ndarray}}`` with absolute, wrapped
+        ``positions`` [Mpc], ``ids`` and the type's other fields.
+    """
+    rng = _rng(seed, halo.key)
+    m200 = halo.m200
+    r200 = float(rel.r_delta(m200))
+    r_max = config.r_trunc * r200
+    c = float(rel.concentration_mean(m200)) * 10 ** (rel.CONCENTRATION_SCATTER_DEX * rng.normal())
+    s = float(np.clip(rng.normal(rel.shape_s_mean(m200), rel.SHAPE_S_SIGMA), 0.3, 0.98))
+    q = float(rng.uniform(s, 1.0))
+    rotation = random_rotation(rng)
+    axes_dm = ellipsoid_axes(q, s)
+    axes_gas = ellipsoid_axes(np.sqrt(q), np.sqrt(s))
+    x500 = float(rel.nfw_r500_over_r200(c)[0])
+    r500 = x500 * r200
+    m500 = m200 * float(rel.nfw_mu(c * x500) / rel.nfw_mu(c))
+
+    cool_core = bool(rng.uniform() < rel.COOL_CORE_FRACTION)
+    shape = dict(rel.GAS_SHAPE[cool_core])
+    shape["x_c"] *= 10 ** (rel.GAS_XC_SCATTER_DEX * rng.normal())
+    shape["beta"] += rel.GAS_BETA_SIGMA * rng.normal()
+    f_gas = min(float(rel.hot_gas_fraction_500(m500)) * 10 ** (rel.FGAS_SCATTER_DEX * rng.normal()),
+                0.9 * COSMOLOGY.Ob0 / COSMOLOGY.Om0)
+    t_x = float(rel.temperature_x(m500)) * 10 ** (rel.T_SCATTER_DEX * rng.normal())
+    gas = gas_model(m500, r500, f_gas, shape, t_x, cool_core)
+    in500, in200 = gas_integrals(gas, r500), gas_integrals(gas, r200)
+
+    mstar = float(rel.stellar_mass_central(m200)) * 10 ** (rel.SHMR_SCATTER_DEX * rng.normal())
+    galaxies = [(mstar, np.zeros(3))]
+
+    # subhaloes (dark matter) hosting satellites
+    psi_min = config.subhalo_min_mass / m200
+    sub_m, sub_pos = np.zeros(0), np.zeros((0, 3))
+    if psi_min < 1.0:
+        psi = np.geomspace(psi_min, 1.0, 200)
+        cum = np.concatenate([[0.0], np.cumsum(np.diff(np.log(psi)) * 0.5 * (
+            rel.subhalo_mass_function(psi[1:]) + rel.subhalo_mass_function(psi[:-1])))])
+        n_sub = rng.poisson(cum[-1])
+        sub_m = m200 * np.exp(np.interp(rng.uniform(0, cum[-1], n_sub), cum, np.log(psi)))
+        r = radial_grid(r_max, 1e-3 * r200)
+        number = 4 * np.pi * r**3 * rel.subhalo_number_density(r / r200)
+        sub_r = sample_radii(rng, n_sub, r, np.cumsum(number * np.gradient(np.log(r))))
+        sub_pos = place(rng, sub_r, axes_dm, rotation)
+        sub_in200 = float(sub_m[sub_r < r200].sum())
+    else:
+        sub_r, sub_in200 = np.zeros(0), 0.0
+
+    parts: dict[str, list] = {"dm": [], "gas": [], "stars": []}
+    m_dm200 = max(m200 - in200["mass"] - mstar - sub_in200, 0.3 * m200)
+    n_dm = stochastic_count(rng, m_dm200 * float(rel.nfw_mu(c * config.r_trunc) / rel.nfw_mu(c)),
+                            config.m_dm)
+    parts["dm"].append({"positions": place(rng, nfw_radii(rng, n_dm, r200, c, r_max), axes_dm,
+                                           rotation)})
+    for m_sub, pos, d in zip(sub_m, sub_pos, sub_r):
+        r200_sub = float(rel.r_delta(m_sub))
+        c_sub = float(rel.concentration_mean(m_sub)) * 10 ** (
+            rel.CONCENTRATION_SCATTER_DEX * rng.normal())
+        m_host = m200 * float(rel.nfw_mu(c * d / r200) / rel.nfw_mu(c))
+        r_tidal = min(r200_sub, d * (m_sub / (3.0 * m_host)) ** (1.0 / 3.0))
+        n = stochastic_count(rng, m_sub, config.m_dm)
+        parts["dm"].append({"positions": pos + isotropic(rng, n) * nfw_radii(
+            rng, n, r200_sub, c_sub, r_tidal)[:, None]})
+        m_sat = float(rel.stellar_mass_central(m_sub / rel.SUBHALO_STRIPPED_FRACTION)) * 10 ** (
+            rel.SHMR_SCATTER_DEX * rng.normal())
+        galaxies.append((m_sat, pos))
+
+    offsets, gas_fields = realise_gas(rng, gas, r_max, config.m_gas, axes_gas, rotation)
+    x = gas_fields.pop("radius") / r500
+    gas_fields["metallicity"] = rel.metallicity_profile(x, cool_core)
+    gas_fields["electron_abundance"] = np.full(x.size, rel.ELECTRON_ABUNDANCE)
+    gas_fields["masses"] = np.full(x.size, config.m_gas)
+    parts["gas"].append({"positions": offsets, **gas_fields})
+
+    for m_gal, pos in galaxies:
+        if m_gal < config.min_galaxy_mass:
+            continue
+        r_half = float(rel.galaxy_half_mass_radius(m_gal)) * 10 ** (
+            rel.SIZE_SCATTER_DEX * rng.normal())
+        n = max(1, int(round(m_gal / config.m_star))) if m_gal >= config.galaxy_split_mass else 1
+        radii = hernquist_radii(rng, n, r_half) if n > 1 else np.zeros(1)
+        parts["stars"].append({"positions": pos + isotropic(rng, n) * radii[:, None],
+                               "masses": np.full(n, m_gal / n)})
+
+    particles = {}
+    for ptype, chunks in parts.items():
+        merged = {k: np.concatenate([ch[k] for ch in chunks]) for k in chunks[0]} if chunks else {}
+        n = len(merged.get("positions", ()))
+        if n == 0:
+            continue
+        if n >= 2**_ID_INDEX_BITS:
+            raise InputError(f"halo {halo.uid} has {n} {ptype} particles: too many for the ID layout")
+        merged["positions"] = np.mod(merged["positions"] + halo.centre, boxsize)
+        merged["positions"][merged["positions"] >= boxsize] = 0.0
+        merged["ids"] = ((halo.uid << _ID_UID_SHIFT) | (_ID_TYPE[ptype] << _ID_INDEX_BITS)) + np.arange(
+            n, dtype=np.int64)
+        if ptype == "dm":
+            merged["masses"] = np.full(n, config.m_dm)
+        particles[ptype] = merged
+
+    y_per_mass_t = float(rel.compton_y_per_particle(1.0, 1.0))
+    props = dict(
+        m200=m200, r200=r200, c200=c, s=s, q=q, m500=m500, r500=r500, cool_core=cool_core,
+        f_gas500=f_gas, t_x=t_x, x_c=shape["x_c"], beta=shape["beta"], mstar_central=mstar,
+        n_sub=int(sub_m.size), mstar_satellites=float(sum(g[0] for g in galaxies[1:])),
+        y500_intended=y_per_mass_t * in500["mass_t"], lx_proxy_intended=in500["l_proxy"],
+        m_gas500_intended=in500["mass"],
+    )
+    return props, particles
+
+
+def _catalogue(config: SynthConfig, seed: int, boxsize: float):
+    """Targets and field haloes (positions and masses) of the universe."""
+    rng = _rng(seed, (0,))
+    m_t = target_masses(rng, config.clusters_per_bin, config.log_m_min, config.log_m_max,
+                        config.n_bins)
+    pos_t = rng.uniform(0.0, boxsize, size=(m_t.size, 3))
+    volume = boxsize**3
+    m_f = sample_mass_function(_rng(seed, (1,)), volume, config.field_min_mass,
+                               config.field_max_mass)
+    pos_f = _rng(seed, (1, 1)).uniform(0.0, boxsize, size=(m_f.size, 3))
+    targets = [Halo(i, float(m), pos_t[i], (2, i), "target") for i, m in enumerate(m_t)]
+    field_haloes = [Halo(m_t.size + j, float(m), pos_f[j], (3, j), "field")
+                    for j, m in enumerate(m_f)]
+    excess_model = ExcessModel(config.field_min_mass, config.field_max_mass)
+    bias_t = rel.halo_bias(m_t) if m_t.size else np.zeros(0)
+    uid = m_t.size + m_f.size
+    for i, halo in enumerate(targets):
+        r_in = float(halo_extent(halo.m200, config.r_trunc))
+        masses, offsets = excess_model.sample(_rng(seed, (4, i)), float(bias_t[i]), r_in)
+        for k, (m, d) in enumerate(zip(masses, offsets)):
+            field_haloes.append(Halo(uid, float(m), np.mod(halo.centre + d, boxsize), (5, i, k),
+                                     "excess"))
+            uid += 1
+    if config.field_region == "columns" and field_haloes:
+        keep = in_columns(np.array([f.centre for f in field_haloes]),
+                          halo_extent(np.array([f.m200 for f in field_haloes]), config.r_trunc),
+                          pos_t, boxsize, config.column_half_length, config.column_radius)
+        field_haloes = [f for f, k in zip(field_haloes, keep) if k]
+    return targets, field_haloes, m_f, volume
+
+
+def _measure_so(target: Halo, own: dict, neighbours: list, seed, config, boxsize, rho_c):
+    """M200, R200 and particle count of ``target`` from all particles near it."""
+    r_crop = config.r_trunc * float(rel.r_delta(target.m200))
+    pos, mass = [], []
+    for particles in [own] + [realise_halo(n, seed, config, boxsize)[1] for n in neighbours]:
+        for arrays in particles.values():
+            d = minimum_image(arrays["positions"] - target.centre, boxsize)
+            near = np.einsum("ij,ij->i", d, d) < r_crop**2
+            pos.append(arrays["positions"][near])
+            mass.append(arrays["masses"][near])
+    m200, r200, n = spherical_overdensity(pos, mass, target.centre, boxsize, rho_c,
+                                          return_counts=True, start_radius=0.5 * r_crop)
+    if not 0.0 < r200[0] < 0.9 * r_crop:
+        raise RuntimeError(f"target {target.uid}: R200 = {r200[0]:.3f} Mpc outside the "
+                           f"search sphere of {r_crop:.3f} Mpc")
+    return float(m200[0]), float(r200[0]), int(n[0])
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.PathLike = "synth",
+             **overrides) -> SynthResult:
+    """Generate a synthetic universe and write its three files into ``out``.
+
+    Parameters
+    ----------
+    preset : str or SynthConfig
+        ``"tiny"``, ``"small"``, ``"paper"`` (:data:`cmcore.synth.presets.PRESETS`)
+        or a full configuration.
+    seed : int
+        Master seed (non-negative).
+    out : path-like
+        Output folder (created if needed).
+    **overrides
+        Fields of :class:`SynthConfig` replacing the preset's.
+
+    Returns
+    -------
+    SynthResult
+
+    Raises
+    ------
+    InputError
+        Unknown preset or parameter, negative seed, ``out`` not a folder.
+    """
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    config = get_preset(preset, **overrides) if isinstance(preset, str) else preset
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "synth.json").unlink(missing_ok=True)  # the completion marker goes first
+
+    boxsize = config.box_size_h / h()
+    rho_c = rho_crit(0.0)
+    targets, field_haloes, m_field, volume = _catalogue(config, seed, boxsize)
+    everyone = targets + field_haloes
+    from scipy.spatial import cKDTree
+
+    centres = np.array([x.centre for x in everyone]).reshape(-1, 3)
+    extents = halo_extent(np.array([x.m200 for x in everyone]), config.r_trunc)
+    tree = cKDTree(np.mod(centres, boxsize), boxsize=boxsize) if len(everyone) else None
+
+    props, measured = [], []
+    buffers: dict[str, list] = {"dm": [], "gas": [], "stars": []}
+    buffered = 0
+    with SnapshotWriter(out / "snapshot.hdf5", boxsize, COSMOLOGY, 0.0, config.m_dm) as writer:
+        def flush():
+            for ptype, chunks in buffers.items():
+                if chunks:
+                    writer.append(ptype, {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]})
+                chunks.clear()
+
+        bar = tqdm(total=len(everyone), desc=f"synth {config.name}", unit="halo",
+                   disable=not config.progress)
+        for halo in everyone:
+            p, particles = realise_halo(halo, seed, config, boxsize)
+            if halo.kind == "target":
+                reach = extents[halo.uid] + extents.max()
+                near = [everyone[j] for j in tree.query_ball_point(halo.centre, reach)
+                        if j != halo.uid and np.linalg.norm(minimum_image(
+                            centres[j] - halo.centre, boxsize)) < extents[halo.uid] + extents[j]]
+                measured.append(_measure_so(halo, particles, near, seed, config, boxsize, rho_c))
+                props.append(p)
+            for ptype, arrays in particles.items():
+                buffers[ptype].append(arrays)
+                buffered += len(arrays["positions"])
+            if buffered >= config.batch_particles:
+                flush()
+                buffered = 0
+            bar.update()
+        flush()
+        bar.close()
+        counts = dict(writer.counts)
+
+    table = {k: np.array([p[k] for p in props]) for k in (props[0] if props else {})}
+    table["halo_id"] = np.arange(len(targets), dtype=np.int64)
+    table["centre"] = np.array([t.centre for t in targets]).reshape(-1, 3)
+    table["m200_measured"] = np.array([m[0] for m in measured])
+    table["r200_measured"] = np.array([m[1] for m in measured])
+    write_halos(out / "halos.h5", HaloCatalogue(
+        halo_id=table["halo_id"], centre=table["centre"], m200=table["m200_measured"],
+        r200=table["r200_measured"], n_particles=np.array([m[2] for m in measured], dtype=np.int64),
+        boxsize=boxsize, redshift=0.0, cosmology=COSMOLOGY,
+        source=f"cmc synth preset={config.name} seed={seed}: target clusters, SO from all particles",
+    ))
+
+    edges = np.arange(np.log10(config.field_min_mass), np.log10(config.field_max_mass) + 0.1, 0.1)
+    m_grid, cum = cumulative_abundance(config.field_min_mass, config.field_max_mass)
+    expected = np.diff(np.interp(edges, np.log10(m_grid), cum)) * volume
+    seconds = time.perf_counter() - start
+    meta = {
+        "code_version": __version__, "seed": seed, "config": config.as_dict(),
+        "boxsize_mpc": boxsize, "redshift": 0.0, "cosmology": json.loads(cosmology_to_json(COSMOLOGY)),
+        "sigma8": COSMOLOGY.meta["sigma8"], "n_s": COSMOLOGY.meta["n"],
+        "rho_crit_msun_mpc3": rho_c, "relations": rel.relations_table(),
+        "n_particles": counts, "n_targets": len(targets),
+        "n_field_realised": {k: sum(f.kind == k for f in field_haloes) for k in ("field", "excess")},
+        "field_mass_function": {"log10_m_edges": edges.tolist(),
+                                "drawn": np.histogram(np.log10(m_field), edges)[0].tolist(),
+                                "expected": expected.tolist(), "volume_mpc3": volume},
+        "targets": {k: v.tolist() for k, v in table.items()},
+        "seconds": seconds,
+    }
+    _atomic_json(out / "synth.json", meta)
+    return SynthResult(out, table, m_field, volume, counts, seconds)
