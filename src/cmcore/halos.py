@@ -38,6 +38,7 @@ from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
 from ._version import __version__
+from .cellindex import CellIndex
 from .errors import FileFormatError, InputError
 from .snapshot import Snapshot
 
@@ -264,7 +265,7 @@ def _wrap(positions: np.ndarray, boxsize: float) -> np.ndarray:
 
 
 class _PeriodicParticles:
-    """Periodic k-d trees over several particle sets, queried together."""
+    """Periodic cell indices (:class:`cmcore.cellindex.CellIndex`) over several particle sets."""
 
     def __init__(self, positions_list, masses_list, boxsize: float):
         if len(positions_list) != len(masses_list):
@@ -272,20 +273,28 @@ class _PeriodicParticles:
         self.boxsize = float(boxsize)
         self.sets = []
         for pos, mass in zip(positions_list, masses_list):
-            pos = _wrap(pos, self.boxsize).reshape(-1, 3)
+            pos = np.ascontiguousarray(pos)
+            if pos.ndim != 2 or pos.shape[1] != 3:
+                raise InputError(f"positions must have shape (N, 3), got {pos.shape}")
             mass = np.broadcast_to(np.asarray(mass, dtype=np.float64), pos.shape[:1])
             if pos.shape[0]:
-                self.sets.append((cKDTree(pos, boxsize=self.boxsize), mass))
+                self.sets.append((CellIndex(pos, self.boxsize), mass))
 
     def gather(self, centre: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-        """Distances and masses of all particles within ``radius``, sorted by distance."""
+        """Distances and masses of all particles within ``radius``, sorted by distance.
+
+        Distances are computed here in float64; the cell-index selection is
+        padded by 1e-5 so that float32 rounding there cannot drop a particle.
+        """
         radii, masses = [], []
-        for tree, mass in self.sets:
-            idx = np.asarray(tree.query_ball_point(centre, radius), dtype=np.intp)
-            d = tree.data[idx] - centre
+        for index, mass in self.sets:
+            idx = index.select_sphere(centre, radius * (1.0 + 1e-5))
+            d = index.positions[idx].astype(np.float64) - centre
             d -= self.boxsize * np.round(d / self.boxsize)
-            radii.append(np.sqrt(np.einsum("ij,ij->i", d, d)))
-            masses.append(mass[idx])
+            r = np.sqrt(np.einsum("ij,ij->i", d, d))
+            inside = r <= radius
+            radii.append(r[inside])
+            masses.append(mass[idx[inside]])
         r = np.concatenate(radii) if radii else np.zeros(0)
         m = np.concatenate(masses) if masses else np.zeros(0)
         order = np.argsort(r, kind="stable")
