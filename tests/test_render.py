@@ -296,3 +296,26 @@ def test_cli_render_missing_files_and_wrong_catalogue(shared_file, tmp_path, cap
     write_halos(tmp_path / "other.h5", other)
     assert cli.main(["render", str(path), "--halos", str(tmp_path / "other.h5"), *base]) == 2
     assert "not the catalogue of this snapshot" in capsys.readouterr().err
+
+
+def test_render_observed_all_channels_one_geometry():
+    from cmcore.cellindex import CellIndex
+
+    rng = np.random.default_rng(12)
+    centre = np.array([50.0, 50.0, 50.0])
+    gas = _hot_gas(np.vstack([_plummer(3000, 0.2, centre, rng, r_max=3.0), rng.uniform(0, 100, (5000, 3))]), rng)
+    stars = ParticleData(_plummer(800, 0.1, centre, rng, r_max=2.0), np.full(800, 1e9))
+    snap = _snap(gas=gas, stars=stars)
+    chans = ["Star", "Fxs", "Fxb", "Ypar"]
+    kw = dict(channels=chans, redshift=Z, los="y", azimuth=1.0, npix=60, fov_arcmin=10.0)
+    maps = render.render_maps(snap, centre, **kw)
+    idx = {"gas": CellIndex(gas.positions, 100.0), "stars": CellIndex(stars.positions, 100.0)}
+    clean, ideal = render.render_observed(snap, centre, instrument="ideal", indexes=idx, **kw)
+    for ch in chans:
+        assert np.allclose(clean[ch], maps[ch], rtol=1e-12) and np.allclose(ideal[ch], maps[ch], rtol=1e-12)
+    seeds = {"Star": 1, "Fxs": 2, "Fxb": 3, "Ypar": 4}
+    _, obs = render.render_observed(snap, centre, instrument="paper", rng=seeds, **kw)
+    _, alone = render.render_observed(snap, centre, instrument="paper", rng={"Ypar": 4},
+                                      **{**kw, "channels": ["Ypar"]})
+    assert np.array_equal(obs["Ypar"], alone["Ypar"])   # noise depends on its own seed only
+    assert (obs["Fxs"] - clean["Fxs"]).std() > 1e-16   # paper noise 9e-16 before the 4" beam

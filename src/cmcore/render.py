@@ -1,10 +1,12 @@
 """One mock observation of one cluster: noise-free maps, instrument, FITS cutout.
 
-The dataset builder calls :func:`render_maps` once per halo × projection (all
-channels from one geometry and one slab selection per particle type), then
-:func:`cmcore.instrument.apply_instrument` per channel.  :func:`render_cutout`
-does both for a single channel, with a beam margin so that the beam treats the
-edges like the interior, and :func:`write_fits` writes it with a celestial WCS.
+The dataset builder calls :func:`render_observed` once per halo × projection:
+all channels from one geometry and one slab selection per particle type
+(:func:`render_maps`), then noise and beam per channel
+(:func:`cmcore.instrument.apply_instrument`) on a field enlarged by the beam's
+reach, so that the beam treats the edges like the interior.
+:func:`render_cutout` does this for one channel and :func:`write_fits` writes
+the result with a celestial WCS.
 
 Geometry (Yan et al. 2020 §2.2): the cluster of a snapshot at scale factor a is
 placed at redshift z without evolution; a pixel of ``pixel_arcsec`` spans the
@@ -18,6 +20,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from astropy import units as u
@@ -37,6 +40,9 @@ from .observables import (
 )
 from .projection import project
 from .snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from .cellindex import CellIndex
 
 #: Sky position (RA, Dec) [deg] of the cluster centre in written cutouts: a
 #: point on the celestial equator, far from the RA = 0/360 wrap.  Mock
@@ -75,7 +81,7 @@ def render_maps(
     fov_arcmin: float = 20.0,
     scheme: str = "ngp",
     depth: float = 50.0,
-    indexes: Mapping[str, object] | None = None,
+    indexes: Mapping[str, CellIndex] | None = None,
     cosmology: FLRW | None = None,
     signals: Mapping[str, tuple[np.ndarray, tuple[str, ...]]] | None = None,
     nthreads: int | None = None,
@@ -194,6 +200,76 @@ class Cutout:
     snapshot_path: str = ""
 
 
+def render_observed(
+    snapshot: Snapshot,
+    centre: Sequence[float],
+    *,
+    channels: Sequence[str],
+    redshift: float,
+    instrument: str | Instrument = "paper",
+    rng: Mapping[str, np.random.Generator | int | None] | np.random.Generator | int | None = None,
+    los: str | Sequence[float] = "z",
+    azimuth: float = 0.0,
+    npix: int = 120,
+    fov_arcmin: float = 20.0,
+    scheme: str = "ngp",
+    depth: float = 50.0,
+    indexes: Mapping[str, CellIndex] | None = None,
+    cosmology: FLRW | None = None,
+    signals: Mapping[str, tuple[np.ndarray, tuple[str, ...]]] | None = None,
+    nthreads: int | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Noise-free and observed images of several channels from one geometry.
+
+    The maps are rendered once with a margin of ceil(4σ_beam) pixels around
+    the field (the widest beam among ``channels``).  For each channel the map
+    is cut to its own margin m_c (:func:`cmcore.instrument.beam_margin_pixels`),
+    noise is drawn on that (npix + 2m_c)² field, the beam applied, and the
+    central npix × npix kept: flux near the edges is smoothed as in the
+    interior (flux from outside spills in, none is lost), and a channel's noise
+    depends only on its own generator, its instrument and the pixel scale.
+
+    Parameters
+    ----------
+    rng : Generator, int, None, or mapping of channel to those
+        Noise generator or seed, one per channel when a mapping.  A single
+        generator is used by the channels in the order given.
+    Others
+        As :func:`render_maps`.
+
+    Returns
+    -------
+    (clean, observed) : tuple of dict of str to ndarray
+        (npix, npix) float64 images per channel, noise-free and observed.
+    """
+    channels = check_channels(channels)
+    inst = get_instrument(instrument)
+    cosmo = cosmology or default_cosmology()
+    pixel_arcsec = _pixel_arcsec(npix, fov_arcmin)
+    margins = {ch: beam_margin_pixels(inst, ch, pixel_arcsec) for ch in channels}
+    big_margin = max(margins.values())
+    big = npix + 2 * big_margin
+    maps = render_maps(
+        snapshot, centre, channels=channels, redshift=redshift, los=los, azimuth=azimuth,
+        npix=big, fov_arcmin=big * pixel_arcsec / 60.0, scheme=scheme, depth=depth,
+        indexes=indexes, cosmology=cosmo, signals=signals, nthreads=nthreads,
+    )
+    area = pixel_area_kpc2(redshift, pixel_arcsec, cosmo)
+    inner = slice(big_margin, big_margin + npix)
+    clean: dict[str, np.ndarray] = {}
+    observed: dict[str, np.ndarray] = {}
+    for ch in channels:
+        m = margins[ch]
+        own = slice(big_margin - m, big_margin + npix + m)
+        noisy = apply_instrument(
+            ch, maps[ch][own, own], inst, pixel_arcsec,
+            rng.get(ch) if isinstance(rng, Mapping) else rng, pixel_area_kpc2=area,
+        )
+        clean[ch] = maps[ch][inner, inner].copy()
+        observed[ch] = noisy[m:m + npix, m:m + npix]
+    return clean, observed
+
+
 def render_cutout(
     snapshot: Snapshot,
     centre: Sequence[float],
@@ -213,35 +289,23 @@ def render_cutout(
     m200: float | None = None,
     r200: float | None = None,
 ) -> Cutout:
-    """Render one observed cutout: noise-free map, noise, beam.
+    """Render one observed single-channel cutout (:func:`render_observed`).
 
-    The map is rendered with a margin of ceil(4σ_beam) pixels on each side;
-    noise and beam are applied on the enlarged field, which is then cropped, so
-    flux near the edges is smoothed as in the interior (flux from outside the
-    field spills in, and none is lost).  Parameters as :func:`render_maps`;
-    ``azimuth`` is in radians; ``seed`` seeds the noise
-    (``numpy.random.default_rng``); ``halo_id``,
-    ``m200`` [M☉] and ``r200`` [comoving Mpc] are recorded only.
+    Parameters as :func:`render_maps` (``azimuth`` in radians); ``seed`` seeds
+    the noise (``numpy.random.default_rng``); ``halo_id``, ``m200`` [M☉] and
+    ``r200`` [comoving Mpc] are recorded only.
     """
-    (channel,) = check_channels([channel])
     inst = get_instrument(instrument)
     cosmo = cosmology or default_cosmology()
-    pixel_arcsec = _pixel_arcsec(npix, fov_arcmin)
-    margin = beam_margin_pixels(inst, channel, pixel_arcsec)
-    big = npix + 2 * margin
-    image = render_maps(
-        snapshot, centre, channels=[channel], redshift=redshift, los=los, azimuth=azimuth,
-        npix=big, fov_arcmin=big * pixel_arcsec / 60.0, scheme=scheme, depth=depth,
+    _, observed = render_observed(
+        snapshot, centre, channels=[channel], redshift=redshift, instrument=inst, rng=seed,
+        los=los, azimuth=azimuth, npix=npix, fov_arcmin=fov_arcmin, scheme=scheme, depth=depth,
         cosmology=cosmo,
-    )[channel]
-    observed = apply_instrument(
-        channel, image, inst, pixel_arcsec, seed,
-        pixel_area_kpc2=pixel_area_kpc2(redshift, pixel_arcsec, cosmo),
-    )[margin:margin + npix, margin:margin + npix]
+    )
     return Cutout(
-        image=observed, channel=channel, redshift=float(redshift), pixel_arcsec=pixel_arcsec,
-        los=str(los), azimuth=float(azimuth), instrument=inst, scheme=scheme,
-        depth=slab_depth(depth, snapshot.boxsize),
+        image=observed[channel], channel=channel, redshift=float(redshift),
+        pixel_arcsec=_pixel_arcsec(npix, fov_arcmin), los=str(los), azimuth=float(azimuth),
+        instrument=inst, scheme=scheme, depth=slab_depth(depth, snapshot.boxsize),
         centre=np.asarray(centre, dtype=np.float64), cosmology=cosmo, seed=seed,
         halo_id=halo_id, m200=m200, r200=r200, snapshot_path=str(snapshot.path),
     )
