@@ -90,7 +90,7 @@ def test_noise_is_added_before_the_beam():
     inner = out[30:-30, 30:-30]
     assert inner.std() == pytest.approx(1e-8 / (2 * np.sqrt(np.pi) * s), rel=0.1)
     # and the same noise, smoothed: beam(noise)
-    assert np.allclose(out, instrument.beam(instrument.draw_noise(img.shape, 1e-8, 1), 1.4, PIX))
+    assert np.allclose(out, instrument.beam(instrument.draw_noise(img.shape, 1e-8, 1), 1.4, PIX), rtol=1e-12, atol=0)
 
 
 def test_star_noise_is_a_mass_per_pixel():
