@@ -124,3 +124,12 @@ def test_pixel_geometry_wmap9():
     assert f[0] == pytest.approx(1 / (4 * np.pi * d_l[0] ** 2))
     with pytest.raises(InputError, match="redshift"):
         observables.pixel_size_mpc(0.0, 10.0)
+
+
+def test_one_precomputed_band_is_enough_for_its_channel():
+    gas = _gas(2, luminosity_soft=np.array([1e40, 2e40]))
+    snap = _snap(gas=gas)
+    w, names = observables.particle_signals(snap, ["Fxs"])["gas"]
+    assert names == ("Fxs",) and list(w[:, 0]) == [1e40, 2e40]
+    with pytest.raises(InputError, match="Fxb needs gas field"):
+        observables.particle_signals(snap, ["Fxs", "Fxb"])

@@ -48,6 +48,12 @@ CHANNEL_UNITS = {
     "Ypar": "",
 }
 
+#: Units of the per-particle signals of :func:`particle_signals`.
+SIGNAL_UNITS = {"Star": "solMass", "Fxs": "erg s-1", "Fxb": "erg s-1", "Ypar": "Mpc2"}
+
+#: Precomputed per-particle luminosity field of each X-ray channel.
+LUMINOSITY_FIELDS = {"Fxs": "luminosity_soft", "Fxb": "luminosity_bol"}
+
 #: Particle type each channel is made from.
 CHANNEL_PARTICLES = {"Star": "stars", "Fxs": "gas", "Fxb": "gas", "Ypar": "gas"}
 
@@ -238,10 +244,8 @@ def check_available(snapshot: Snapshot, channels: Sequence[str]) -> None:
                 f"{snapshot.path or '<memory>'} has none (particle types: {have})"
             )
         pdata = snapshot.particles[ptype]
-        if ch in ("Fxs", "Fxb"):
-            own = "luminosity_soft" if ch == "Fxs" else "luminosity_bol"
-            if own in pdata:
-                continue
+        if LUMINOSITY_FIELDS.get(ch) in pdata:
+            continue
         missing = [f for f in fields if f not in pdata]
         if missing:
             raise InputError(
@@ -277,16 +281,16 @@ def particle_signals(
     if gas_ch:
         gas = snapshot.gas
         cols = {}
-        if "Fxs" in gas_ch or "Fxb" in gas_ch:
+        xray = [ch for ch in gas_ch if ch in LUMINOSITY_FIELDS]
+        if xray and all(LUMINOSITY_FIELDS[ch] in gas for ch in xray):
+            cols.update({ch: np.asarray(gas[LUMINOSITY_FIELDS[ch]], dtype=np.float64) for ch in xray})
+        elif xray:
             cols["Fxs"], cols["Fxb"] = xray_luminosities(gas, t_min=t_min, x_hydrogen=x_hydrogen)
         if "Ypar" in gas_ch:
             cols["Ypar"] = upsilon(gas, x_hydrogen)
         out["gas"] = (np.column_stack([cols[ch] for ch in gas_ch]), gas_ch)
     return out
 
-
-#: Units of the per-particle signals of :func:`particle_signals`.
-SIGNAL_UNITS = {"Star": "solMass", "Fxs": "erg s-1", "Fxb": "erg s-1", "Ypar": "Mpc2"}
 
 
 def default_cosmology() -> FLRW:
