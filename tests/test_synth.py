@@ -1,0 +1,235 @@
+"""The synthetic universe (issue 4): files, labels from particles, abundance,
+relations measured back from the particles, periodic boundary, determinism."""
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+import cmcore
+from cmcnn import cli
+from cmcore.halos import read_halos
+from cmcore.readers import read_snapshot
+from cmcore.synth import generate, get_preset
+from cmcore.synth import relations as rel
+from cmcore.synth.cosmo import rho_crit
+from cmcore.synth.measure import fit_power_law, measure
+from cmcore.synth.universe import Halo, realise_halo
+
+SEED = 1
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The ``tiny`` preset, generated once for the module."""
+    return generate("tiny", seed=SEED, out=tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def snap(tiny):
+    return read_snapshot(tiny.snapshot)
+
+
+@pytest.fixture(scope="module")
+def relations(tiny):
+    """Measured relations and the generator's drawn properties, in halo-id order."""
+    got = measure(tiny.snapshot, tiny.halos)
+    order = np.argsort(got["halo_id"])
+    return {k: np.asarray(v)[order] for k, v in got.items()}, tiny.targets
+
+
+def _all_particles(snap):
+    types = list(snap.particles.values())
+    return np.concatenate([p.positions for p in types]), np.concatenate([p.masses for p in types])
+
+
+def test_outputs_are_complete_and_described(tiny, snap):
+    assert sorted(p.name for p in tiny.out.iterdir()) == ["halos.h5", "snapshot.hdf5", "synth.json"]
+    meta = json.loads(tiny.meta.read_text())
+    assert meta["code_version"] == cmcore.__version__ and meta["seed"] == SEED
+    assert meta["config"] == get_preset("tiny").as_dict()
+    assert "Diemer" in meta["relations"]["concentration"]["model"]
+    assert snap.flavour == "eagle" and snap.redshift == 0.0
+    assert snap.boxsize == pytest.approx(40.0 / snap.h)
+    for ptype, n in tiny.n_particles.items():
+        assert len(snap.particles[ptype].masses) == n > 0
+    gas = snap.particles["gas"]
+    assert set(gas.fields) >= {"density", "temperature", "smoothing_length", "metallicity"}
+    assert np.all((gas.positions >= 0) & (gas.positions < snap.boxsize))
+    # support radius holds 48 neighbours at the particle's (physical) density
+    n_ngb = 4 / 3 * np.pi * gas.fields["smoothing_length"].astype(float) ** 3 * gas.fields[
+        "density"] / gas.masses
+    np.testing.assert_allclose(n_ngb, 48.0, rtol=1e-5)
+    ids = np.concatenate([p.fields.get("ids", np.zeros(0)) for p in snap.particles.values()])
+    with h5py.File(tiny.snapshot) as f:
+        ids = np.concatenate([f[g]["ParticleIDs"][()] for g in ("PartType0", "PartType1", "PartType4")])
+    assert np.unique(ids).size == ids.size
+
+
+def test_catalogue_mass_is_all_particles_within_r200(tiny, snap):
+    cat = read_halos(tiny.halos)
+    assert len(cat) == 10 * get_preset("tiny").clusters_per_bin
+    pos, mass = _all_particles(snap)
+    rho_200 = 200.0 * rho_crit(0.0)
+    for centre, m200, r200 in zip(cat.centre, cat.m200, cat.r200):
+        d = pos - centre
+        d -= snap.boxsize * np.round(d / snap.boxsize)
+        r = np.sqrt(np.einsum("ij,ij->i", d, d))
+        assert mass[r <= r200].sum() == pytest.approx(m200, rel=1e-10)
+        assert m200 / (4 / 3 * np.pi * r200**3) == pytest.approx(rho_200, rel=1e-10)
+        # just outside r200 the mean density has dropped below 200 rho_crit
+        outer = np.sort(r[r > r200])[0]
+        assert mass[r <= outer].sum() / (4 / 3 * np.pi * outer**3) < rho_200
+    # labels are measured, not copied from the inputs (but close to them)
+    ratio = cat.m200 / np.sort(tiny.targets["m200"])[::-1]
+    assert np.all(ratio != 1.0) and 0.8 < np.median(ratio) < 1.05
+    assert np.all((np.log10(cat.m200) > 12.8) & (np.log10(cat.m200) < 15.1))
+
+
+def test_field_abundance_matches_mass_function(tiny):
+    mf = json.loads(tiny.meta.read_text())["field_mass_function"]
+    drawn, expected = np.asarray(mf["drawn"]), np.asarray(mf["expected"])
+    assert drawn.sum() == tiny.field_masses.size
+    assert abs(drawn.sum() - expected.sum()) < 4 * np.sqrt(expected.sum())
+    # coarse bins of 0.5 dex with >= 10 expected haloes: each within 4 sigma
+    n5 = np.add.reduceat(drawn, np.arange(0, drawn.size, 5))
+    e5 = np.add.reduceat(expected, np.arange(0, expected.size, 5))
+    ok = e5 >= 10
+    assert ok.sum() >= 3
+    assert np.all(np.abs(n5[ok] - e5[ok]) < 4 * np.sqrt(e5[ok]))
+    chi2 = np.sum((n5[ok] - e5[ok]) ** 2 / e5[ok])
+    assert chi2 < ok.sum() + 5 * np.sqrt(2 * ok.sum())
+
+
+@pytest.mark.parametrize("name, x, y, mass_key", [
+    ("y500", "m500", "y500_intended", "m500"),
+    ("lx_proxy", "m500", "lx_proxy_intended", "m500"),
+    ("mstar_central", "m200", "mstar_central", "m200"),
+])
+def test_relations_have_intended_slope_and_scatter(relations, name, x, y, mass_key):
+    got, drawn = relations
+    _, slope, scatter = fit_power_law(got[x], got[name])
+    _, slope_in, scatter_in = fit_power_law(drawn[mass_key], drawn[y])
+    assert slope == pytest.approx(slope_in, abs=0.12)
+    assert scatter == pytest.approx(scatter_in, abs=0.04)
+    assert 0.85 < np.median(got[name] / drawn[y]) < 1.1
+
+
+def test_relations_match_the_literature(relations):
+    got, drawn = relations
+    h70 = 69.32 / 70.0
+    # Y500-M500: Arnaud et al. 2010 slope 1.79
+    _, slope, _ = fit_power_law(got["m500"], got["y500"])
+    assert slope == pytest.approx(1.79, abs=0.15)
+    y_arnaud = 10**-4.739 * (got["m500"] * h70 / 3e14) ** 1.79 * h70**-2.5
+    assert 0.7 < np.median(got["y500"] / y_arnaud) < 1.6
+    # M*-M: Moster et al. 2013 with 0.15 dex scatter
+    resid = np.log10(got["mstar_central"] / rel.stellar_mass_central(got["m200"]))
+    assert abs(np.median(resid)) < 0.1 and 0.08 < np.std(resid) < 0.25
+    # M-T: Arnaud et al. 2005
+    resid = np.log10(got["t_sl"] / rel.temperature_x(got["m500"]))
+    assert abs(np.median(resid)) < 0.06 and np.std(resid) < 0.1
+
+
+def test_gas_fractions_and_temperatures_are_physical(relations, snap):
+    got, drawn = relations
+    assert np.all((got["f_gas500"] > 0.04) & (got["f_gas500"] < 0.17))
+    assert np.median(got["f_gas500"][got["m500"] > 3e14]) > np.median(got["f_gas500"][got["m500"] < 3e13])
+    assert np.all((got["t_sl"] > 3e6) & (got["t_sl"] < 2e8))
+    t = snap.particles["gas"].fields["temperature"]
+    assert t.min() > 1e5 and t.max() < 3e8
+    z = snap.particles["gas"].fields["metallicity"] / rel.Z_SUN
+    assert z.min() >= 0.29 and z.max() <= 0.61
+
+
+def test_clusters_across_the_boundary_are_intact(tiny):
+    config = get_preset("tiny")
+    box = config.box_size_h / 0.6932
+    inside = Halo(0, 3e14, np.full(3, 0.5 * box), (2, 7), "target")
+    corner = Halo(0, 3e14, np.zeros(3), (2, 7), "target")
+    _, a = realise_halo(inside, SEED, config, box)
+    _, b = realise_halo(corner, SEED, config, box)
+    for ptype in a:
+        pb = b[ptype]["positions"]
+        assert np.all(pb >= 0) and np.all(pb < box)
+        assert np.any(pb < 1.0) and np.any(pb > box - 1.0)  # it does straddle the corner
+        wrapped = pb - box * np.round(pb / box)  # minimum image about the corner
+        np.testing.assert_allclose(wrapped, a[ptype]["positions"] - 0.5 * box, atol=1e-9)
+
+
+def test_targets_straddle_the_boundary_and_their_labels_hold(tiny, snap):
+    cat = read_halos(tiny.halos)
+    edge = np.min(np.minimum(cat.centre, snap.boxsize - cat.centre), axis=1) < cat.r200
+    assert edge.any()
+    pos, mass = _all_particles(snap)
+    for centre, m200, r200 in zip(cat.centre[edge], cat.m200[edge], cat.r200[edge]):
+        d = pos - centre
+        d -= snap.boxsize * np.round(d / snap.boxsize)
+        within = np.einsum("ij,ij->i", d, d) <= r200**2
+        # the cluster is centred on its centre once wrapped, not split in two
+        assert np.linalg.norm(np.average(d[within], axis=0, weights=mass[within])) < 0.1 * r200
+        raw = np.linalg.norm(pos - centre, axis=1) <= r200
+        assert mass[raw].sum() < mass[within].sum()
+
+
+def _arrays(path):
+    out = {}
+    with h5py.File(path) as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()])
+                     if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def test_determinism(tmp_path):
+    small = dict(clusters_per_bin=1, box_size_h=20.0, field_min_mass=1e12)
+    a = generate("tiny", seed=5, out=tmp_path / "a", **small)
+    b = generate("tiny", seed=5, out=tmp_path / "b", **small)
+    c = generate("tiny", seed=6, out=tmp_path / "c", **small)
+    for name in ("snapshot.hdf5", "halos.h5"):
+        xa, xb = _arrays(a.out / name), _arrays(b.out / name)
+        assert xa.keys() == xb.keys()
+        for key in xa:
+            assert xa[key].tobytes() == xb[key].tobytes(), key
+    pa, pc = _arrays(a.snapshot), _arrays(c.snapshot)
+    assert not np.array_equal(pa["PartType1/Coordinates"][:100], pc["PartType1/Coordinates"][:100])
+    assert not np.array_equal(a.targets["m200"], c.targets["m200"])
+
+
+def test_interrupted_run_leaves_no_complete_looking_file(tmp_path, monkeypatch):
+    from cmcore.synth import universe
+
+    calls = {"n": 0}
+    real = universe.realise_halo
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(universe, "realise_halo", failing)
+    with pytest.raises(KeyboardInterrupt):
+        generate("tiny", seed=2, out=tmp_path, clusters_per_bin=1, box_size_h=20.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_synth_and_errors(tmp_path, capsys):
+    assert cli.main(["synth", "--preset", "tiny", "--seed", "3", "--out", str(tmp_path / "u"),
+                     "--clusters-per-bin", "1", "--box-size", "20", "--no-progress"]) == 0
+    assert "10 target clusters" in capsys.readouterr().out
+    assert len(read_halos(tmp_path / "u" / "halos.h5")) == 10
+    assert cli.main(["synth", "--seed", "-1", "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cmc synth: error:") and "seed" in err and "\n" not in err
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["synth", "--out", str(tmp_path / "file")]) == 2
+
+
+def test_cli_synth_plots(tiny, tmp_path, capsys):
+    out = tmp_path / "relations.png"
+    assert cli.main(["synth-plots", str(tiny.out), "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000
+    assert cli.main(["synth-plots", str(tmp_path), "--out", str(out)]) == 2
+    assert "not a complete" in capsys.readouterr().err
