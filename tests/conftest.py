@@ -31,3 +31,11 @@ def shared_file(shared_data):
         return path
 
     return get
+
+
+@pytest.fixture(scope="session")
+def tiny_universe(tmp_path_factory):
+    """The ``tiny`` synthetic universe (seed 1), generated once per test session."""
+    from cmcore.synth import generate
+
+    return generate("tiny", seed=1, out=tmp_path_factory.mktemp("tiny_universe"), progress=False)

@@ -43,10 +43,10 @@ File layout (read it with h5py alone)
     ``halo_id``, ``projection`` (bytes: x, y, z, diag), ``azimuth`` [rad],
     ``redshift``, ``split`` (0 train, 1 validation, 2 test), each with ``units``.
 ``/noise/seed``
-    uint64 (N, n_channels): the seed of the noise field of each image and channel.
-    The noise is ``numpy.random.default_rng(seed)`` as drawn by
-    :func:`cmcore.instrument.draw_noise`; since the beam is linear, an image with
-    re-drawn noise is ``image − beam(noise(seed)) + beam(noise(new_seed))``.
+    uint64 (N, n_channels): the seed of the noise of each image and channel
+    (noise-free images are not stored).  :func:`noise_field` regenerates the exact
+    beamed noise an image received, and :func:`redraw_noise` gives the image with a
+    new noise realisation (the beam is linear).
 Root attributes
     ``format`` = "cmc-dataset", ``format_version``, ``config`` (JSON of
     :class:`DatasetConfig`), ``channels``, ``units`` (JSON channel → unit),
@@ -376,6 +376,110 @@ def _existing_keys(path: Path) -> tuple[DatasetConfig, dict, list[tuple[int, str
 # ----------------------------------------------------------------------------------
 
 
+class _Renderer:
+    """Renders the observed channels of one image; shared by the worker threads.
+
+    Per-particle signals (M*, L_soft, L_bol, Υ) do not depend on the placement, so
+    they and the cell indexes are computed once per snapshot.
+    """
+
+    def __init__(self, snapshot, config: DatasetConfig, cosmology, nthreads: int) -> None:
+        from .cellindex import CellIndex
+        from .observables import particle_signals
+
+        self.snapshot = snapshot
+        self.config = config
+        self.cosmology = cosmology
+        self.nthreads = nthreads
+        self.signals = particle_signals(snapshot, config.channels)
+        self.indexes = {
+            ptype: CellIndex(snapshot.particles[ptype].positions, snapshot.boxsize)
+            for ptype in self.signals
+        }
+
+    def render(self, centre: np.ndarray, task: ImageTask) -> dict[str, np.ndarray]:
+        from .render import render_observed
+
+        c = self.config
+        _, observed = render_observed(
+            self.snapshot, centre, channels=c.channels, redshift=task.redshift, instrument=c.instrument,
+            rng=dict(zip(c.channels, task.noise_seeds)), los=task.projection, azimuth=task.azimuth,
+            npix=c.npix, fov_arcmin=c.fov_arcmin, scheme=c.scheme, depth=c.depth,
+            indexes=self.indexes, cosmology=self.cosmology, signals=self.signals, nthreads=self.nthreads,
+        )
+        return observed
+
+
+def make_renderer(snapshot: Path, config: DatasetConfig, *, cosmology=None, nthreads: int = 1) -> _Renderer:
+    """Read what the channels need from ``snapshot`` and prepare signals and indexes."""
+    from .observables import snapshot_request
+    from .readers import read_snapshot
+
+    ptypes, optional = snapshot_request(config.channels, scheme=config.scheme)
+    snap = read_snapshot(snapshot, particle_types=ptypes, fields=[], optional_fields=optional)
+    return _Renderer(snap, config, _distance_cosmology(cosmology), nthreads)
+
+
+def channel_units(channel: str) -> str:
+    """Units of a channel's pixels (astropy/FITS string)."""
+    from .observables import CHANNEL_UNITS
+
+    return CHANNEL_UNITS[channel]
+
+
+def instrument_description(config: DatasetConfig) -> dict:
+    """Per-channel noise rms and beam FWHM of the build's instrument preset."""
+    from .instrument import get_instrument
+
+    return get_instrument(config.instrument).describe()
+
+
+def noise_field(channel: str, seed: int, redshift: float, config: DatasetConfig, cosmology=None) -> np.ndarray:
+    """The beamed noise that a dataset image of ``channel`` received from ``seed``.
+
+    :func:`cmcore.render.render_observed` draws the noise of each channel from
+    ``default_rng(seed)`` on the field enlarged by the beam margin m
+    (:func:`cmcore.instrument.beam_margin_pixels`), adds it, applies the beam and
+    crops.  The beam is linear, so the noise part of the image is this function's
+    result, and ``image − noise_field(seed) + noise_field(new_seed)`` is the image
+    with a new noise realisation (:func:`redraw_noise`).
+    """
+    from .instrument import beam, beam_margin_pixels, draw_noise, get_instrument
+    from .observables import pixel_area_kpc2
+
+    inst = get_instrument(config.instrument)
+    pix = config.pixel_scale_arcsec
+    m = beam_margin_pixels(inst, channel, pix)
+    rms = inst[channel].noise_rms
+    if channel == "Star":
+        rms /= pixel_area_kpc2(redshift, pix, _distance_cosmology(cosmology))
+    big = config.npix + 2 * m
+    noise = draw_noise((big, big), rms, int(seed))
+    return beam(noise, inst[channel].beam_fwhm_arcmin, pix)[m:m + config.npix, m:m + config.npix]
+
+
+def redraw_noise(path: str | os.PathLike, index: int, channel: str, new_seed: int) -> np.ndarray:
+    """Image ``index`` of ``channel`` in a dataset file with its noise drawn anew from ``new_seed``."""
+    from .halos import cosmology_from_json
+
+    with open_dataset(path) as f:
+        config = DatasetConfig.from_json(f.attrs["config"])
+        if channel not in config.channels:
+            raise InputError(f"{path} has no channel {channel!r} (it has {', '.join(config.channels)})")
+        c = config.channels.index(channel)
+        image = f[f"images/{channel}"][index].astype(np.float64)
+        seed = int(f["noise/seed"][index, c])
+        z = float(f["labels/redshift"][index])
+        cosmo = cosmology_from_json(f.attrs["cosmology"])
+    return image - noise_field(channel, seed, z, config, cosmo) + noise_field(channel, new_seed, z, config, cosmo)
+
+
+def _distance_cosmology(cosmology):
+    from .observables import default_cosmology
+
+    return cosmology if cosmology is not None else default_cosmology()
+
+
 def _render_halo(renderer, centre: np.ndarray, tasks: list[ImageTask], part: Path, channels: Sequence[str]) -> int:
     """Render every image of one halo and write its part file; returns the image count."""
     stacks: dict[str, list[np.ndarray]] = {c: [] for c in channels}
@@ -516,6 +620,8 @@ def _assemble(out: Path, config: DatasetConfig, cat, old_keys: list, todo: list[
     """Write old images + new parts into ``<out>`` through a temporary file and a rename."""
     from astropy import units as u
 
+    from .halos import cosmology_to_json
+
     cosmo = _distance_cosmology(cosmology)
     a_snap = 1.0 / (1.0 + float(cat.redshift))
     n_old, n_new = len(old_keys), len(todo)
@@ -532,7 +638,7 @@ def _assemble(out: Path, config: DatasetConfig, cat, old_keys: list, todo: list[
                     "units": json.dumps({c: channel_units(c) for c in config.channels}),
                     "pixel_scale_arcsec": config.pixel_scale_arcsec, "npix": npix,
                     "fov_arcmin": config.fov_arcmin, "seed": config.seed,
-                    "cosmology": json.dumps(_cosmology_dict(cosmo)),
+                    "cosmology": cosmology_to_json(cosmo),
                     "instrument": json.dumps(instrument_description(config)),
                     "source_snapshot": str(snapshot.resolve()), "source_halos": str(halos.resolve()),
                     "code_version": __version__,

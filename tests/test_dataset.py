@@ -1,0 +1,221 @@
+"""The dataset builder end to end on the tiny synthetic universe: file layout, labels,
+determinism, kill-and-resume, appending, refusals and bad input."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+import cmcore
+from cmcnn import cli
+from cmcore.dataset import (
+    DatasetConfig,
+    build_dataset,
+    noise_field,
+    open_dataset,
+    redraw_noise,
+    split_indices,
+)
+from cmcore.errors import FileFormatError, InputError
+from cmcore.halos import HaloCatalogue, read_halos, write_halos
+
+SMALL = dict(per_bin=1, projections=("x", "diag"), npix=40, fov_arcmin=8.0)
+
+
+def _build(u, out, workers=1, **kw):
+    cfg = DatasetConfig(**{**SMALL, **kw})
+    return build_dataset(u.snapshot, u.halos, out, cfg, workers=workers, progress=False)
+
+
+@pytest.fixture(scope="module")
+def built(tiny_universe, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds") / "data.h5"
+    summary = _build(tiny_universe, out)
+    return out, summary
+
+
+def _images(path):
+    with h5py.File(path, "r") as f:
+        return {c: f[f"images/{c}"][:] for c in f["images"]}, {k: f[f"labels/{k}"][:] for k in f["labels"]}
+
+
+def test_layout_attributes_and_labels(built, tiny_universe):
+    out, summary = built
+    cat = read_halos(tiny_universe.halos)
+    with open_dataset(out) as f:
+        assert list(f.attrs["channels"]) == ["Star", "Fxs", "Fxb", "Ypar"]
+        n = summary.n_images
+        assert n == 2 * summary.n_haloes and n > 0
+        for c in f.attrs["channels"]:
+            d = f[f"images/{c}"]
+            assert d.shape == (n, 40, 40) and d.dtype == np.float32 and d.chunks == (1, 40, 40)
+            assert d.compression == "gzip"
+            assert np.isfinite(d[:]).all()
+        units = json.loads(f.attrs["units"])
+        assert units["Fxs"] == "erg s-1 cm-2" and units["Ypar"] == ""
+        assert f.attrs["pixel_scale_arcsec"] == pytest.approx(12.0)
+        assert f.attrs["code_version"] == cmcore.__version__
+        assert len(f.attrs["source_snapshot_sha256"]) == 64
+        assert json.loads(f.attrs["instrument"])["name"] == "paper"
+        assert f["noise/seed"].shape == (n, 4)
+        labels = {k: f[f"labels/{k}"][:] for k in f["labels"]}
+    # labels equal the catalogue
+    for k, hid in enumerate(labels["halo_id"]):
+        row = cat.index(int(hid))
+        assert labels["m200"][k] == cat.m200[row] and labels["r200"][k] == cat.r200[row]
+    assert np.allclose(labels["log10_m200"], np.log10(labels["m200"]))
+    assert ((labels["redshift"] >= 0.03) & (labels["redshift"] <= 0.07)).all()
+    # theta200 = r200 / d_A(z) with the dataset's (WMAP9) cosmology
+    from astropy.cosmology import WMAP9
+
+    d_a = WMAP9.angular_diameter_distance(labels["redshift"]).value
+    assert np.allclose(labels["theta200_arcmin"], np.degrees(labels["r200"] / d_a) * 60)
+    # each halo: both projections, one split
+    ids, counts = np.unique(labels["halo_id"], return_counts=True)
+    assert (counts == 2).all()
+    for hid in ids:
+        sel = labels["halo_id"] == hid
+        assert sorted(labels["projection"][sel].tolist()) == [b"diag", b"x"]
+        assert len(set(labels["split"][sel].tolist())) == 1
+    parts = [split_indices(out, s) for s in ("train", "validation", "test")]
+    assert sum(len(p) for p in parts) == len(labels["halo_id"])
+    assert not set(labels["halo_id"][parts[0]]) & set(labels["halo_id"][parts[2]])
+
+
+def test_images_carry_cluster_signal(built):
+    out, _ = built
+    images, labels = _images(out)
+    # the noise-free signal of the massive haloes is far above the noise: central Ypar
+    # grows with mass, and the centre outshines the field edge in X-rays
+    c = slice(17, 23)
+    centre_y = images["Ypar"][:, c, c].mean(axis=(1, 2))
+    rho = np.corrcoef(labels["log10_m200"], np.log10(np.clip(centre_y, 1e-12, None)))[0, 1]
+    assert rho > 0.7
+    assert (images["Fxb"][:, c, c].mean(axis=(1, 2)) > images["Fxb"][:, :3, :3].mean(axis=(1, 2))).mean() > 0.8
+
+
+def test_workers_do_not_change_images(built, tiny_universe, tmp_path):
+    out, _ = built
+    par = tmp_path / "par.h5"
+    _build(tiny_universe, par, workers=2)
+    a, la = _images(out)
+    b, lb = _images(par)
+    for c in a:
+        assert np.array_equal(a[c], b[c])
+    for k in la:
+        assert np.array_equal(la[k], lb[k])
+
+
+def test_complete_file_is_left_alone_and_per_bin_appends(built, tiny_universe, tmp_path):
+    out, first = built
+    again = _build(tiny_universe, out)
+    assert again.n_new == 0 and again.n_images == first.n_images
+    grown = tmp_path / "grown.h5"
+    _build(tiny_universe, grown)
+    before, lb = _images(grown)
+    more = _build(tiny_universe, grown, per_bin=2)
+    assert more.n_new > 0 and more.n_images == first.n_images + more.n_new
+    after, la = _images(grown)
+    n0 = first.n_images
+    for c in before:
+        assert np.array_equal(after[c][:n0], before[c])
+    assert np.array_equal(la["halo_id"][:n0], lb["halo_id"])
+    assert len(np.unique(la["halo_id"])) == more.n_haloes
+    with open_dataset(grown) as f:
+        assert DatasetConfig.from_json(f.attrs["config"]).per_bin == 2
+
+
+@pytest.mark.parametrize("change", [{"channels": ("Ypar",)}, {"instrument": "ideal"},
+                                    {"z_range": (0.03, 0.05)}, {"seed": 5}])
+def test_appending_with_other_settings_is_refused(built, tiny_universe, change):
+    out, _ = built
+    mtime = os.path.getmtime(out)
+    with pytest.raises(InputError, match="other settings"):
+        _build(tiny_universe, out, **change)
+    assert os.path.getmtime(out) == mtime
+
+
+def test_redraw_noise(built):
+    out, _ = built
+    images, labels = _images(out)
+    with open_dataset(out) as f:
+        cfg = DatasetConfig.from_json(f.attrs["config"])
+        seeds = f["noise/seed"][:]
+    k = 0
+    same = redraw_noise(out, k, "Ypar", int(seeds[k, 3]))
+    assert np.allclose(same, images["Ypar"][k], rtol=1e-5, atol=1e-12)
+    new = redraw_noise(out, k, "Ypar", 12345)
+    diff = new - images["Ypar"][k]
+    # difference of two independent beamed-noise fields of the same rms
+    expect = np.std(noise_field("Ypar", 1, labels["redshift"][k], cfg)) * np.sqrt(2)
+    assert 0.5 * expect < diff.std() < 2 * expect and diff.std() > 0
+
+
+def _cli_args(u, out, **kw):
+    args = ["dataset", str(u.snapshot), "--halos", str(u.halos), "--out", str(out),
+            "--per-bin", str(kw.get("per_bin", 3)), "--projections", "x,y,z,diag", "--npix", "40", "--fov", "8",
+            "--no-progress"]
+    return args
+
+
+def test_kill_and_resume_equals_uninterrupted_run(tiny_universe, tmp_path):
+    ref = tmp_path / "ref.h5"
+    assert cli.main(_cli_args(tiny_universe, ref)) == 0
+    out = tmp_path / "killed.h5"
+    parts = tmp_path / "killed.h5.parts"
+    cmd = [sys.executable, "-m", "cmcnn.cli"] + _cli_args(tiny_universe, out)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if parts.is_dir() and len(list(parts.glob("halo_*.npz"))) >= 2:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "the build ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()  # never a half-written dataset
+    n_parts = len(list(parts.glob("halo_*.npz")))
+    assert n_parts >= 2
+    assert cli.main(_cli_args(tiny_universe, out)) == 0
+    assert not parts.exists()
+    a, la = _images(ref)
+    b, lb = _images(out)
+    for c in a:
+        assert np.array_equal(a[c], b[c])
+    for k in la:
+        assert np.array_equal(la[k], lb[k])
+
+
+def test_bad_inputs(tiny_universe, tmp_path, capsys):
+    with pytest.raises(FileFormatError, match="does not exist"):
+        build_dataset(tmp_path / "nope.hdf5", tiny_universe.halos, tmp_path / "x.h5", progress=False)
+    cat = read_halos(tiny_universe.halos)
+    empty = HaloCatalogue(halo_id=cat.halo_id[:0], centre=cat.centre[:0], m200=cat.m200[:0], r200=cat.r200[:0],
+                          n_particles=cat.n_particles[:0], boxsize=cat.boxsize, redshift=cat.redshift,
+                          cosmology=cat.cosmology)
+    write_halos(tmp_path / "empty.h5", empty)
+    with pytest.raises(InputError, match="empty"):
+        build_dataset(tiny_universe.snapshot, tmp_path / "empty.h5", tmp_path / "x.h5", progress=False)
+    # a file that is not a dataset is never overwritten
+    (tmp_path / "other.h5").write_bytes(b"not hdf5")
+    with pytest.raises(FileFormatError):
+        _build(tiny_universe, tmp_path / "other.h5")
+    assert (tmp_path / "other.h5").read_bytes() == b"not hdf5"
+    # CLI: one line, non-zero exit
+    code = cli.main(["dataset", str(tmp_path / "nope.hdf5"), "--halos", str(tiny_universe.halos),
+                     "--out", str(tmp_path / "x.h5")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "does not exist" in err
+
+
+def test_bins_without_haloes_warn_and_continue(tiny_universe, tmp_path):
+    with pytest.warns(UserWarning, match="holds no halo"):
+        s = _build(tiny_universe, tmp_path / "w.h5", bins=(12.0, 13.5, 0.25), projections=("z",))
+    assert s.per_bin_counts[:4] == [0, 0, 0, 0] and s.n_images == sum(s.per_bin_counts) > 0
