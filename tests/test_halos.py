@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 import pytest
 from astropy.cosmology import FlatLambdaCDM
+from scipy.spatial import cKDTree
 
 from cmcnn.cli import main
 from cmcore.errors import FileFormatError, InputError
@@ -219,6 +220,25 @@ def test_find_halos_recovers_planted_nfw_m200(redshift):
         assert np.linalg.norm(d[i]) < 0.05 * r / snap.scale_factor
         assert cat.m200[i] == pytest.approx(m, rel=0.03)
         assert cat.r200[i] * snap.scale_factor == pytest.approx(r, rel=0.01)  # comoving -> physical
+
+
+def test_find_halos_centres_on_the_main_peak_not_a_denser_subhalo():
+    """A compact subhalo inside the main halo's FoF group has the densest particle."""
+    rng = np.random.default_rng(7)
+    box = 30.0
+    rho_c = critical_density_comoving(COSMO, 0.0)
+    main_r200 = r200_of(5e14, rho_c)
+    main = nfw_halo(rng, 5e14, 4.0, main_r200) + 15.0
+    sub_centre = 15.0 + np.array([0.6 * main_r200, 0.0, 0.0])
+    sub = nfw_halo(rng, 2e13, 40.0, r200_of(2e13, rho_c), x_max=0.5) + sub_centre
+    pos = np.concatenate([main, sub, rng.uniform(0, box, (20000, 3))])
+    snap = Snapshot({"dm": ParticleData(pos, np.full(len(pos), 5e10))}, box, 0.7, 1.0, 0.0,
+                    COSMO, "synthetic", "subhalo")
+    r_32 = cKDTree(np.mod(pos, box), boxsize=box).query(np.mod(pos, box), k=33)[0][:, -1]
+    assert np.linalg.norm(pos[np.argmin(r_32)] - sub_centre) < 0.05  # the densest particle is the subhalo's
+    cat = find_halos(snap)
+    assert np.linalg.norm(cat.centre[0] - 15.0) < 0.05 * main_r200
+    assert cat.m200[0] == pytest.approx(5e14 + 2e13 * _nfw_mass_fraction(20.0) / _nfw_mass_fraction(40.0), rel=0.03)
 
 
 def test_find_halos_uses_minimum_potential_as_centre():

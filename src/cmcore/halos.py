@@ -453,6 +453,21 @@ def friends_of_friends(
     return [order[starts[g]: starts[g + 1]] for g in big]
 
 
+def _density_peaks(positions: np.ndarray, r_k: np.ndarray, n_candidates: int, scale: float,
+                   boxsize: float, max_peaks: int) -> np.ndarray:
+    """Local maxima of the k-nearest-neighbour density within one group.
+
+    A member is a peak when it is among the ``n_candidates`` densest and no
+    denser member lies within ``scale`` (periodic).  Returns member indices of
+    at most ``max_peaks`` peaks, densest first (the densest member is always one).
+    """
+    order = np.argsort(r_k, kind="stable")[:n_candidates]
+    tree = cKDTree(_wrap(positions, boxsize), boxsize=boxsize)
+    peaks = [i for i, near in zip(order, tree.query_ball_point(tree.data[order], scale))
+             if r_k[i] <= r_k[near].min()]
+    return np.asarray(peaks[:max_peaks], dtype=np.intp)
+
+
 def find_halos(
     snapshot: Snapshot,
     *,
@@ -460,6 +475,8 @@ def find_halos(
     min_members: int = 32,
     delta: float = 200.0,
     k_density: int = 32,
+    n_candidates: int = 256,
+    max_peaks: int = 8,
     progress: bool = False,
 ) -> HaloCatalogue:
     """Find haloes: FoF on dark matter, a centre, then M200c/R200c by SO over all particles.
@@ -468,9 +485,16 @@ def find_halos(
        b × (mean inter-particle separation of the dark matter) = b·L/N_dm^(1/3),
        periodic; groups with at least ``min_members`` particles.
     2. Centre: the member with the minimum gravitational ``potential`` when the
-       dark matter has one; otherwise the *densest* member, density from the
-       distance to the ``k_density``-th nearest dark-matter neighbour
-       (ρ ∝ k / r_k³; the member with the smallest r_k).
+       dark matter has one.  Otherwise the densest particle of the group's
+       *main* density peak: the density of each member is ρ ∝ k / r_k³, r_k
+       the distance to its ``k_density``-th nearest dark-matter neighbour; the
+       peaks are members among the ``n_candidates`` densest with no denser
+       member within one linking length (at most ``max_peaks``, densest
+       first); each peak is tried as centre in step 3 and the one with the
+       largest M200 is kept (the densest on ties) — the analogue of taking the
+       most massive subhalo of the group.  The density alone can pick the cusp
+       of a subhalo or neighbour linked into the group, which would put M200
+       on the wrong object.
     3. M200c, R200c: :func:`spherical_overdensity` over every particle type of
        the snapshot, periodic, with Δ = ``delta`` and ρ_crit(z) of the
        snapshot's cosmology at its redshift, expressed per comoving Mpc³
@@ -492,6 +516,10 @@ def find_halos(
         Overdensity with respect to the critical density.
     k_density : int
         Neighbour number of the density estimate used for the centre.
+    n_candidates : int
+        Densest members searched for distinct density peaks.
+    max_peaks : int
+        Most peaks per group tried as centre.
     progress : bool
         Show progress bars.
 
@@ -514,23 +542,28 @@ def find_halos(
             f"(b = {b}, linking length {linking:.4g} Mpc)"
         )
     pos = _wrap(dm.positions, box)
-    centres = np.empty((len(groups), 3))
+    rho_crit = critical_density_comoving(snapshot.cosmology, snapshot.redshift)
     if "potential" in dm:
         potential = dm["potential"]
-        for i, members in enumerate(groups):
-            centres[i] = pos[members[np.argmin(potential[members])]]
+        candidates = [members[[np.argmin(potential[members])]] for members in groups]
     else:
         tree = cKDTree(pos, boxsize=box)
         k = min(k_density, n_dm - 1)
-        for i, members in enumerate(tqdm(groups, desc="centres", unit="group", disable=not progress)):
+        candidates = []
+        for members in tqdm(groups, desc="density peaks", unit="group", disable=not progress):
             r_k = tree.query(pos[members], k=k + 1)[0][:, -1]
-            centres[i] = pos[members[np.argmin(r_k)]]
-    rho_crit = critical_density_comoving(snapshot.cosmology, snapshot.redshift)
+            candidates.append(members[_density_peaks(pos[members], r_k, n_candidates, linking, box, max_peaks)])
+    owner = np.repeat(np.arange(len(groups)), [len(c) for c in candidates])
+    trial = pos[np.concatenate(candidates)]
     kinds = list(snapshot.particles.values())
-    m200, r200, counts = spherical_overdensity(
-        [p.positions for p in kinds], [p.masses for p in kinds], centres, box, rho_crit,
+    m_all, r_all, n_all = spherical_overdensity(
+        [p.positions for p in kinds], [p.masses for p in kinds], trial, box, rho_crit,
         delta, return_counts=True, progress=progress,
     )
+    # per group, the trial centre with the largest M200 (the first, i.e. densest, on ties)
+    best = np.lexsort((np.arange(len(trial)), -m_all, owner))
+    best = best[np.r_[True, owner[best][1:] != owner[best][:-1]]]
+    centres, m200, r200, counts = trial[best], m_all[best], r_all[best], n_all[best]
     keep = m200 > 0
     return HaloCatalogue(
         halo_id=np.arange(len(groups))[keep], centre=centres[keep], m200=m200[keep],
