@@ -1,6 +1,7 @@
 """Tests of halo catalogues, spherical overdensity and the halo finder (cmcore.halos)."""
 from __future__ import annotations
 
+import os
 import warnings
 
 import h5py
@@ -97,6 +98,9 @@ def test_cmc_halos_round_trip_is_sorted_and_atomic(tmp_path):
     assert np.all(np.diff(cat.m200) <= 0)
     write_halos(tmp_path / "h.h5", cat)
     assert [p.name for p in tmp_path.iterdir()] == ["h.h5"]  # no temporary left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "h.h5").stat().st_mode & 0o777 == 0o666 & ~umask
     back = read_halos(tmp_path / "h.h5")
     for name in ("halo_id", "centre", "m200", "r200", "n_particles"):
         np.testing.assert_array_equal(getattr(back, name), getattr(cat, name))

@@ -167,7 +167,8 @@ def write_halos(path: str | os.PathLike, cat: HaloCatalogue) -> None:
     """Write ``cat`` as a cmc-halos v1 HDF5 file, atomically.
 
     The file is written to a temporary name in the same folder and moved into
-    place with :func:`os.replace`, so readers never see a partial file.
+    place with :func:`os.replace`, so readers never see a partial file; it gets
+    the permissions of a newly created file (0666 less the umask).
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
@@ -185,6 +186,9 @@ def write_halos(path: str | os.PathLike, cat: HaloCatalogue) -> None:
             f.attrs["cosmology"] = cosmology_to_json(cat.cosmology)
             f.attrs["source"] = str(cat.source)
             f.attrs["code_version"] = str(cat.code_version)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
