@@ -1,0 +1,31 @@
+"""The package surface: lazy public names, no heavy imports at ``import cmcore``."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import cmcore
+
+
+@pytest.mark.parametrize("name", sorted(set(cmcore.__all__) - {"__version__"}))
+def test_every_public_name_resolves_and_is_documented(name):
+    obj = getattr(cmcore, name)
+    assert obj.__doc__ and obj.__doc__.strip()
+
+
+def test_unknown_name_raises_attribute_error():
+    with pytest.raises(AttributeError):
+        cmcore.no_such_thing  # noqa: B018
+
+
+def test_import_is_light_and_never_loads_tensorflow():
+    code = (
+        "import sys, cmcore; "
+        "heavy = {'h5py', 'astropy', 'scipy', 'tensorflow', 'onnxruntime'} & set(sys.modules); "
+        "assert not heavy, heavy; "
+        "cmcore.build_dataset; cmcore.render_cutout; "
+        "assert 'tensorflow' not in sys.modules and 'onnxruntime' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
