@@ -330,6 +330,16 @@ def test_swift_round_trip(tmp_path):
     np.testing.assert_allclose(snap.dm.masses, truth["dm"]["mass"], rtol=1e-12)
 
 
+def test_swift_hubble_from_internal_units(tmp_path):
+    write_swift(tmp_path / "swift.hdf5", physical_truth())
+    u_t = MPC_CM / 1e5  # Mpc / (km/s)
+    with h5py.File(tmp_path / "swift.hdf5", "r+") as f:
+        del f["Cosmology"].attrs["h"]
+        f["Cosmology"].attrs["H0 [internal units]"] = [100 * H]  # km/s/Mpc in units of 1/U_t
+        f["Units"].attrs["Unit time in cgs (U_t)"] = [u_t]
+    assert read_snapshot(tmp_path / "swift.hdf5").h == pytest.approx(H, rel=1e-12)
+
+
 def test_swift_smoothing_length_needs_kernel_gamma(tmp_path):
     write_swift(tmp_path / "swift.hdf5", physical_truth(), kernel_gamma=None)
     with pytest.raises(FileFormatError, match="Kernel gamma"):

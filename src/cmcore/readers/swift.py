@@ -6,8 +6,9 @@ its units contain no h): value_cgs,physical = stored · factor · a^(a-scale
 exponent) (SWIFT documentation, "Snapshots"; swiftsimio).  ``Header/BoxSize``
 is comoving, in the snapshot length unit ``Units/Unit length in cgs (U_L)``;
 ``Header/Scale-factor`` and ``Header/Redshift`` give a and z; ``/Cosmology``
-gives ``h``, ``Omega_m``, ``Omega_lambda``, ``Omega_b`` (radiation is ignored
-in the astropy cosmology).  ``SmoothingLengths`` stores the kernel smoothing
+gives ``h`` (else ``H0 [internal units]`` with ``Units/Unit time in cgs (U_t)``),
+``Omega_m``, ``Omega_lambda``, ``Omega_b`` (radiation is ignored in the astropy
+cosmology).  ``SmoothingLengths`` stores the kernel smoothing
 length h; the support radius is H = γ_K h with ``HydroScheme/Kernel gamma``.
 Negative ``StarFormationRates`` (SWIFT's flag for the last star-forming time)
 read as zero.
@@ -23,7 +24,7 @@ import numpy as np
 from ..errors import FileFormatError
 from ..snapshot import Snapshot
 from . import common, open_hdf5
-from .units import CGS_PER_UNIT, attribute
+from .units import CGS_PER_UNIT, MPC_CM, attribute
 
 _CGS = "Conversion factor to CGS (not including cosmological corrections)"
 
@@ -59,7 +60,12 @@ def header(f: h5py.File) -> common.Header:
     if np.ptp(box) > 1e-6 * box.max():
         raise FileFormatError(f"{f.filename}: non-cubic box {box.tolist()} is not supported")
     length = common.scalar(f["Units"].attrs, "Unit length in cgs (U_L)", where)
-    h = common.scalar(cosmo, "h", where)
+    if "h" in cosmo:
+        h = common.scalar(cosmo, "h", where)
+    else:  # H0 [1/U_t] -> km/s/Mpc
+        h0 = common.scalar(cosmo, "H0 [internal units]", where) / common.scalar(
+            f["Units"].attrs, "Unit time in cgs (U_t)", where)
+        h = h0 * MPC_CM / 1e5 / 100.0
     a = common.scalar(hdr, "Scale-factor", where)
     z = common.scalar(hdr, "Redshift", where)
     ob = common.scalar(cosmo, "Omega_b", where) if "Omega_b" in cosmo else None
