@@ -152,9 +152,11 @@ def render_maps(
                     f"{snapshot.path or '<memory>'}; use scheme 'ngp' or 'cic'"
                 )
             hsml = pdata["smoothing_length"]
+        # all columns in order (the dataset builder's case): no O(N) copy per image
+        chosen = weights if wanted == list(range(weights.shape[1])) else np.ascontiguousarray(weights[:, wanted])
         images = project(
             pdata.positions,
-            np.ascontiguousarray(weights[:, wanted]),
+            chosen,
             np.asarray(centre, dtype=np.float64),
             snapshot.boxsize,
             los=los,
