@@ -476,6 +476,7 @@ def find_halos(
     snapshot: Snapshot,
     *,
     b: float = 0.2,
+    linking_length: float | None = None,
     min_members: int = 32,
     delta: float = 200.0,
     k_density: int = 32,
@@ -487,7 +488,9 @@ def find_halos(
 
     1. Friends-of-friends on the dark matter with linking length
        b × (mean inter-particle separation of the dark matter) = b·L/N_dm^(1/3),
-       periodic; groups with at least ``min_members`` particles.
+       periodic; groups with at least ``min_members`` particles.  When the
+       dark matter does not fill the box (a region read, a zoom), pass
+       ``linking_length`` instead, e.g. b·(m_dm/ρ̄_dm)^(1/3) of the parent box.
     2. Centre: the member with the minimum gravitational ``potential`` when the
        dark matter has one.  Otherwise the densest particle of the group's
        *main* density peak: the density of each member is ρ ∝ k / r_k³, r_k
@@ -514,6 +517,8 @@ def find_halos(
         Must hold dark matter.
     b : float
         Linking parameter.
+    linking_length : float, optional
+        Comoving linking length [Mpc]; overrides ``b``.
     min_members : int
         Smallest FoF group (dark-matter particles).
     delta : float
@@ -533,12 +538,14 @@ def find_halos(
     """
     if not 0 < b < 1:
         raise InputError(f"linking parameter b must be in (0, 1), got {b}")
+    if linking_length is not None and not 0 < linking_length < 0.5 * snapshot.boxsize:
+        raise InputError(f"linking length must be in (0, boxsize/2), got {linking_length}")
     if min_members < 2:
         raise InputError(f"min_members must be at least 2, got {min_members}")
     dm = snapshot.dm
     box = float(snapshot.boxsize)
     n_dm = len(dm)
-    linking = b * box / n_dm ** (1.0 / 3.0)
+    linking = linking_length or b * box / n_dm ** (1.0 / 3.0)
     groups = friends_of_friends(dm.positions, box, linking, min_members)
     if not groups:
         raise InputError(
@@ -573,5 +580,6 @@ def find_halos(
         halo_id=np.arange(len(groups))[keep], centre=centres[keep], m200=m200[keep],
         r200=r200[keep], n_particles=counts[keep], boxsize=box, redshift=snapshot.redshift,
         cosmology=snapshot.cosmology,
-        source=f"{snapshot.path}: FoF(b={b:g}, min {min_members}) on dark matter + SO(Delta={delta:g} crit)",
+        source=(f"{snapshot.path}: FoF(linking length {linking:.5g} Mpc, min {min_members}) on dark matter"
+                f" + SO(Delta={delta:g} crit)"),
     )

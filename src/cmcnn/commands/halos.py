@@ -21,6 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("snapshot", help="snapshot file (EAGLE/BAHAMAS, GADGET-4 or SWIFT HDF5; any file of a multi-file set)")
     p.add_argument("--out", required=True, help="halo catalogue to write (cmc-halos HDF5)")
     p.add_argument("--b", type=float, default=0.2, help="FoF linking parameter, in mean DM separations (default 0.2)")
+    p.add_argument("--linking-length", type=float, default=None, metavar="MPC",
+                   help="comoving FoF linking length [Mpc], overriding --b (for files whose DM does not fill the box)")
     p.add_argument("--min-members", type=int, default=32, help="smallest FoF group, DM particles (default 32)")
     p.add_argument("--delta", type=float, default=200.0, help="overdensity w.r.t. critical (default 200)")
     p.add_argument("--drop-nonfinite", action="store_true", help="drop particles with NaN/inf instead of refusing")
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
             args.snapshot, fields=[], optional_fields=["potential"],
             drop_nonfinite=args.drop_nonfinite, unit_system=args.unit_system,
         )
-        cat = find_halos(snap, b=args.b, min_members=args.min_members, delta=args.delta, progress=progress)
+        cat = find_halos(snap, b=args.b, linking_length=args.linking_length, min_members=args.min_members,
+                         delta=args.delta, progress=progress)
     write_halos(args.out, cat)
     top = np.argmax(cat.m200)
     print(
