@@ -62,7 +62,6 @@ def test_outputs_are_complete_and_described(tiny, snap):
     n_ngb = 4 / 3 * np.pi * gas.fields["smoothing_length"].astype(float) ** 3 * gas.fields[
         "density"] / gas.masses
     np.testing.assert_allclose(n_ngb, 48.0, rtol=1e-5)
-    ids = np.concatenate([p.fields.get("ids", np.zeros(0)) for p in snap.particles.values()])
     with h5py.File(tiny.snapshot) as f:
         ids = np.concatenate([f[g]["ParticleIDs"][()] for g in ("PartType0", "PartType1", "PartType4")])
     assert np.unique(ids).size == ids.size
@@ -233,3 +232,21 @@ def test_cli_synth_plots(tiny, tmp_path, capsys):
     assert out.stat().st_size > 10_000
     assert cli.main(["synth-plots", str(tmp_path), "--out", str(out)]) == 2
     assert "not a complete" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_relations_tightly_with_more_clusters(tmp_path):
+    result = generate("tiny", seed=11, out=tmp_path, clusters_per_bin=12, box_size_h=70.0)
+    got = measure(result.snapshot, result.halos)
+    order = np.argsort(got["halo_id"])
+    got = {k: np.asarray(v)[order] for k, v in got.items()}
+    drawn = result.targets
+    for name, x, y, mass_key in [("y500", "m500", "y500_intended", "m500"),
+                                 ("lx_proxy", "m500", "lx_proxy_intended", "m500"),
+                                 ("mstar_central", "m200", "mstar_central", "m200")]:
+        _, slope, scatter = fit_power_law(got[x], got[name])
+        _, slope_in, scatter_in = fit_power_law(drawn[mass_key], drawn[y])
+        assert slope == pytest.approx(slope_in, abs=0.06), name
+        assert scatter == pytest.approx(scatter_in, abs=0.025), name
+    resid = np.log10(got["mstar_central"] / rel.stellar_mass_central(got["m200"]))
+    assert np.std(resid) == pytest.approx(rel.SHMR_SCATTER_DEX, abs=0.03)

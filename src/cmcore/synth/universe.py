@@ -42,7 +42,7 @@ from .presets import SynthConfig, get_preset
 from .profiles import (ellipsoid_axes, gas_integrals, gas_model, hernquist_radii, isotropic,
                        nfw_radii, place, radial_grid, random_rotation, realise_gas,
                        sample_radii, stochastic_count)
-from .writer import SnapshotWriter
+from .writer import SnapshotWriter, default_file_mode
 
 #: Particle-ID layout: uid << 28 | type << 26 | index.
 _ID_TYPE = {"gas": 0, "dm": 1, "stars": 2}
@@ -270,6 +270,7 @@ def _measure_so(target: Halo, own: dict, neighbours: list, seed, config, boxsize
 
 def _atomic_json(path: Path, data: dict) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, default_file_mode())
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1)

@@ -46,6 +46,13 @@ _DATASETS = {
 GROUPS = {"gas": ("PartType0", 0), "dm": ("PartType1", 1), "stars": ("PartType4", 4)}
 
 
+def default_file_mode() -> int:
+    """Permissions of a new file under the current umask (``mkstemp`` makes 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 class SnapshotWriter:
     """Append particles to an EAGLE-style snapshot; :meth:`close` publishes it.
 
@@ -73,6 +80,7 @@ class SnapshotWriter:
         fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
                                          dir=self.path.parent)
         os.close(fd)
+        os.chmod(self._tmp, default_file_mode())
         self._file = h5py.File(self._tmp, "w")
         self.counts = {name: 0 for name in GROUPS}
         mass_table = np.zeros(6)
