@@ -87,6 +87,24 @@ def test_kernel_at_the_edge_keeps_only_the_inside_part():
     assert _one_particle(H=1.3, offset=(6.31, 0.0)).sum() == 0.0
 
 
+@pytest.mark.parametrize("H, offset", [(1.7, (4.0, -2.0)), (3.3, (0.5, 0.25)), (12.0, (-9.0, 3.0))])
+def test_large_kernels_crossing_the_edge_keep_their_inside_fraction(H, offset):
+    """Edge kernels of >= 16 pixels use the analytic normalisation; check it to 1e-6."""
+    width, npix = 10.0, 100
+    img = _one_particle(H, offset, width, npix)
+    pix = width / npix
+    r = H / pix
+    assert r >= 16
+    # exact discrete fractions: kernel sampled at every pixel centre of its support
+    cu, cv = offset[0] / pix + npix / 2 - 0.5, offset[1] / pix + npix / 2 - 0.5
+    j = np.arange(math.ceil(cu - r), math.floor(cu + r) + 1)
+    i = np.arange(math.ceil(cv - r), math.floor(cv + r) + 1)
+    q = np.hypot(j[None, :] - cu, i[:, None] - cv) / r
+    f = projected_wendland_c2(q)
+    inside = ((j[None, :] >= 0) & (j[None, :] < npix) & (i[:, None] >= 0) & (i[:, None] < npix))
+    assert img.sum() == pytest.approx(f[inside].sum() / f.sum(), rel=1e-6)
+
+
 def test_kernel_smaller_than_a_pixel_goes_into_one_pixel():
     img = _one_particle(H=0.04, offset=(0.27, -1.13), width=10.0, npix=100)   # pixel 0.1
     assert np.count_nonzero(img) == 1 and img.sum() == 1.0

@@ -31,9 +31,11 @@ Schemes
     (``smoothing_lengths``), sampled at the pixel centres within ``H`` and
     normalised by the sum of those samples over all the pixels the support covers,
     inside the image or not.  A kernel wholly inside the image deposits exactly
-    its weight; at the image edge only the inside part is kept; a kernel whose
-    support diameter ``2H`` is below one pixel, or which covers no pixel centre,
-    goes into the pixel that holds the particle.
+    its weight; at the image edge only the inside part is kept (for edge kernels
+    with ``H`` of 16 pixels or more the sum is taken as its analytic value, which
+    the discrete sum matches to 2e-7, so a huge kernel costs only its pixels inside
+    the image); a kernel whose support diameter ``2H`` is below one pixel, or which
+    covers no pixel centre, goes into the pixel that holds the particle.
 
 Every scheme conserves the total weight of the particles whose kernel lies wholly
 inside the image and within the slab.
@@ -64,8 +66,14 @@ NAMED_LOS: dict[str, tuple[float, float, float]] = {
 #: Deposition schemes, with the number the compiled kernel knows them by.
 SCHEMES: dict[str, int] = {"ngp": 0, "cic": 1, "sph": 2}
 
-#: Particles per chunk handed to one thread at a time.
+#: Particles per chunk handed to one thread at a time (NGP/CIC; SPH, whose cost is
+#: in the deposit, uses smaller chunks for balance).
 CHUNK = 1 << 15
+CHUNK_SPH = 1 << 11
+
+#: With ``nthreads=None``, NGP/CIC use one thread per this many particles scanned
+#: (waking threads costs more than it saves on small scans, e.g. indexed clusters).
+SCAN_PER_THREAD = 1 << 18
 
 #: Resolution of the projected-kernel table (entries over q^2 in [0, 1]).
 _NTABLE = 4096
@@ -183,6 +191,10 @@ def _kernel_table() -> np.ndarray:
 
 
 _TABLE = _kernel_table()
+#: What the kernel reads: (value, slope to the next entry) pairs, flattened.
+_TABLE_PAIRS = np.ascontiguousarray(np.column_stack([_TABLE[:-1], np.diff(_TABLE)]).ravel())
+#: Integral of the linearly interpolated table over the unit disk (pi * ∫ f dq^2).
+_TABLE_INTEGRAL = float(np.pi * (_TABLE.sum() - 0.5 * (_TABLE[0] + _TABLE[-1])) / _NTABLE)
 
 
 def _positions(positions: np.typing.ArrayLike) -> np.ndarray:
@@ -236,9 +248,9 @@ def _nthreads(nthreads: int | None) -> int:
     return int(nthreads)
 
 
-def _chunks(n: int) -> np.ndarray:
-    starts = np.arange(0, n, CHUNK, dtype=np.int64)
-    return np.ascontiguousarray(np.stack([starts, np.minimum(starts + CHUNK, n)], axis=1))
+def _chunks(n: int, length: int) -> np.ndarray:
+    starts = np.arange(0, n, length, dtype=np.int64)
+    return np.ascontiguousarray(np.stack([starts, np.minimum(starts + length, n)], axis=1))
 
 
 def aabb_half_extent(u: np.ndarray, v: np.ndarray, n: np.ndarray, depth: float,
@@ -306,7 +318,9 @@ def project(
         kernel reach) touches are visited.  The image is the same as without it.
         For ``"sph"`` the index must have been built with ``smoothing_lengths``.
     nthreads : int, optional
-        OpenMP threads (default: OpenMP's default, e.g. ``OMP_NUM_THREADS``).
+        OpenMP threads.  Default: OpenMP's default (e.g. ``OMP_NUM_THREADS``), but
+        no more than one per ``SCAN_PER_THREAD`` particles scanned for NGP/CIC
+        (one per ``CHUNK_SPH`` for SPH).
 
     Returns
     -------
@@ -354,8 +368,6 @@ def project(
     npix = int(npix)
     if scheme not in SCHEMES:
         raise InputError(f"scheme must be one of {sorted(SCHEMES)}, got {scheme!r}")
-    nt = _nthreads(nthreads)
-
     if scheme == "sph":
         if smoothing_lengths is None:
             raise InputError('smoothing_lengths are required for scheme="sph"')
@@ -381,6 +393,7 @@ def project(
     prefilter = np.concatenate([e_pre, f_pre, grow * (1.0 + 1e-6), [big]]).astype(np.float64)
 
     hmax = math.inf
+    chunk = CHUNK_SPH if scheme == "sph" else CHUNK
     if index is not None:
         index._check_compatible(pos, boxsize)
         reach = e_pre.copy()
@@ -390,17 +403,23 @@ def project(
                                  'smoothing_lengths=h) to use it with scheme="sph"')
             hmax = index.max_smoothing_length
             reach = reach + hmax * grow * (1.0 + 1e-6)
-        chunks = index.cell_ranges(c, reach, max_length=CHUNK)
+        chunks = index.cell_ranges(c, reach, max_length=chunk)
         perm = index.permutation
         use_perm = True
     else:
-        chunks = _chunks(npart)
+        chunks = _chunks(npart, chunk)
         perm = np.empty(0, dtype=np.int32)
         use_perm = False
 
+    nt = _nthreads(nthreads)
+    if nthreads is None:
+        work = int((chunks[:, 1] - chunks[:, 0]).sum())
+        per_thread = CHUNK_SPH if scheme == "sph" else SCAN_PER_THREAD
+        nt = max(1, min(nt, -(-work // per_thread)))
     image, flags = _kernels.project_particles(
         pos, w, hs, perm, use_perm, chunks, c, 0.0 if boxsize is None else boxsize,
-        u, v, n, depth, width, npix, SCHEMES[scheme], prefilter, _TABLE, hmax, nt,
+        u, v, n, depth, width, npix, SCHEMES[scheme], prefilter, _TABLE_PAIRS, _TABLE_INTEGRAL,
+        hmax, nt,
     )
     if flags & _kernels.FLAG_POSITION:
         raise InputError("positions contain NaN or infinite values")

@@ -1,0 +1,55 @@
+"""Benchmark implementations, run by ``bench/*.py`` and ``cmc bench``.
+
+Every figure is reported as a ratio against a baseline measured in the same run
+on the same data, next to a description of the machine (:func:`machine_info`).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["machine_info", "best_time"]
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    """Describe the machine and software a benchmark ran on."""
+    from .. import __version__, _kernels
+
+    return {
+        "cpu_model": _cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "openmp": _kernels.have_openmp(),
+        "openmp_max_threads": _kernels.max_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "cmc": __version__,
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def best_time(fn: Callable[[], object], repeat: int = 3) -> tuple[float, object]:
+    """Run ``fn`` ``repeat`` times; return the shortest wall time [s] and the last result."""
+    best = float("inf")
+    result = None
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
