@@ -49,6 +49,13 @@ cdef extern from *:
     /* Runtime dispatch: an AVX2 clone next to the portable baseline (GCC, x86-64
        Linux); elsewhere the baseline only.  The prefilter has no multiply-add, so
        both clones select exactly the same particles. */
+    /* Indexed scans visit particles scattered in memory: fetch ahead. */
+    #if defined(__GNUC__) || defined(__clang__)
+    #define CMC_PREFETCH(p) __builtin_prefetch((const void*)(p))
+    #else
+    #define CMC_PREFETCH(p) ((void)0)
+    #endif
+
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
     #define CMC_CLONES __attribute__((target_clones("avx2", "default")))
     #else
@@ -197,6 +204,7 @@ cdef extern from *:
     """
     int cmc_max_threads() nogil
     int cmc_have_openmp() nogil
+    void CMC_PREFETCH(const void* p) nogil
     Py_ssize_t cmc_prefilter_f32(const float* p, Py_ssize_t i0, Py_ssize_t i1,
                                  const float* c24, const float* e24, const float* f24,
                                  const int* bit24, float L, Py_ssize_t* out) nogil
@@ -509,6 +517,7 @@ cdef inline int _exact(const Arrays* arr, pos_t* pdummy, w_t* wdummy, h_t* hdumm
 
 cdef enum:
     SUB = 2048          # particles per prefilter call (candidate buffer on the stack)
+    PREFETCH = 16       # how far ahead indexed scans fetch positions
 
 
 cdef int _scan_contiguous(const Arrays* arr, pos_t* pdummy, w_t* wdummy, h_t* hdummy,
@@ -565,7 +574,7 @@ cdef int _scan_general(const Arrays* arr, pos_t* pdummy, w_t* wdummy, h_t* hdumm
     cdef pos_t hbig = <pos_t>pre[9]        # prefilter bound on H (finite)
     cdef bint sph = g.scheme == SCHEME_SPH
     cdef pos_t x, y, z, ax, ay, az, hi, ex, ey, ez, fx, fy, fz
-    cdef Py_ssize_t j, i
+    cdef Py_ssize_t j, i, ip
     cdef int flags = 0, cand
     ex = e0
     ey = e1
@@ -576,6 +585,11 @@ cdef int _scan_general(const Arrays* arr, pos_t* pdummy, w_t* wdummy, h_t* hdumm
     for j in range(start, end):
         if use_perm:
             i = perm[j]
+            if j + PREFETCH < end:
+                ip = perm[j + PREFETCH]
+                CMC_PREFETCH(pos + 3 * ip)
+                if sph:
+                    CMC_PREFETCH(arr.hs + ip * arr.hs0)
         else:
             i = j
         x = pos[3 * i] - c0
@@ -730,10 +744,11 @@ def build_cell_index(pos_t[:, ::1] pos, double boxsize, int ncell, idx_t[::1] pe
     if flags:
         return flags
     offsets[:] = 0
-    for i in range(N):
-        offsets[cell[i] + 1] += 1
-    for cid in range(ncells):
-        offsets[cid + 1] += offsets[cid]
+    with nogil:
+        for i in range(N):
+            offsets[cell[i] + 1] += 1
+        for cid in range(ncells):
+            offsets[cid + 1] += offsets[cid]
     cursor_arr = np.asarray(offsets[:ncells]).copy()
     cdef long long[::1] cursor = cursor_arr
     with nogil:

@@ -12,7 +12,9 @@ each centre rather than to the whole box::
 Memory: the permutation (int32 below 2**31 particles, else int64) plus one
 int64 offset per cell; with the default of about 16 particles per cell that is
 4.5 bytes per particle (8.5 above 2**31 particles).  The index keeps a reference
-to ``positions``, not a copy; do not modify them while the index is in use.
+to ``positions``, not a copy (give it C-contiguous positions: anything else is
+copied once, and ``project`` must then be given ``idx.positions``); do not modify
+them while the index is in use.
 """
 from __future__ import annotations
 
@@ -122,25 +124,8 @@ class CellIndex:
         if boxsize is None or boxsize != self.boxsize:
             raise InputError(f"index was built for boxsize={self.boxsize}, got boxsize={boxsize}")
 
-    def cell_ranges(self, centre: np.ndarray, half_extent: np.ndarray,
-                    max_length: int | None = None) -> np.ndarray:
-        """Ranges of :attr:`permutation` covering every cell that the periodic box
-        ``centre ± half_extent`` overlaps (each cell once).
-
-        Parameters
-        ----------
-        centre : (3,) ndarray
-            Centre inside ``[0, boxsize)``.
-        half_extent : (3,) ndarray
-            Non-negative half extents; ``>= boxsize / 2`` covers the whole axis.
-        max_length : int, optional
-            Split ranges longer than this (for load balancing).
-
-        Returns
-        -------
-        ndarray
-            ``(m, 2)`` int64 half-open ranges of positions in :attr:`permutation`.
-        """
+    def _axis_cells(self, centre: np.ndarray, half_extent: np.ndarray) -> list[np.ndarray]:
+        """Per axis, the (wrapped, distinct) cell indices that ``centre ± half_extent`` overlaps."""
         nc = self.ncell
         margin = 1e-9 * self.boxsize
         axes = []
@@ -151,25 +136,58 @@ class CellIndex:
                 axes.append(np.arange(nc, dtype=np.int64))
             else:
                 axes.append(np.arange(lo, hi + 1, dtype=np.int64) % nc)
-        ix, iy, iz = axes
-        # Runs of consecutive z cells are contiguous in the permutation.
-        breaks = np.flatnonzero(np.diff(iz) != 1) + 1
-        z_starts = iz[np.concatenate([[0], breaks])]
-        z_ends = iz[np.concatenate([breaks - 1, [iz.size - 1]])] + 1
-        base = ((ix[:, None] * nc + iy[None, :]) * nc).reshape(-1, 1)
-        starts = self.offsets[(base + z_starts).ravel()]
-        ends = self.offsets[(base + z_ends).ravel()]
+        return axes
+
+    def cell_ranges(self, centres: np.ndarray, half_extents: np.ndarray,
+                    max_length: int | None = None) -> np.ndarray:
+        """Ranges of :attr:`permutation` covering every cell that any of the periodic
+        boxes ``centres[b] ± half_extents[b]`` overlaps (each cell once).
+
+        Parameters
+        ----------
+        centres : (3,) or (m, 3) ndarray
+            Box centres inside ``[0, boxsize)``.
+        half_extents : (3,) or (m, 3) ndarray
+            Non-negative half extents; ``>= boxsize / 2`` covers the whole axis.
+        max_length : int, optional
+            Split ranges longer than this (for load balancing).
+
+        Returns
+        -------
+        ndarray
+            ``(r, 2)`` int64 half-open ranges of positions in :attr:`permutation`.
+        """
+        nc = self.ncell
+        centres = np.atleast_2d(centres)
+        half_extents = np.broadcast_to(np.atleast_2d(half_extents), centres.shape)
+        if len(centres) == 1:
+            ix, iy, iz = self._axis_cells(centres[0], half_extents[0])
+            # runs of consecutive z cells are contiguous in the permutation
+            breaks = np.flatnonzero(np.diff(iz) != 1) + 1
+            z_starts = iz[np.concatenate([[0], breaks])]
+            z_ends = iz[np.concatenate([breaks - 1, [iz.size - 1]])] + 1
+            base = ((ix[:, None] * nc + iy[None, :]) * nc).reshape(-1, 1)
+            starts = self.offsets[(base + z_starts).ravel()]
+            ends = self.offsets[(base + z_ends).ravel()]
+        else:
+            ids = []
+            for c, h in zip(centres, half_extents):
+                ix, iy, iz = self._axis_cells(c, h)
+                ids.append(((ix[:, None, None] * nc + iy[None, :, None]) * nc
+                            + iz[None, None, :]).ravel())
+            cells = np.unique(np.concatenate(ids))
+            breaks = np.flatnonzero(np.diff(cells) != 1) + 1
+            starts = self.offsets[cells[np.concatenate([[0], breaks])]]
+            ends = self.offsets[cells[np.concatenate([breaks - 1, [cells.size - 1]])] + 1]
         keep = ends > starts
         starts, ends = starts[keep], ends[keep]
         if max_length is not None and starts.size:
             pieces = (ends - starts + max_length - 1) // max_length
             if np.any(pieces > 1):
-                rep_start = np.repeat(starts, pieces)
                 first = np.repeat(np.cumsum(pieces) - pieces, pieces)
-                k = np.arange(rep_start.size) - first
-                new_starts = rep_start + k * max_length
-                starts = new_starts
+                new_starts = np.repeat(starts, pieces) + (np.arange(first.size) - first) * max_length
                 ends = np.minimum(new_starts + max_length, np.repeat(ends, pieces))
+                starts = new_starts
         return np.ascontiguousarray(np.stack([starts, ends], axis=1).astype(np.int64))
 
     def select_box(self, centre: np.typing.ArrayLike,

@@ -263,6 +263,29 @@ def aabb_half_extent(u: np.ndarray, v: np.ndarray, n: np.ndarray, depth: float,
     return depth * np.abs(n) + half_width * (np.abs(u) + np.abs(v))
 
 
+def _slab_segments(c: np.ndarray, u: np.ndarray, v: np.ndarray, n: np.ndarray, depth: float,
+                   reach: float, cell_size: float, boxsize: float) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes whose union covers the slab x footprint, for the cell index.
+
+    Along an axis-aligned line of sight one axis-aligned box is tight.  Along an
+    oblique one, a single box around the whole slab is mostly empty, so the slab is
+    cut into segments along ``n`` about as long as the footprint (or two cells) is
+    wide, each with its own box.  ``reach`` is the half width of the footprint plus
+    any kernel reach; a relative margin keeps the boxes supersets under rounding.
+    """
+    grow = np.abs(u) + np.abs(v)
+    nseg = 1
+    if np.count_nonzero(n) > 1:
+        nseg = max(1, math.ceil(2.0 * depth / max(2.0 * reach, 2.0 * cell_size)))
+    half_len = depth / nseg
+    t = -depth + (np.arange(nseg) + 0.5) * (2.0 * depth / nseg)
+    centres = c + t[:, None] * n[None, :]
+    centres -= boxsize * np.floor(centres / boxsize)
+    half = half_len * np.abs(n) + reach * grow
+    half = half + 1e-6 * (2.0 * boxsize + half)
+    return centres, np.broadcast_to(half, centres.shape)
+
+
 def project(
     positions: np.typing.ArrayLike,
     weights: np.typing.ArrayLike,
@@ -396,14 +419,15 @@ def project(
     chunk = CHUNK_SPH if scheme == "sph" else CHUNK
     if index is not None:
         index._check_compatible(pos, boxsize)
-        reach = e_pre.copy()
+        reach = half_width
         if scheme == "sph":
             if index.max_smoothing_length is None:
                 raise InputError('index was built without smoothing_lengths; build CellIndex(..., '
                                  'smoothing_lengths=h) to use it with scheme="sph"')
             hmax = index.max_smoothing_length
-            reach = reach + hmax * grow * (1.0 + 1e-6)
-        chunks = index.cell_ranges(c, reach, max_length=chunk)
+            reach += hmax
+        seg_centres, seg_half = _slab_segments(c, u, v, n, depth, reach, index.cell_size, boxsize)
+        chunks = index.cell_ranges(seg_centres, seg_half, max_length=chunk)
         perm = index.permutation
         use_perm = True
     else:
