@@ -16,8 +16,10 @@
 
 Determinism: every random quantity comes from a :class:`numpy.random.Generator`
 seeded with ``SeedSequence(seed, spawn_key=key)`` where ``key`` names the
-halo (``(2, i)`` target i, ``(3, j)`` field halo j, ``(5, i, k)`` excess
-halo k of target i) or the catalogue draw, never the order of processing:
+catalogue draw (``(0,)`` target masses and positions, ``(1,)`` field masses,
+``(1, 1)`` field positions, ``(4, i)`` excess haloes of target i) or the halo
+(``(2, i)`` target i, ``(3, j)`` field halo j, ``(5, i, k)`` excess halo k of
+target i), never the order of processing:
 the same seed gives identical arrays, other seeds independent universes.
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from .._version import __version__
 from ..errors import InputError
@@ -39,7 +42,7 @@ from .cosmo import COSMOLOGY, h, rho_crit
 from .haloes import (ExcessModel, cumulative_abundance, halo_extent, in_columns,
                      minimum_image, sample_mass_function, target_masses)
 from .presets import SynthConfig, get_preset
-from .profiles import (ellipsoid_axes, gas_integrals, gas_model, hernquist_radii, isotropic,
+from .profiles import (cumulative_mass, ellipsoid_axes, gas_integrals, gas_model, hernquist_radii, isotropic,
                        nfw_radii, place, radial_grid, random_rotation, realise_gas,
                        sample_radii, stochastic_count)
 from .writer import SnapshotWriter, default_file_mode
@@ -149,8 +152,7 @@ def realise_halo(halo: Halo, seed: int, config: SynthConfig, boxsize: float):
         n_sub = rng.poisson(cum[-1])
         sub_m = m200 * np.exp(np.interp(rng.uniform(0, cum[-1], n_sub), cum, np.log(psi)))
         r = radial_grid(r_max, 1e-3 * r200)
-        number = 4 * np.pi * r**3 * rel.subhalo_number_density(r / r200)
-        sub_r = sample_radii(rng, n_sub, r, np.cumsum(number * np.gradient(np.log(r))))
+        sub_r = sample_radii(rng, n_sub, r, cumulative_mass(r, rel.subhalo_number_density(r / r200)))
         sub_pos = place(rng, sub_r, axes_dm, rotation)
         sub_in200 = float(sub_m[sub_r < r200].sum())
     else:
@@ -322,8 +324,6 @@ def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.Pa
     rho_c = rho_crit(0.0)
     targets, field_haloes, m_field, volume = _catalogue(config, seed, boxsize)
     everyone = targets + field_haloes
-    from scipy.spatial import cKDTree
-
     centres = np.array([x.centre for x in everyone]).reshape(-1, 3)
     extents = halo_extent(np.array([x.m200 for x in everyone]), config.r_trunc)
     tree = cKDTree(np.mod(centres, boxsize), boxsize=boxsize) if len(everyone) else None
