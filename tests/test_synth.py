@@ -102,6 +102,19 @@ def test_field_abundance_matches_mass_function(tiny):
     assert chi2 < ok.sum() + 5 * np.sqrt(2 * ok.sum())
 
 
+def test_two_halo_excess_matches_linear_theory(tiny):
+    from cmcore.synth.haloes import ExcessModel, halo_extent
+
+    config = get_preset("tiny")
+    model = ExcessModel(config.field_min_mass, config.field_max_mass)
+    m = tiny.targets["m200"]
+    lo = np.interp(halo_extent(m, config.r_trunc), model.r, model.cum_r)
+    expected = np.sum(model.cum_m[-1] * rel.halo_bias(m) * (model.cum_r[-1] - lo))
+    drawn = json.loads(tiny.meta.read_text())["n_field_realised"]["excess"]
+    assert expected > 100
+    assert abs(drawn - expected) < 4 * np.sqrt(expected)
+
+
 @pytest.mark.parametrize("name, x, y, mass_key", [
     ("y500", "m500", "y500_intended", "m500"),
     ("lx_proxy", "m500", "lx_proxy_intended", "m500"),

@@ -318,7 +318,8 @@ def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.Pa
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "synth.json").unlink(missing_ok=True)  # the completion marker goes first
+    for stale in ("synth.json", "halos.h5"):  # the completion marker first, then a stale catalogue
+        (out / stale).unlink(missing_ok=True)
 
     boxsize = config.box_size_h / h()
     rho_c = rho_crit(0.0)
