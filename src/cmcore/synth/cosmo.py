@@ -35,11 +35,6 @@ def rho_crit(redshift: float = 0.0) -> float:
     return float(COSMOLOGY.critical_density(redshift).to("Msun / Mpc3").value)
 
 
-def rho_mean(redshift: float = 0.0) -> float:
-    """Mean matter density Ω_m(z) ρ_crit(z) [physical M☉ / Mpc³]."""
-    return float(COSMOLOGY.Om(redshift)) * rho_crit(redshift)
-
-
 def h() -> float:
     """Dimensionless Hubble parameter of :data:`COSMOLOGY`."""
     return float(COSMOLOGY.h)

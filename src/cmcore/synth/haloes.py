@@ -41,7 +41,7 @@ def mass_function(masses) -> np.ndarray:
 def cumulative_abundance(m_min: float, m_max: float, n_grid: int = 400):
     """Mass grid and N(<M) per Mpc³ between ``m_min`` and ``m_max`` (trapezoid in ln M)."""
     m = np.geomspace(m_min, m_max, n_grid)
-    return m, _cumulative(mass_function(m), np.log(m))
+    return m, running_integral(mass_function(m), np.log(m))
 
 
 def sample_mass_function(rng, volume: float, m_min: float, m_max: float) -> np.ndarray:
@@ -76,10 +76,10 @@ class ExcessModel:
     def __init__(self, m_min: float, m_max: float):
         self.m = np.geomspace(m_min, m_max, 200)
         weighted = mass_function(self.m) * halo_bias(self.m)
-        self.cum_m = _cumulative(weighted, np.log(self.m))
+        self.cum_m = running_integral(weighted, np.log(self.m))
         self.r = np.geomspace(0.05, EXCESS_R_MAX, 400)
         shell = 4.0 * np.pi * self.r**2 * np.clip(xi_linear(self.r), 0.0, None)
-        self.cum_r = _cumulative(shell, self.r)
+        self.cum_r = running_integral(shell, self.r)
 
     def sample(self, rng, bias_target: float, r_in: float):
         """Masses (n,) [M☉] and offsets (n, 3) [Mpc] of the excess haloes of one target."""
@@ -93,7 +93,7 @@ class ExcessModel:
         return masses, v / np.linalg.norm(v, axis=1, keepdims=True) * radii[:, None]
 
 
-def _cumulative(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+def running_integral(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Running trapezoid integral of ``y`` over ``x``, starting at 0."""
     return np.concatenate([[0.0], np.cumsum(0.5 * (y[1:] + y[:-1]) * np.diff(x))])
 

@@ -40,7 +40,7 @@ from ..halos import HaloCatalogue, cosmology_to_json, spherical_overdensity, wri
 from . import relations as rel
 from .cosmo import COSMOLOGY, h, rho_crit
 from .haloes import (ExcessModel, cumulative_abundance, halo_extent, in_columns,
-                     minimum_image, sample_mass_function, target_masses)
+                     minimum_image, running_integral, sample_mass_function, target_masses)
 from .presets import SynthConfig, get_preset
 from .profiles import (cumulative_mass, ellipsoid_axes, gas_integrals, gas_model, hernquist_radii, isotropic,
                        nfw_radii, place, radial_grid, random_rotation, realise_gas,
@@ -103,6 +103,69 @@ class SynthResult:
         self.meta = self.out / "synth.json"
 
 
+def _draw_subhaloes(rng, m200: float, r_max: float, axes, rotation, min_mass: float):
+    """Masses [M☉], offsets (n, 3) and ellipsoidal radii [Mpc] of a host's subhaloes.
+
+    Poisson number and masses from :func:`cmcore.synth.relations.subhalo_mass_function`
+    above ``min_mass``; radii from the Einasto number density out to ``r_max``,
+    on the host's ellipsoids.
+    """
+    psi_min = min_mass / m200
+    if psi_min >= 1.0:
+        return np.zeros(0), np.zeros((0, 3)), np.zeros(0)
+    psi = np.geomspace(psi_min, 1.0, 200)
+    cum = running_integral(rel.subhalo_mass_function(psi), np.log(psi))
+    n_sub = rng.poisson(cum[-1])
+    masses = m200 * np.exp(np.interp(rng.uniform(0, cum[-1], n_sub), cum, np.log(psi)))
+    r200 = float(rel.r_delta(m200))
+    r = radial_grid(r_max, 1e-3 * r200)
+    radii = sample_radii(rng, n_sub, r, cumulative_mass(r, rel.subhalo_number_density(r / r200)))
+    return masses, place(rng, radii, axes, rotation), radii
+
+
+def _subhalo_offsets(rng, m_sub: float, distance: float, m_host: float, m_dm: float):
+    """DM particle offsets of one subhalo about its centre.
+
+    An NFW sphere (Diemer & Joyce 2019 concentration with scatter) holding
+    ``m_sub``, truncated at min(R200(m_sub), Jacobi radius d (m_sub / 3 M_host(<d))^⅓).
+    """
+    r200_sub = float(rel.r_delta(m_sub))
+    c_sub = float(rel.concentration_mean(m_sub)) * 10 ** (rel.CONCENTRATION_SCATTER_DEX * rng.normal())
+    r_tidal = min(r200_sub, distance * (m_sub / (3.0 * m_host)) ** (1.0 / 3.0))
+    n = stochastic_count(rng, m_sub, m_dm)
+    return isotropic(rng, n) * nfw_radii(rng, n, r200_sub, c_sub, r_tidal)[:, None]
+
+
+def _galaxy(rng, m_gal: float, centre_offset, config: SynthConfig) -> dict:
+    """Star particles of one galaxy: a Hernquist sphere of Shen et al. 2003 size
+    above ``config.galaxy_split_mass``, one particle below."""
+    r_half = float(rel.galaxy_half_mass_radius(m_gal)) * 10 ** (rel.SIZE_SCATTER_DEX * rng.normal())
+    n = max(1, int(round(m_gal / config.m_star))) if m_gal >= config.galaxy_split_mass else 1
+    radii = hernquist_radii(rng, n, r_half) if n > 1 else np.zeros(1)
+    return {"positions": centre_offset + isotropic(rng, n) * radii[:, None],
+            "masses": np.full(n, m_gal / n)}
+
+
+def _assemble(parts: dict, halo: Halo, boxsize: float, m_dm: float) -> dict:
+    """Concatenate a halo's particle chunks per type, place and wrap them, add IDs."""
+    particles = {}
+    for ptype, chunks in parts.items():
+        merged = {k: np.concatenate([ch[k] for ch in chunks]) for k in chunks[0]} if chunks else {}
+        n = len(merged.get("positions", ()))
+        if n == 0:
+            continue
+        if n >= 2**_ID_INDEX_BITS:
+            raise InputError(f"halo {halo.uid} has {n} {ptype} particles: too many for the ID layout")
+        merged["positions"] = np.mod(merged["positions"] + halo.centre, boxsize)
+        merged["positions"][merged["positions"] >= boxsize] = 0.0
+        merged["ids"] = ((halo.uid << _ID_UID_SHIFT) | (_ID_TYPE[ptype] << _ID_INDEX_BITS)) + np.arange(
+            n, dtype=np.int64)
+        if ptype == "dm":
+            merged["masses"] = np.full(n, m_dm)
+        particles[ptype] = merged
+    return particles
+
+
 def realise_halo(halo: Halo, seed: int, config: SynthConfig, boxsize: float):
     """Draw the properties of one halo and realise its particles.
 
@@ -140,39 +203,18 @@ def realise_halo(halo: Halo, seed: int, config: SynthConfig, boxsize: float):
     in500, in200 = gas_integrals(gas, r500), gas_integrals(gas, r200)
 
     mstar = float(rel.stellar_mass_central(m200)) * 10 ** (rel.SHMR_SCATTER_DEX * rng.normal())
-    galaxies = [(mstar, np.zeros(3))]
-
-    # subhaloes (dark matter) hosting satellites
-    psi_min = config.subhalo_min_mass / m200
-    sub_m, sub_pos = np.zeros(0), np.zeros((0, 3))
-    if psi_min < 1.0:
-        psi = np.geomspace(psi_min, 1.0, 200)
-        cum = np.concatenate([[0.0], np.cumsum(np.diff(np.log(psi)) * 0.5 * (
-            rel.subhalo_mass_function(psi[1:]) + rel.subhalo_mass_function(psi[:-1])))])
-        n_sub = rng.poisson(cum[-1])
-        sub_m = m200 * np.exp(np.interp(rng.uniform(0, cum[-1], n_sub), cum, np.log(psi)))
-        r = radial_grid(r_max, 1e-3 * r200)
-        sub_r = sample_radii(rng, n_sub, r, cumulative_mass(r, rel.subhalo_number_density(r / r200)))
-        sub_pos = place(rng, sub_r, axes_dm, rotation)
-        sub_in200 = float(sub_m[sub_r < r200].sum())
-    else:
-        sub_r, sub_in200 = np.zeros(0), 0.0
-
-    parts: dict[str, list] = {"dm": [], "gas": [], "stars": []}
-    m_dm200 = max(m200 - in200["mass"] - mstar - sub_in200, 0.3 * m200)
+    sub_m, sub_pos, sub_r = _draw_subhaloes(rng, m200, r_max, axes_dm, rotation,
+                                            config.subhalo_min_mass)
+    m_dm200 = max(m200 - in200["mass"] - mstar - float(sub_m[sub_r < r200].sum()), 0.3 * m200)
     n_dm = stochastic_count(rng, m_dm200 * float(rel.nfw_mu(c * config.r_trunc) / rel.nfw_mu(c)),
                             config.m_dm)
+    parts: dict[str, list] = {"dm": [], "gas": [], "stars": []}
     parts["dm"].append({"positions": place(rng, nfw_radii(rng, n_dm, r200, c, r_max), axes_dm,
                                            rotation)})
+    galaxies = [(mstar, np.zeros(3))]
     for m_sub, pos, d in zip(sub_m, sub_pos, sub_r):
-        r200_sub = float(rel.r_delta(m_sub))
-        c_sub = float(rel.concentration_mean(m_sub)) * 10 ** (
-            rel.CONCENTRATION_SCATTER_DEX * rng.normal())
         m_host = m200 * float(rel.nfw_mu(c * d / r200) / rel.nfw_mu(c))
-        r_tidal = min(r200_sub, d * (m_sub / (3.0 * m_host)) ** (1.0 / 3.0))
-        n = stochastic_count(rng, m_sub, config.m_dm)
-        parts["dm"].append({"positions": pos + isotropic(rng, n) * nfw_radii(
-            rng, n, r200_sub, c_sub, r_tidal)[:, None]})
+        parts["dm"].append({"positions": pos + _subhalo_offsets(rng, m_sub, d, m_host, config.m_dm)})
         m_sat = float(rel.stellar_mass_central(m_sub / rel.SUBHALO_STRIPPED_FRACTION)) * 10 ** (
             rel.SHMR_SCATTER_DEX * rng.normal())
         galaxies.append((m_sat, pos))
@@ -183,32 +225,10 @@ def realise_halo(halo: Halo, seed: int, config: SynthConfig, boxsize: float):
     gas_fields["electron_abundance"] = np.full(x.size, rel.ELECTRON_ABUNDANCE)
     gas_fields["masses"] = np.full(x.size, config.m_gas)
     parts["gas"].append({"positions": offsets, **gas_fields})
-
     for m_gal, pos in galaxies:
-        if m_gal < config.min_galaxy_mass:
-            continue
-        r_half = float(rel.galaxy_half_mass_radius(m_gal)) * 10 ** (
-            rel.SIZE_SCATTER_DEX * rng.normal())
-        n = max(1, int(round(m_gal / config.m_star))) if m_gal >= config.galaxy_split_mass else 1
-        radii = hernquist_radii(rng, n, r_half) if n > 1 else np.zeros(1)
-        parts["stars"].append({"positions": pos + isotropic(rng, n) * radii[:, None],
-                               "masses": np.full(n, m_gal / n)})
-
-    particles = {}
-    for ptype, chunks in parts.items():
-        merged = {k: np.concatenate([ch[k] for ch in chunks]) for k in chunks[0]} if chunks else {}
-        n = len(merged.get("positions", ()))
-        if n == 0:
-            continue
-        if n >= 2**_ID_INDEX_BITS:
-            raise InputError(f"halo {halo.uid} has {n} {ptype} particles: too many for the ID layout")
-        merged["positions"] = np.mod(merged["positions"] + halo.centre, boxsize)
-        merged["positions"][merged["positions"] >= boxsize] = 0.0
-        merged["ids"] = ((halo.uid << _ID_UID_SHIFT) | (_ID_TYPE[ptype] << _ID_INDEX_BITS)) + np.arange(
-            n, dtype=np.int64)
-        if ptype == "dm":
-            merged["masses"] = np.full(n, config.m_dm)
-        particles[ptype] = merged
+        if m_gal >= config.min_galaxy_mass:
+            parts["stars"].append(_galaxy(rng, m_gal, pos, config))
+    particles = _assemble(parts, halo, boxsize, config.m_dm)
 
     y_per_mass_t = float(rel.compton_y_per_particle(1.0, 1.0))
     props = dict(
