@@ -237,6 +237,10 @@ def test_cli_synth_and_errors(tmp_path, capsys):
     assert err.startswith("cmc synth: error:") and "seed" in err and "\n" not in err
     (tmp_path / "file").write_text("x")
     assert cli.main(["synth", "--out", str(tmp_path / "file")]) == 2
+    assert cli.main(["synth", "--box-size", "5", "--out", str(tmp_path / "w")]) == 2
+    assert "too small" in capsys.readouterr().err
+    assert cli.main(["synth", "--clusters-per-bin", "-1", "--out", str(tmp_path / "w")]) == 2
+    assert not (tmp_path / "w").exists()
 
 
 def test_cli_synth_plots(tiny, tmp_path, capsys):

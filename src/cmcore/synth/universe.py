@@ -325,7 +325,8 @@ def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.Pa
     Raises
     ------
     InputError
-        Unknown preset or parameter, negative seed, ``out`` not a folder.
+        Unknown preset or parameter, negative seed, a box smaller than four
+        times the extent of the largest target, ``out`` not a folder.
     """
     from tqdm.auto import tqdm
 
@@ -334,6 +335,12 @@ def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.Pa
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
+    boxsize = config.box_size_h / h()
+    largest = 4.0 * float(halo_extent(10**config.log_m_max, config.r_trunc))
+    if boxsize < largest:
+        raise InputError(f"box of {config.box_size_h:g} cMpc/h is too small for clusters of "
+                         f"10^{config.log_m_max:g} Msun: it must exceed {largest * h():.1f} cMpc/h")
+    rho_c = rho_crit(0.0)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} exists and is not a folder")
@@ -341,8 +348,6 @@ def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.Pa
     for stale in ("synth.json", "halos.h5"):  # the completion marker first, then a stale catalogue
         (out / stale).unlink(missing_ok=True)
 
-    boxsize = config.box_size_h / h()
-    rho_c = rho_crit(0.0)
     targets, field_haloes, m_field, volume = _catalogue(config, seed, boxsize)
     everyone = targets + field_haloes
     centres = np.array([x.centre for x in everyone]).reshape(-1, 3)
