@@ -22,9 +22,11 @@ that pass, and particles with ``|dx| >= L`` or a NaN/inf coordinate (not
 coordinates and deposition.  Weights are read only on the exact path.
 
 Each thread deposits into its own image buffer (``nthreads`` buffers, summed at
-the end).  This beat a shared image updated with atomic compare-and-swap adds:
-with realistic (small) selections both are limited by the prefilter scan, and on
-clustered data, where most particles land in a few pixels, the atomics contend.
+the end).  Measured against one shared image updated with ``omp atomic`` adds
+(2-core Xeon, 2 threads, 120 x 120): equal when few particles deposit (1e7
+uniform particles, 5 Mpc image: 9.6 ms both), but 2.7x (NGP, 20 vs 53 ms) and
+3.2x (CIC, 43 vs 136 ms) faster when 4e6 particles of a cluster core all land in
+the image -- atomics serialise on hot pixels -- so buffers are used.
 
 Problems found on the way (NaN/inf positions or weights, bad smoothing lengths)
 are returned as bit flags; the Python layer turns them into errors.
@@ -86,8 +88,9 @@ cdef extern from *:
                 o |= m[k];                                                            \\
             }                                                                         \\
             if ((o & 7) == 7 || (o & 8)) {                                            \\
-                for (int t = 0; t < 8; ++t) {                                         \\
-                    if ((m[3 * t] | m[3 * t + 1] | m[3 * t + 2]) >= 7) out[nout++] = i + t; \\
+                for (int t = 0; t < 8; ++t) {   /* branch-free compaction */          \\
+                    out[nout] = i + t;                                                \\
+                    nout += (m[3 * t] | m[3 * t + 1] | m[3 * t + 2]) >= 7;            \\
                 }                                                                     \\
             }                                                                         \\
         }                                                                             \\
@@ -256,10 +259,12 @@ MAX_CHANNELS = MAXK
 cdef struct Geom:
     double c[3]         # centre (wrapped into [0, L) when periodic)
     double L            # box side; 0 when not periodic
+    double wrap_free    # 0.49 L: offsets below it need no periodic wrap
     double u[3]
     double v[3]
     double n[3]
     double depth        # half thickness of the slab
+    double reach        # how far outside the image [pixels] a particle can still deposit
     double hw           # width / 2
     double inv_pix      # npix / width
     double hmax         # largest allowed smoothing length (index path), else inf
@@ -480,26 +485,25 @@ cdef inline int _exact(const Arrays* arr, pos_t* pdummy, w_t* wdummy, h_t* hdumm
     dx = <double>p[0] - g.c[0]
     dy = <double>p[1] - g.c[1]
     dz = <double>p[2] - g.c[2]
-    if not (isfinite(dx) and isfinite(dy) and isfinite(dz)):
+    if not (isfinite(dx) & isfinite(dy) & isfinite(dz)):
         return F_POS
     if g.L > 0.0:
-        dx = dx - g.L * floor(dx / g.L + 0.5)
-        dy = dy - g.L * floor(dy / g.L + 0.5)
-        dz = dz - g.L * floor(dz / g.L + 0.5)
+        # d - L*floor(d/L + 0.5); when |d| < 0.49 L the floor is exactly 0
+        if not (fabs(dx) < g.wrap_free):
+            dx = dx - g.L * floor(dx / g.L + 0.5)
+        if not (fabs(dy) < g.wrap_free):
+            dy = dy - g.L * floor(dy / g.L + 0.5)
+        if not (fabs(dz) < g.wrap_free):
+            dz = dz - g.L * floor(dz / g.L + 0.5)
     s = dx * g.n[0] + dy * g.n[1] + dz * g.n[2]
-    if not (fabs(s) <= g.depth):
-        return 0
     uu = dx * g.u[0] + dy * g.u[1] + dz * g.u[2]
     vv = dx * g.v[0] + dy * g.v[1] + dz * g.v[2]
     fu = (uu + g.hw) * g.inv_pix
     fv = (vv + g.hw) * g.inv_pix
-    if g.scheme == SCHEME_NGP:
-        reach = 0.0
-    elif g.scheme == SCHEME_CIC:
-        reach = 0.5
-    else:
-        reach = H * g.inv_pix
-    if not (fu >= -reach and fu < g.npix + reach and fv >= -reach and fv < g.npix + reach):
+    reach = H * g.inv_pix if g.scheme == SCHEME_SPH else g.reach
+    # one combined (bitwise) test: a single branch, mispredicted at most once
+    if not ((fabs(s) <= g.depth) & (fu >= -reach) & (fu < g.npix + reach)
+            & (fv >= -reach) & (fv < g.npix + reach)):
         return 0
     for c in range(g.k):
         wval = <double>(<const w_t*>(arr.w + i * arr.ws0 + c * arr.ws1))[0]
@@ -661,7 +665,9 @@ def project_particles(pos_t[:, ::1] pos, w_t[:, :] w, h_t[:] hs, idx_t[:] perm,
         g.v[a] = v[a]
         g.n[a] = n[a]
     g.L = boxsize
+    g.wrap_free = 0.49 * boxsize
     g.depth = depth
+    g.reach = 0.5 if scheme == SCHEME_CIC else 0.0
     g.hw = 0.5 * width
     g.inv_pix = npix / width
     g.hmax = hmax
