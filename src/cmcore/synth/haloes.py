@@ -44,14 +44,16 @@ def cumulative_abundance(m_min: float, m_max: float, n_grid: int = 400):
     return m, running_integral(mass_function(m), np.log(m))
 
 
-def sample_mass_function(rng, volume: float, m_min: float, m_max: float) -> np.ndarray:
+def sample_mass_function(rng: np.random.Generator, volume: float, m_min: float,
+                         m_max: float) -> np.ndarray:
     """Poisson sample of M200c [M☉] from the mass function in ``volume`` [Mpc³]."""
     m, cum = cumulative_abundance(m_min, m_max)
     n = rng.poisson(cum[-1] * volume)
     return np.exp(np.interp(rng.uniform(0.0, cum[-1], n), cum, np.log(m)))
 
 
-def target_masses(rng, per_bin: int, log_min: float, log_max: float, n_bins: int) -> np.ndarray:
+def target_masses(rng: np.random.Generator, per_bin: int, log_min: float, log_max: float,
+                  n_bins: int) -> np.ndarray:
     """``per_bin`` log-uniform M200c [M☉] in each of ``n_bins`` equal bins of log M."""
     edges = np.linspace(log_min, log_max, n_bins + 1)
     logm = rng.uniform(np.repeat(edges[:-1], per_bin), np.repeat(edges[1:], per_bin))
@@ -81,7 +83,7 @@ class ExcessModel:
         shell = 4.0 * np.pi * self.r**2 * np.clip(xi_linear(self.r), 0.0, None)
         self.cum_r = running_integral(shell, self.r)
 
-    def sample(self, rng, bias_target: float, r_in: float):
+    def sample(self, rng: np.random.Generator, bias_target: float, r_in: float):
         """Masses (n,) [M☉] and offsets (n, 3) [Mpc] of the excess haloes of one target."""
         if r_in >= EXCESS_R_MAX:
             return np.zeros(0), np.zeros((0, 3))

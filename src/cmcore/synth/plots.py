@@ -18,11 +18,12 @@ from . import relations as rel
 from .cosmo import COSMOLOGY
 from .measure import fit_power_law, measure
 
-#: Thermal bremsstrahlung emissivity ε = C_FF ḡ T^½ n_e n_i [erg s⁻¹ cm⁻³] (Rybicki & Lightman 1979).
+#: Thermal bremsstrahlung emissivity ε = C_FF ḡ T^½ n_e n_i [erg s⁻¹ cm⁻³]
+#: (Rybicki & Lightman 1979, frequency-averaged Gaunt factor ḡ ≈ 1.2).
 C_FF, GAUNT = 1.42e-27, 1.2
 
 
-def bremsstrahlung_luminosity(proxy):
+def bremsstrahlung_luminosity(proxy) -> np.ndarray:
     """Bolometric bremsstrahlung luminosity [erg/s] from the proxy Σ m ρ T^½ [M☉² Mpc⁻³ K^½]."""
     per = MSUN_G**2 / MPC_CM**3 / (rel.MU_E * rel.MU_I * M_PROTON_G**2)
     return C_FF * GAUNT * per * np.asarray(proxy)

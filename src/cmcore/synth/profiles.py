@@ -57,7 +57,7 @@ def isotropic(rng: np.random.Generator, n: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def place(rng, radii, axes, rotation) -> np.ndarray:
+def place(rng: np.random.Generator, radii, axes, rotation) -> np.ndarray:
     """Offsets (n, 3) of points at ellipsoidal radii ``radii`` with isotropic angles."""
     return (isotropic(rng, radii.size) * radii[:, None] * axes) @ rotation.T
 
@@ -97,7 +97,7 @@ def stochastic_count(rng: np.random.Generator, mass: float, particle_mass: float
     return int(np.floor(x + rng.uniform()))
 
 
-def nfw_radii(rng, n: int, r200: float, c: float, r_max: float) -> np.ndarray:
+def nfw_radii(rng: np.random.Generator, n: int, r200: float, c: float, r_max: float) -> np.ndarray:
     """``n`` radii of an NFW profile (Navarro, Frenk & White 1997) truncated at ``r_max``."""
     from .relations import nfw_mu
 
@@ -105,7 +105,8 @@ def nfw_radii(rng, n: int, r200: float, c: float, r_max: float) -> np.ndarray:
     return sample_radii(rng, n, r, nfw_mu(c * r / r200))
 
 
-def hernquist_radii(rng, n: int, r_half: float, truncation: float = 10.0) -> np.ndarray:
+def hernquist_radii(rng: np.random.Generator, n: int, r_half: float,
+                    truncation: float = 10.0) -> np.ndarray:
     """``n`` radii of a Hernquist (1990) sphere of 3D half-mass radius ``r_half``.
 
     M(<r) ∝ (r/(r+a))², a = r_half/(1+√2), truncated at ``truncation`` · a.
@@ -188,7 +189,8 @@ def gas_integrals(model: GasModel, r_out: float) -> dict:
     }
 
 
-def realise_gas(rng, model: GasModel, r_max: float, particle_mass: float, axes, rotation):
+def realise_gas(rng: np.random.Generator, model: GasModel, r_max: float, particle_mass: float,
+                axes: np.ndarray, rotation: np.ndarray):
     """Gas particles of ``model`` out to ellipsoidal radius ``r_max``.
 
     Returns

@@ -39,12 +39,12 @@ from ..errors import InputError
 from ..halos import HaloCatalogue, cosmology_to_json, spherical_overdensity, write_halos
 from . import relations as rel
 from .cosmo import COSMOLOGY, h, rho_crit
-from .haloes import (ExcessModel, cumulative_abundance, halo_extent, in_columns,
+from .haloes import (EXCESS_R_MAX, LINES_OF_SIGHT, ExcessModel, cumulative_abundance, halo_extent, in_columns,
                      minimum_image, running_integral, sample_mass_function, target_masses)
 from .presets import SynthConfig, get_preset
-from .profiles import (cumulative_mass, ellipsoid_axes, gas_integrals, gas_model, hernquist_radii, isotropic,
-                       nfw_radii, place, radial_grid, random_rotation, realise_gas,
-                       sample_radii, stochastic_count)
+from .profiles import (N_NGB, cumulative_mass, ellipsoid_axes, gas_integrals, gas_model,
+                       hernquist_radii, isotropic, nfw_radii, place, radial_grid,
+                       random_rotation, realise_gas, sample_radii, stochastic_count)
 from .writer import SnapshotWriter, default_file_mode
 
 #: Particle-ID layout: uid << 28 | type << 26 | index.
@@ -103,7 +103,8 @@ class SynthResult:
         self.meta = self.out / "synth.json"
 
 
-def _draw_subhaloes(rng, m200: float, r_max: float, axes, rotation, min_mass: float):
+def _draw_subhaloes(rng: np.random.Generator, m200: float, r_max: float, axes: np.ndarray,
+                    rotation: np.ndarray, min_mass: float):
     """Masses [M☉], offsets (n, 3) and ellipsoidal radii [Mpc] of a host's subhaloes.
 
     Poisson number and masses from :func:`cmcore.synth.relations.subhalo_mass_function`
@@ -123,7 +124,8 @@ def _draw_subhaloes(rng, m200: float, r_max: float, axes, rotation, min_mass: fl
     return masses, place(rng, radii, axes, rotation), radii
 
 
-def _subhalo_offsets(rng, m_sub: float, distance: float, m_host: float, m_dm: float):
+def _subhalo_offsets(rng: np.random.Generator, m_sub: float, distance: float, m_host: float,
+                     m_dm: float) -> np.ndarray:
     """DM particle offsets of one subhalo about its centre.
 
     An NFW sphere (Diemer & Joyce 2019 concentration with scatter) holding
@@ -136,7 +138,7 @@ def _subhalo_offsets(rng, m_sub: float, distance: float, m_host: float, m_dm: fl
     return isotropic(rng, n) * nfw_radii(rng, n, r200_sub, c_sub, r_tidal)[:, None]
 
 
-def _galaxy(rng, m_gal: float, centre_offset, config: SynthConfig) -> dict:
+def _galaxy(rng: np.random.Generator, m_gal: float, centre_offset, config: SynthConfig) -> dict:
     """Star particles of one galaxy: a Hernquist sphere of Shen et al. 2003 size
     above ``config.galaxy_split_mass``, one particle below."""
     r_half = float(rel.galaxy_half_mass_radius(m_gal)) * 10 ** (rel.SIZE_SCATTER_DEX * rng.normal())
@@ -407,6 +409,14 @@ def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.Pa
         "boxsize_mpc": boxsize, "redshift": 0.0, "cosmology": json.loads(cosmology_to_json(COSMOLOGY)),
         "sigma8": COSMOLOGY.meta["sigma8"], "n_s": COSMOLOGY.meta["n"],
         "rho_crit_msun_mpc3": rho_c, "relations": rel.relations_table(),
+        "realisation": {
+            "geometry": "triaxial: spherical profile on volume-preserving ellipsoids, random rotation",
+            "smoothing_length": f"(4 pi/3) H^3 rho = {N_NGB} m at the analytic density",
+            "mass_budget": "within R200: gas profile + central galaxy + subhaloes + smooth NFW = M200",
+            "excess_r_max_mpc": EXCESS_R_MAX, "lines_of_sight": LINES_OF_SIGHT.tolist(),
+            "particle_ids": "uid << 28 | type << 26 | index (type 0 gas, 1 dm, 2 stars); "
+                            "uid: targets 0..N-1, then field haloes",
+        },
         "n_particles": counts, "n_targets": len(targets),
         "n_field_realised": {k: sum(f.kind == k for f in field_haloes) for k in ("field", "excess")},
         "field_mass_function": {"log10_m_edges": edges.tolist(),
