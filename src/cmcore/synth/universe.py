@@ -39,8 +39,9 @@ from ..errors import InputError
 from ..halos import HaloCatalogue, cosmology_to_json, spherical_overdensity, write_halos
 from . import relations as rel
 from .cosmo import COSMOLOGY, h, rho_crit
-from .haloes import (EXCESS_R_MAX, LINES_OF_SIGHT, ExcessModel, cumulative_abundance, halo_extent, in_columns,
-                     minimum_image, running_integral, sample_mass_function, target_masses)
+from .haloes import (EXCESS_R_MAX, LINES_OF_SIGHT, ExcessModel, cumulative_abundance,
+                     halo_extent, in_columns, minimum_image, running_integral,
+                     sample_mass_function, target_masses)
 from .presets import SynthConfig, get_preset
 from .profiles import (N_NGB, cumulative_mass, ellipsoid_axes, gas_integrals, gas_model,
                        hernquist_radii, isotropic, nfw_radii, place, radial_grid,
