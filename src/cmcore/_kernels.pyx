@@ -174,14 +174,25 @@ cdef extern from *:
             _mm256_storeu_pd(vals + t, v);
             acc = _mm256_add_pd(acc, v);
         }
-        _mm256_storeu_pd(lanes, acc);
-        double s = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-        for (; t < n; ++t) {
-            double v = cmc_kernel_at(x0 + (double)t, dy2, inv_r2, TD, nt);
-            vals[t] = v;
-            s += v;
+        if (t < n) {   /* masked tail: short rows (small kernels) are the common case */
+            __m256i mask = _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(n - t)),
+                                              _mm256_set_epi64x(3, 2, 1, 0));
+            __m256d dx = _mm256_add_pd(vx0, _mm256_add_pd(_mm256_set1_pd((double)t), offs));
+            __m256d q2 = _mm256_mul_pd(_mm256_add_pd(_mm256_mul_pd(dx, dx), vdy2), vinv);
+            q2 = _mm256_min_pd(q2, one);
+            __m256d z = _mm256_mul_pd(q2, vnt);
+            __m128i m = _mm_min_epi32(_mm256_cvttpd_epi32(z), ntm1);
+            __m256d fr = _mm256_sub_pd(z, _mm256_cvtepi32_pd(m));
+            __m128i m2 = _mm_add_epi32(m, m);
+            __m256d a = _mm256_i32gather_pd(TD, m2, 8);
+            __m256d b = _mm256_i32gather_pd(TD + 1, m2, 8);
+            __m256d v = _mm256_and_pd(_mm256_add_pd(a, _mm256_mul_pd(fr, b)),
+                                      _mm256_castsi256_pd(mask));
+            _mm256_maskstore_pd(vals + t, mask, v);
+            acc = _mm256_add_pd(acc, v);
         }
-        return s;
+        _mm256_storeu_pd(lanes, acc);
+        return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
     }
     #endif
 
