@@ -227,7 +227,15 @@ def test_interrupted_run_leaves_no_complete_looking_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_synth_and_errors(tmp_path, capsys):
+def test_cli_synth_tiny_preset(tiny, tmp_path, capsys):
+    assert cli.main(["synth", "--preset", "tiny", "--seed", str(SEED), "--out", str(tmp_path)]) == 0
+    assert "30 target clusters" in capsys.readouterr().out
+    assert _arrays(tmp_path / "halos.h5").keys() == _arrays(tiny.halos).keys()
+    for key, value in _arrays(tmp_path / "halos.h5").items():
+        np.testing.assert_array_equal(value, _arrays(tiny.halos)[key])  # CLI == Python API
+
+
+def test_cli_synth_options_and_errors(tmp_path, capsys):
     assert cli.main(["synth", "--preset", "tiny", "--seed", "3", "--out", str(tmp_path / "u"),
                      "--clusters-per-bin", "1", "--box-size", "20", "--no-progress"]) == 0
     assert "10 target clusters" in capsys.readouterr().out
