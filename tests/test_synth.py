@@ -22,9 +22,10 @@ SEED = 1
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """The ``tiny`` preset, generated once for the module."""
-    return generate("tiny", seed=SEED, out=tmp_path_factory.mktemp("tiny"))
+def tiny(tiny_universe):
+    """The ``tiny`` preset with seed 1 (the session's ``tiny_universe`` of conftest.py)."""
+    assert json.loads(tiny_universe.meta.read_text())["seed"] == SEED
+    return tiny_universe
 
 
 @pytest.fixture(scope="module")
