@@ -61,11 +61,10 @@ import dataclasses
 import datetime
 import hashlib
 import json
-import multiprocessing
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +73,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import FileFormatError, InputError
+from .fileio import atomic_write
 
 FORMAT = "cmc-dataset"
 FORMAT_VERSION = 1
@@ -350,12 +350,9 @@ def open_dataset(path: str | os.PathLike) -> h5py.File:
 
 
 def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
 
 
 def _part_path(parts: Path, halo_id: int) -> Path:
@@ -573,9 +570,8 @@ def build_dataset(
         if json.loads(manifest.read_text()) != stamp:
             raise InputError(f"{parts} holds parts of a build with other settings; remove it or use the same settings")
     else:
-        tmp = manifest.with_name(".manifest.json.tmp")
-        tmp.write_text(json.dumps(stamp, indent=1))
-        os.replace(tmp, manifest)
+        with atomic_write(manifest) as tmp:
+            tmp.write_text(json.dumps(stamp, indent=1))
 
     by_halo: dict[int, list[ImageTask]] = {}
     for t in todo:
@@ -607,6 +603,8 @@ def build_dataset(
     for hid in by_halo:
         _part_path(parts, hid).unlink(missing_ok=True)
     manifest.unlink(missing_ok=True)
+    for stale in parts.glob(".*.tmp"):  # left by a run killed while writing a part
+        stale.unlink(missing_ok=True)
     try:
         parts.rmdir()
     except OSError:
@@ -627,8 +625,7 @@ def _assemble(out: Path, config: DatasetConfig, cat, old_keys: list, todo: list[
     n_old, n_new = len(old_keys), len(todo)
     n = n_old + n_new
     npix = config.npix
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_write(out) as tmp:
         with h5py.File(tmp, "w") as f:
             old = h5py.File(out, "r") if n_old else None
             try:
@@ -711,9 +708,3 @@ def _assemble(out: Path, config: DatasetConfig, cat, old_keys: list, todo: list[
             finally:
                 if old is not None:
                     old.close()
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import astropy.cosmology
 import h5py
@@ -39,6 +37,7 @@ from tqdm.auto import tqdm
 
 from ._version import __version__
 from .cellindex import CellIndex
+from .fileio import atomic_write
 from .errors import FileFormatError, InputError
 from .snapshot import Snapshot
 
@@ -170,11 +169,7 @@ def write_halos(path: str | os.PathLike, cat: HaloCatalogue) -> None:
     place with :func:`os.replace`, so readers never see a partial file; it gets
     the permissions of a newly created file (0666 less the umask).
     """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_write(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for name, unit in _UNITS.items():
                 dset = f.create_dataset(name, data=getattr(cat, name))
@@ -186,13 +181,6 @@ def write_halos(path: str | os.PathLike, cat: HaloCatalogue) -> None:
             f.attrs["cosmology"] = cosmology_to_json(cat.cosmology)
             f.attrs["source"] = str(cat.source)
             f.attrs["code_version"] = str(cat.code_version)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_halos(path: str | os.PathLike) -> HaloCatalogue:

@@ -17,7 +17,6 @@ default), particles within ±``depth`` comoving Mpc along the line of sight.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ from astropy import units as u
 from astropy.cosmology import FLRW
 
 from ._version import __version__
+from .fileio import atomic_write
 from .errors import InputError
 from .instrument import Instrument, apply_instrument, beam_margin_pixels, get_instrument
 from .observables import (
@@ -386,14 +386,5 @@ def write_fits(
     for key, value, comment in cards:
         header[key] = (value, comment)
     hdu = fits.PrimaryHDU(np.asarray(cutout.image, dtype=np.float64), header=header)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".cutout-", suffix=".fits.tmp", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_write(path) as tmp:
         hdu.writeto(tmp, overwrite=True)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

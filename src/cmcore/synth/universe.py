@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from scipy.spatial import cKDTree
 
 from .._version import __version__
 from ..errors import InputError
+from ..fileio import atomic_write
 from ..halos import HaloCatalogue, cosmology_to_json, spherical_overdensity, write_halos
 from . import relations as rel
 from .cosmo import COSMOLOGY, h, rho_crit
@@ -46,7 +46,7 @@ from .presets import SynthConfig, get_preset
 from .profiles import (N_NGB, cumulative_mass, ellipsoid_axes, gas_integrals, gas_model,
                        hernquist_radii, isotropic, nfw_radii, place, radial_grid,
                        random_rotation, realise_gas, sample_radii, stochastic_count)
-from .writer import SnapshotWriter, default_file_mode
+from .writer import SnapshotWriter
 
 #: Particle-ID layout: uid << 28 | type << 26 | index.
 _ID_TYPE = {"gas": 0, "dm": 1, "stars": 2}
@@ -294,15 +294,8 @@ def _measure_so(target: Halo, own: dict, neighbours: list, seed, config, boxsize
 
 
 def _atomic_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, default_file_mode())
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
 
 
 def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.PathLike = "synth",

@@ -12,14 +12,13 @@ value_cgs = stored · CGSConversionFactor · a^aexp · h^hexp.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 from astropy.cosmology import FLRW
 
+from ..fileio import publish, temporary_path
 from ..readers.units import MPC_CM, MSUN_G
 
 #: Rows per HDF5 chunk.
@@ -46,13 +45,6 @@ _DATASETS = {
 GROUPS = {"gas": ("PartType0", 0), "dm": ("PartType1", 1), "stars": ("PartType4", 4)}
 
 
-def default_file_mode() -> int:
-    """Permissions of a new file under the current umask (``mkstemp`` makes 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 class SnapshotWriter:
     """Append particles to an EAGLE-style snapshot; :meth:`close` publishes it.
 
@@ -77,10 +69,7 @@ class SnapshotWriter:
         self.path = Path(path)
         self.a = 1.0 / (1.0 + redshift)
         self.h = float(cosmology.h)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                         dir=self.path.parent)
-        os.close(fd)
-        os.chmod(self._tmp, default_file_mode())
+        self._tmp = temporary_path(self.path)
         self._file = h5py.File(self._tmp, "w")
         self.counts = {name: 0 for name in GROUPS}
         mass_table = np.zeros(6)
@@ -149,7 +138,7 @@ class SnapshotWriter:
         """Write the particle counts, close and move the file into place."""
         self._write_counts()
         self._file.close()
-        os.replace(self._tmp, self.path)
+        publish(self._tmp, self.path)
 
     def abort(self) -> None:
         """Close and delete the temporary file."""

@@ -1,0 +1,65 @@
+"""Atomic file writing: a file appears under its name complete, or not at all.
+
+Every writer of cmc (halo catalogues, FITS cutouts, synthetic snapshots, dataset
+parts and files) writes to a temporary name in the destination folder and moves
+it into place with :func:`os.replace`, which is atomic on POSIX file systems.  An
+interrupted run leaves at worst a hidden ``.NAME.*.tmp`` file, never a truncated
+file under the real name.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def new_file_mode() -> int:
+    """Permissions a newly created file gets under the current umask (0666 less the umask)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def temporary_path(path: str | os.PathLike) -> Path:
+    """Create an empty temporary file beside ``path`` (same folder, ordinary permissions).
+
+    ``tempfile.mkstemp`` makes files readable by their owner only; the file is given
+    the permissions of a normally created file, since it becomes ``path``.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    os.chmod(tmp, new_file_mode())
+    return Path(tmp)
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Flush ``tmp`` to disk and move it to ``path`` atomically."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+    """Context manager yielding a temporary path that becomes ``path`` on success.
+
+    On an exception (or an interrupt) the temporary file is removed and ``path`` is
+    left as it was.
+
+    Examples
+    --------
+    >>> with atomic_write("halos.h5") as tmp:          # doctest: +SKIP
+    ...     with h5py.File(tmp, "w") as f:
+    ...         f["m200"] = m200
+    """
+    tmp = temporary_path(path)
+    try:
+        yield tmp
+        publish(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
