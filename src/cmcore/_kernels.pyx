@@ -809,9 +809,7 @@ def select_particles(pos_t[:, ::1] pos, idx_t[::1] perm, long long[:, ::1] range
                 if keep:
                     out[nout] = i
                     nout += 1
-    result = out_arr[:nout]
-    result.sort()
-    return result
+    return np.sort(out_arr[:nout])
 
 
 def smoothing_length_max(h_t[:] h):

@@ -11,7 +11,8 @@ each centre rather than to the whole box::
 
 Memory: the permutation (int32 below 2**31 particles, else int64) plus one
 int64 offset per cell; with the default of about 16 particles per cell that is
-4.5 bytes per particle (8.5 above 2**31 particles).  The index keeps a reference
+4.5 bytes per particle (8.5 above 2**31 particles); the build needs another
+4 bytes per particle temporarily.  The index keeps a reference
 to ``positions``, not a copy (give it C-contiguous positions: anything else is
 copied once, and ``project`` must then be given ``idx.positions``); do not modify
 them while the index is in use.

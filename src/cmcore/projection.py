@@ -253,7 +253,7 @@ def _chunks(n: int, length: int) -> np.ndarray:
     return np.ascontiguousarray(np.stack([starts, np.minimum(starts + length, n)], axis=1))
 
 
-def aabb_half_extent(u: np.ndarray, v: np.ndarray, n: np.ndarray, depth: float,
+def _aabb_half_extent(u: np.ndarray, v: np.ndarray, n: np.ndarray, depth: float,
                      half_width: float) -> np.ndarray:
     """Half extents of the axis-aligned box around the slab x square footprint.
 
@@ -402,7 +402,7 @@ def project(
 
     pix = width / npix
     half_width = 0.5 * width + (0.5 * pix if scheme == "cic" else 0.0)
-    e = aabb_half_extent(u, v, n, depth, half_width)
+    e = _aabb_half_extent(u, v, n, depth, half_width)
     grow = np.abs(u) + np.abs(v)
     big = float(np.finfo(pos.dtype).max)
     if boxsize is not None:
