@@ -125,19 +125,43 @@ class CellIndex:
         if boxsize is None or boxsize != self.boxsize:
             raise InputError(f"index was built for boxsize={self.boxsize}, got boxsize={boxsize}")
 
-    def _axis_cells(self, centre: np.ndarray, half_extent: np.ndarray) -> list[np.ndarray]:
-        """Per axis, the (wrapped, distinct) cell indices that ``centre ± half_extent`` overlaps."""
+    def _axis_spans(self, centres: np.ndarray, half_extents: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """First cell index (unwrapped) and number of cells each box covers, per axis.
+
+        Both ``(m, 3)``; a box reaching across the whole axis covers its ``ncell``
+        cells once.
+        """
         nc = self.ncell
         margin = 1e-9 * self.boxsize
-        axes = []
-        for a in range(3):
-            lo = math.floor((centre[a] - half_extent[a] - margin) / self.cell_size)
-            hi = math.floor((centre[a] + half_extent[a] + margin) / self.cell_size)
-            if hi - lo + 1 >= nc:
-                axes.append(np.arange(nc, dtype=np.int64))
-            else:
-                axes.append(np.arange(lo, hi + 1, dtype=np.int64) % nc)
-        return axes
+        lo = np.floor((centres - half_extents - margin) / self.cell_size).astype(np.int64)
+        hi = np.floor((centres + half_extents + margin) / self.cell_size).astype(np.int64)
+        count = hi - lo + 1
+        full = count >= nc
+        lo[full] = 0
+        count[full] = nc
+        return lo, count
+
+    def _runs(self, mask: np.ndarray, window_lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Permutation ranges of the cells marked in ``mask`` (a window of cells from
+        ``window_lo``, at most ``ncell`` per axis): one range per run of marked cells
+        along z, split where z wraps around the box."""
+        nc = self.ncell
+        wz = (nc - window_lo[2]) % nc        # local z where the global z index wraps to 0
+        pieces = [(0, mask.shape[2])]
+        if 0 < wz < mask.shape[2]:
+            pieces = [(0, wz), (wz, mask.shape[2])]
+        starts, ends = [], []
+        for z0, z1 in pieces:
+            sub = mask[:, :, z0:z1]
+            edge = np.diff(np.pad(sub, ((0, 0), (0, 0), (1, 1))).astype(np.int8), axis=2)
+            x, y, zs = np.nonzero(edge == 1)
+            ze = np.nonzero(edge == -1)[2]
+            base = (((window_lo[0] + x) % nc) * nc + (window_lo[1] + y) % nc) * nc
+            gz = (window_lo[2] + z0 + zs) % nc
+            starts.append(self.offsets[base + gz])
+            ends.append(self.offsets[base + gz + (ze - zs)])
+        return np.concatenate(starts), np.concatenate(ends)
 
     def cell_ranges(self, centres: np.ndarray, half_extents: np.ndarray,
                     max_length: int | None = None) -> np.ndarray:
@@ -147,7 +171,7 @@ class CellIndex:
         Parameters
         ----------
         centres : (3,) or (m, 3) ndarray
-            Box centres inside ``[0, boxsize)``.
+            Box centres (any real coordinates; cells are wrapped periodically).
         half_extents : (3,) or (m, 3) ndarray
             Non-negative half extents; ``>= boxsize / 2`` covers the whole axis.
         max_length : int, optional
@@ -159,10 +183,21 @@ class CellIndex:
             ``(r, 2)`` int64 half-open ranges of positions in :attr:`permutation`.
         """
         nc = self.ncell
-        centres = np.atleast_2d(centres)
+        centres = np.atleast_2d(np.asarray(centres, dtype=np.float64))
         half_extents = np.broadcast_to(np.atleast_2d(half_extents), centres.shape)
+        lo, count = self._axis_spans(centres, half_extents)
+        if len(centres) > 1:
+            window_lo = lo.min(axis=0)
+            window = (lo + count).max(axis=0) - window_lo
+            if np.any(window > nc) or np.prod(window) > 4_000_000:
+                # the boxes span whole axes: one box around them all
+                span_lo = window_lo * self.cell_size
+                span_hi = (window_lo + window) * self.cell_size
+                centres = (0.5 * (span_lo + span_hi))[None, :]
+                half_extents = (0.5 * (span_hi - span_lo))[None, :]
+                lo, count = self._axis_spans(centres, half_extents)
         if len(centres) == 1:
-            ix, iy, iz = self._axis_cells(centres[0], half_extents[0])
+            ix, iy, iz = [(lo[0, a] + np.arange(count[0, a])) % nc for a in range(3)]
             # runs of consecutive z cells are contiguous in the permutation
             breaks = np.flatnonzero(np.diff(iz) != 1) + 1
             z_starts = iz[np.concatenate([[0], breaks])]
@@ -171,15 +206,11 @@ class CellIndex:
             starts = self.offsets[(base + z_starts).ravel()]
             ends = self.offsets[(base + z_ends).ravel()]
         else:
-            ids = []
-            for c, h in zip(centres, half_extents):
-                ix, iy, iz = self._axis_cells(c, h)
-                ids.append(((ix[:, None, None] * nc + iy[None, :, None]) * nc
-                            + iz[None, None, :]).ravel())
-            cells = np.unique(np.concatenate(ids))
-            breaks = np.flatnonzero(np.diff(cells) != 1) + 1
-            starts = self.offsets[cells[np.concatenate([[0], breaks])]]
-            ends = self.offsets[cells[np.concatenate([breaks - 1, [cells.size - 1]])] + 1]
+            # union of the boxes, marked in the window of cells they span
+            mask = np.zeros(tuple(window), dtype=bool)
+            for l0, cnt in zip(lo - window_lo, count):
+                mask[l0[0]:l0[0] + cnt[0], l0[1]:l0[1] + cnt[1], l0[2]:l0[2] + cnt[2]] = True
+            starts, ends = self._runs(mask, window_lo)
         keep = ends > starts
         starts, ends = starts[keep], ends[keep]
         if max_length is not None and starts.size:

@@ -279,8 +279,7 @@ def _slab_segments(c: np.ndarray, u: np.ndarray, v: np.ndarray, n: np.ndarray, d
         nseg = max(1, math.ceil(2.0 * depth / max(2.0 * reach, 2.0 * cell_size)))
     half_len = depth / nseg
     t = -depth + (np.arange(nseg) + 0.5) * (2.0 * depth / nseg)
-    centres = c + t[:, None] * n[None, :]
-    centres -= boxsize * np.floor(centres / boxsize)
+    centres = c + t[:, None] * n[None, :]      # left unwrapped: the index wraps cells
     half = half_len * np.abs(n) + reach * grow
     half = half + 1e-6 * (2.0 * boxsize + half)
     return centres, np.broadcast_to(half, centres.shape)
