@@ -1,8 +1,10 @@
 """Where the haloes are and how massive: targets, field haloes, clustering excess.
 
-* **Target clusters**: the paper's sample design — ``n`` per bin in 10 bins of
-  0.25 dex over 13 ≤ log M200c ≤ 15, log-uniform within each bin, placed
-  uniformly in the periodic box.
+* **Target clusters**: the paper's sample design — ``n`` per bin in 10 equal
+  bins over 13 ≤ log M200c ≤ 15, log-uniform within each bin, placed uniformly in
+  the periodic box.  (The paper says "10 mass bins of width 0.25 dex" over the
+  same 2 dex, which cannot all hold; 10 bins of 0.2 dex keep its ~2000 haloes.
+  The dataset builder then re-bins in 0.25 dex, ``cmc dataset --bins``.)
 * **Field haloes** (line-of-sight structure): a Poisson realisation of the
   Tinker et al. (2008) M200c mass function at z = 0 (colossus ``tinker08``)
   between a minimum and a maximum mass, uniform in the box.

@@ -41,7 +41,7 @@ class SynthConfig:
     box_size_h : float
         Side of the periodic box [cMpc/h] (the paper's 400 cMpc/h for ``paper``).
     clusters_per_bin : int
-        Target clusters per 0.25-dex bin of M200c.
+        Target clusters per bin of M200c (``n_bins`` equal bins in log M).
     log_m_min, log_m_max : float
         Range of the target clusters' log10(M200c / M☉).
     n_bins : int
