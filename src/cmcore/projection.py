@@ -72,8 +72,11 @@ CHUNK = 1 << 15
 CHUNK_SPH = 1 << 11
 
 #: With ``nthreads=None``, NGP/CIC use one thread per this many particles scanned
-#: (waking threads costs more than it saves on small scans, e.g. indexed clusters).
+#: (waking threads costs more than it saves on small scans) -- or per
+#: ``INDEXED_PER_THREAD`` candidates of an indexed scan, whose scattered memory
+#: accesses make each particle dearer.
 SCAN_PER_THREAD = 1 << 18
+INDEXED_PER_THREAD = 1 << 14
 
 #: Resolution of the projected-kernel table (entries over q^2 in [0, 1]).
 _NTABLE = 4096
@@ -342,7 +345,7 @@ def project(
     nthreads : int, optional
         OpenMP threads.  Default: OpenMP's default (e.g. ``OMP_NUM_THREADS``), but
         no more than one per ``SCAN_PER_THREAD`` particles scanned for NGP/CIC
-        (one per ``CHUNK_SPH`` for SPH).
+        (``INDEXED_PER_THREAD`` with an index; ``CHUNK_SPH`` for SPH).
 
     Returns
     -------
@@ -437,7 +440,10 @@ def project(
     nt = _nthreads(nthreads)
     if nthreads is None:
         work = int((chunks[:, 1] - chunks[:, 0]).sum())
-        per_thread = CHUNK_SPH if scheme == "sph" else SCAN_PER_THREAD
+        if scheme == "sph":
+            per_thread = CHUNK_SPH
+        else:
+            per_thread = SCAN_PER_THREAD if index is None else INDEXED_PER_THREAD
         nt = max(1, min(nt, -(-work // per_thread)))
     image, flags = _kernels.project_particles(
         pos, w, hs, perm, use_perm, chunks, c, 0.0 if boxsize is None else boxsize,
