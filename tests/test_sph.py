@@ -105,6 +105,26 @@ def test_large_kernels_crossing_the_edge_keep_their_inside_fraction(H, offset):
     assert img.sum() == pytest.approx(f[inside].sum() / f.sum(), rel=1e-6)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.floats(0.05, 0.8), st.floats(-5.3, 5.3), st.floats(-5.3, 5.3))
+def test_deposit_is_the_normalised_kernel_sampled_at_pixel_centres(H, du, dv):
+    """Every pixel gets w f(R_ij / H) / sum over the whole support (inside or not)."""
+    width, npix = 10.0, 100
+    img = _one_particle(H, (du, dv), width, npix)
+    pix = width / npix
+    r = H / pix
+    cu, cv = du / pix + npix / 2 - 0.5, dv / pix + npix / 2 - 0.5
+    j = np.arange(math.ceil(cu - r), math.floor(cu + r) + 1)
+    i = np.arange(math.ceil(cv - r), math.floor(cv + r) + 1)
+    f = projected_wendland_c2(np.hypot(j[None, :] - cu, i[:, None] - cv) / r)
+    if f.sum() == 0.0:
+        return                                   # covered by the one-pixel tests
+    expected = np.zeros((npix, npix))
+    rows, cols = (i >= 0) & (i < npix), (j >= 0) & (j < npix)
+    expected[np.ix_(i[rows], j[cols])] = (f / f.sum())[np.ix_(rows, cols)]
+    np.testing.assert_allclose(img, expected, rtol=0, atol=2e-6 * expected.max())
+
+
 def test_kernel_smaller_than_a_pixel_goes_into_one_pixel():
     img = _one_particle(H=0.04, offset=(0.27, -1.13), width=10.0, npix=100)   # pixel 0.1
     assert np.count_nonzero(img) == 1 and img.sum() == 1.0

@@ -196,8 +196,50 @@ cdef extern from *:
     }
     #endif
 
+    /* K at given q2 values (small kernels: their whole support box at once). */
+    static double cmc_kernel_q2_scalar(double* vals, const double* q2, Py_ssize_t n,
+                                       const double* TD, int nt) {
+        double s = 0.0;
+        for (Py_ssize_t t = 0; t < n; ++t) {
+            vals[t] = cmc_kernel_at(0.0, q2[t], 1.0, TD, nt);
+            s += vals[t];
+        }
+        return s;
+    }
+
+    #ifdef CMC_HAVE_AVX2_ROW
+    __attribute__((target("avx2")))
+    static double cmc_kernel_q2_avx2(double* vals, const double* q2s, Py_ssize_t n,
+                                     const double* TD, int nt) {
+        const __m256d one = _mm256_set1_pd(1.0), vnt = _mm256_set1_pd((double)nt);
+        const __m128i ntm1 = _mm_set1_epi32(nt - 1);
+        __m256d acc = _mm256_setzero_pd();
+        double lanes[4];
+        for (Py_ssize_t t = 0; t < n; t += 4) {
+            __m256i mask = _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(n - t)),
+                                              _mm256_set_epi64x(3, 2, 1, 0));
+            __m256d q2 = _mm256_maskload_pd(q2s + t, mask);
+            q2 = _mm256_min_pd(q2, one);
+            __m256d z = _mm256_mul_pd(q2, vnt);
+            __m128i m = _mm_min_epi32(_mm256_cvttpd_epi32(z), ntm1);
+            __m256d fr = _mm256_sub_pd(z, _mm256_cvtepi32_pd(m));
+            __m128i m2 = _mm_add_epi32(m, m);
+            __m256d a = _mm256_i32gather_pd(TD, m2, 8);
+            __m256d b = _mm256_i32gather_pd(TD + 1, m2, 8);
+            __m256d v = _mm256_and_pd(_mm256_add_pd(a, _mm256_mul_pd(fr, b)),
+                                      _mm256_castsi256_pd(mask));
+            _mm256_maskstore_pd(vals + t, mask, v);
+            acc = _mm256_add_pd(acc, v);
+        }
+        _mm256_storeu_pd(lanes, acc);
+        return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    }
+    #endif
+
     typedef double (*cmc_row_fn)(double*, Py_ssize_t, double, double, double, const double*, int);
+    typedef double (*cmc_q2_fn)(double*, const double*, Py_ssize_t, const double*, int);
     static cmc_row_fn cmc_kernel_row = cmc_kernel_row_scalar;
+    static cmc_q2_fn cmc_kernel_q2 = cmc_kernel_q2_scalar;
 
     /* Pick the row evaluator for this CPU; returns 1 when AVX2 is used. */
     static int cmc_init_dispatch(void) {
@@ -205,6 +247,7 @@ cdef extern from *:
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx2")) {
             cmc_kernel_row = cmc_kernel_row_avx2;
+            cmc_kernel_q2 = cmc_kernel_q2_avx2;
             return 1;
         }
     #endif
@@ -228,6 +271,8 @@ cdef extern from *:
     double cmc_kernel_row(double* vals, Py_ssize_t n, double x0, double dy2, double inv_r2,
                           const double* T, int nt) nogil
     int cmc_init_dispatch() nogil
+    double cmc_kernel_q2(double* vals, const double* q2, Py_ssize_t n, const double* T,
+                         int nt) nogil
     void cmc_axpy(double* y, const double* x, Py_ssize_t n, double a) nogil
 
 
@@ -355,6 +400,7 @@ cdef inline void _cic(const Geom* g, double fu, double fv, const double* wv,
 
 cdef enum:
     R_ANALYTIC = 16     # support radius [pixels] from which edge kernels use the analytic sum
+    R_SMALL = 4         # below this support radius [pixels] the whole box is evaluated at once
 
 
 def sph_scratch_size(int npix):
@@ -378,6 +424,42 @@ cdef inline void _chord(const Geom* g, double fx, double dy2, double r2, bint cl
             jlo[0] = 0
         if jhi[0] > g.npix - 1:
             jhi[0] = g.npix - 1
+
+
+cdef void _sph_small(const Geom* g, double fu, double fv, double inv_r2, Py_ssize_t j0,
+                     Py_ssize_t j1, Py_ssize_t i0, Py_ssize_t i1, const double* wv,
+                     double* out, double* scratch) noexcept nogil:
+    """:func:`_sph` for a support radius below ``R_SMALL`` pixels (box of at most 8 x 8
+    pixel centres, always normalised by its exact sum): q^2 of the whole box, one
+    kernel evaluation call, then the deposit of the part inside the image."""
+    cdef Py_ssize_t nx = j1 - j0 + 1, ny = i1 - i0 + 1, a, b, row, col
+    cdef Py_ssize_t plane = <Py_ssize_t>g.npix * g.npix
+    cdef double dxs[2 * R_SMALL + 1]
+    cdef double dy2, total, scale
+    cdef double* q2 = scratch
+    cdef double* vals = scratch + (2 * R_SMALL + 1) * (2 * R_SMALL + 1)
+    cdef int c
+    for b in range(nx):
+        dxs[b] = (j0 + b - (fu - 0.5)) * (j0 + b - (fu - 0.5)) * inv_r2
+    for a in range(ny):
+        dy2 = (i0 + a - (fv - 0.5)) * (i0 + a - (fv - 0.5)) * inv_r2
+        for b in range(nx):
+            q2[a * nx + b] = dxs[b] + dy2
+    total = cmc_kernel_q2(vals, q2, nx * ny, g.table, g.ntable)
+    if total <= 0.0:
+        _ngp(g, fu, fv, wv, out)
+        return
+    for a in range(ny):
+        row = i0 + a
+        if row < 0 or row >= g.npix:
+            continue
+        for b in range(nx):
+            col = j0 + b
+            if col < 0 or col >= g.npix:
+                continue
+            scale = vals[a * nx + b] / total
+            for c in range(g.k):
+                out[c * plane + row * g.npix + col] += wv[c] * scale
 
 
 cdef void _sph(const Geom* g, double fu, double fv, double H, const double* wv,
@@ -413,6 +495,9 @@ cdef void _sph(const Geom* g, double fu, double fv, double H, const double* wv,
     j1 = <Py_ssize_t>floor(fx + r)
     i0 = <Py_ssize_t>ceil(fy - r)
     i1 = <Py_ssize_t>floor(fy + r)
+    if r < R_SMALL:
+        _sph_small(g, fu, fv, inv_r2, j0, j1, i0, i1, wv, out, scratch)
+        return
     full = (j0 >= 0 and i0 >= 0 and j1 < g.npix and i1 < g.npix) or r < R_ANALYTIC
     ra = i0
     rb = i1
