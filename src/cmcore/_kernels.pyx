@@ -406,24 +406,13 @@ cdef enum:
 def sph_scratch_size(int npix):
     """Scratch doubles one thread needs for SPH deposition on an npix x npix image.
 
-    Kernel samples (at most ``npix**2``, or ``(2 R_ANALYTIC + 1)**2`` for a small
-    kernel crossing the edge) followed by two column bounds per row (as doubles).
+    Kernel samples (at most ``npix**2``, or ``(2 R_ANALYTIC + 1)**2`` for a kernel
+    below ``R_ANALYTIC`` pixels crossing the edge; a kernel below ``R_SMALL``
+    pixels uses the first ``2 (2 R_SMALL + 1)**2`` for its q^2 and samples),
+    followed by two column bounds per row (stored as doubles).
     """
     cdef Py_ssize_t rows = npix if npix > 2 * R_ANALYTIC + 1 else 2 * R_ANALYTIC + 1
     return npix * npix + (2 * R_ANALYTIC + 1) * (2 * R_ANALYTIC + 1) + 2 * rows
-
-
-cdef inline void _chord(const Geom* g, double fx, double dy2, double r2, bint clip,
-                        Py_ssize_t* jlo, Py_ssize_t* jhi) noexcept nogil:
-    """Columns whose pixel centres lie within the support on a row (clipped to the image)."""
-    cdef double half = sqrt(r2 - dy2) if r2 > dy2 else 0.0
-    jlo[0] = <Py_ssize_t>ceil(fx - half)
-    jhi[0] = <Py_ssize_t>floor(fx + half)
-    if clip:
-        if jlo[0] < 0:
-            jlo[0] = 0
-        if jhi[0] > g.npix - 1:
-            jhi[0] = g.npix - 1
 
 
 cdef void _sph_small(const Geom* g, double fu, double fv, double inv_r2, Py_ssize_t j0,

@@ -1,8 +1,10 @@
-"""``cmc bench TARGET``: run a benchmark, print its table, write its JSON.
+"""``cmc bench TARGET [OPTIONS]``: run a benchmark, print its table, write its JSON.
 
 Targets are registered in :data:`TARGETS` as ``name -> (help, module path)``; the
 module provides ``add_arguments(parser)`` and ``run_from_args(args) -> int``, so a
-new target (e.g. ``dataset``) is one more entry.
+new target (e.g. ``dataset``) is one more entry.  A target's module, and what it
+imports, is loaded only when that target runs (``cmc --help`` stays fast); its
+options are parsed then, so ``cmc bench kernels --help`` lists them.
 """
 from __future__ import annotations
 
@@ -22,10 +24,17 @@ TARGETS: dict[str, tuple[str, str]] = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
     for name, (help_, module) in TARGETS.items():
-        p = sub.add_parser(name, help=help_, description=help_)
-        p.set_defaults(_bench_module=module)
-        importlib.import_module(module).add_arguments(p)
+        # prefix "+": every "-..." option after the target name is passed through
+        p = sub.add_parser(name, help=help_, description=help_, add_help=False,
+                           prefix_chars="+")
+        p.add_argument("options", nargs=argparse.REMAINDER,
+                       help=f"options of the target (cmc bench {name} --help)")
+        p.set_defaults(_bench_module=module, _bench_name=name)
 
 
 def run(args: argparse.Namespace) -> int:
-    return int(importlib.import_module(args._bench_module).run_from_args(args))
+    module = importlib.import_module(args._bench_module)
+    parser = argparse.ArgumentParser(prog=f"cmc bench {args._bench_name}",
+                                     description=TARGETS[args._bench_name][0])
+    module.add_arguments(parser)
+    return int(module.run_from_args(parser.parse_args(args.options)))

@@ -36,6 +36,7 @@ def machine_info() -> dict:
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "openmp": _kernels.have_openmp(),
         "openmp_max_threads": _kernels.max_threads(),
+        "sph_avx2": _kernels.sph_uses_avx2(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
