@@ -460,7 +460,8 @@ cdef void _sph(const Geom* g, double fu, double fv, double H, const double* wv,
     and at the image edge only the inside part is kept.  For a kernel that crosses
     the image edge with a support radius of at least ``R_ANALYTIC`` pixels the sum
     is taken as ``r^2 * table_integral`` (the discrete sum differs by < 2e-7
-    relative), so huge kernels cost only their pixels inside the image.  A kernel
+    relative), or the sum of the inside samples if larger, so huge kernels cost
+    only their pixels inside the image and never deposit more than their weight.  A kernel
     whose support diameter is below one pixel, or that covers no pixel centre, goes
     into the pixel holding the particle.  The samples are evaluated once, row by
     row along chords of the support, into ``scratch``
@@ -516,7 +517,10 @@ cdef void _sph(const Geom* g, double fu, double fv, double H, const double* wv,
                                     g.ntable)
             off += nrow
     if not full:
-        total = r2 * g.table_integral
+        # analytic sum over the whole support, never below the part inside
+        # (so an edge kernel never deposits more than its weight)
+        if r2 * g.table_integral > total:
+            total = r2 * g.table_integral
     if total <= 0.0:
         _ngp(g, fu, fv, wv, out)
         return
