@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _kernels
 from .errors import InputError
@@ -73,10 +74,10 @@ class CellIndex:
 
     def __init__(
         self,
-        positions: np.typing.ArrayLike,
+        positions: npt.ArrayLike,
         boxsize: float,
         *,
-        smoothing_lengths: np.typing.ArrayLike | None = None,
+        smoothing_lengths: npt.ArrayLike | None = None,
         particles_per_cell: float = 16.0,
         nthreads: int | None = None,
     ) -> None:
@@ -222,8 +223,8 @@ class CellIndex:
                 starts = new_starts
         return np.ascontiguousarray(np.stack([starts, ends], axis=1).astype(np.int64))
 
-    def select_box(self, centre: np.typing.ArrayLike,
-                   half_extent: float | np.typing.ArrayLike) -> np.ndarray:
+    def select_box(self, centre: npt.ArrayLike,
+                   half_extent: float | npt.ArrayLike) -> np.ndarray:
         """Particles within a periodic axis-aligned box.
 
         Selects every particle with ``|d_a| <= half_extent_a`` on all three axes,
@@ -254,7 +255,7 @@ class CellIndex:
         return _kernels.select_particles(self.positions, self.permutation, ranges, c,
                                          self.boxsize, half, 0.0, False)
 
-    def select_sphere(self, centre: np.typing.ArrayLike, radius: float) -> np.ndarray:
+    def select_sphere(self, centre: npt.ArrayLike, radius: float) -> np.ndarray:
         """Particles within a periodic sphere.
 
         Selects every particle with ``d_x*d_x + d_y*d_y + d_z*d_z <= radius*radius``,

@@ -12,12 +12,14 @@ import argparse
 import importlib
 
 NAME = "bench"
-HELP = "run a benchmark (kernels) and print ratios against its baseline"
+HELP = "run a benchmark (kernels, dataset) and print ratios against its baseline"
 
 #: Benchmark targets: name -> (one-line help, module implementing it).
 TARGETS: dict[str, tuple[str, str]] = {
     "kernels": ("particle-to-image kernels against NumPy and swiftsimio; the cell index",
                 "cmcore.benchmarks.kernels"),
+    "dataset": ("training-set builder: images per second, serial against worker processes",
+                "cmcore.benchmarks.dataset"),
 }
 
 
