@@ -421,10 +421,10 @@ cdef void _sph_small(const Geom* g, double fu, double fv, double inv_r2, Py_ssiz
     """:func:`_sph` for a support radius below ``R_SMALL`` pixels (box of at most 8 x 8
     pixel centres, always normalised by its exact sum): q^2 of the whole box, one
     kernel evaluation call, then the deposit of the part inside the image."""
-    cdef Py_ssize_t nx = j1 - j0 + 1, ny = i1 - i0 + 1, a, b, row, col
+    cdef Py_ssize_t nx = j1 - j0 + 1, ny = i1 - i0 + 1, a, b, ba, bb, row
     cdef Py_ssize_t plane = <Py_ssize_t>g.npix * g.npix
     cdef double dxs[2 * R_SMALL + 1]
-    cdef double dy2, total, scale
+    cdef double dy2, total, norm
     cdef double* q2 = scratch
     cdef double* vals = scratch + (2 * R_SMALL + 1) * (2 * R_SMALL + 1)
     cdef int c
@@ -438,17 +438,16 @@ cdef void _sph_small(const Geom* g, double fu, double fv, double inv_r2, Py_ssiz
     if total <= 0.0:
         _ngp(g, fu, fv, wv, out)
         return
+    norm = 1.0 / total
+    ba = -j0 if j0 < 0 else 0                      # columns inside the image
+    bb = g.npix - 1 - j0 if j1 > g.npix - 1 else nx - 1
     for a in range(ny):
         row = i0 + a
         if row < 0 or row >= g.npix:
             continue
-        for b in range(nx):
-            col = j0 + b
-            if col < 0 or col >= g.npix:
-                continue
-            scale = vals[a * nx + b] / total
-            for c in range(g.k):
-                out[c * plane + row * g.npix + col] += wv[c] * scale
+        for c in range(g.k):
+            cmc_axpy(out + c * plane + row * g.npix + j0 + ba, vals + a * nx + ba,
+                     bb - ba + 1, wv[c] * norm)
 
 
 cdef void _sph(const Geom* g, double fu, double fv, double H, const double* wv,
