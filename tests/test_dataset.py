@@ -46,6 +46,19 @@ def _images(path):
         return {c: f[f"images/{c}"][:] for c in f["images"]}, {k: f[f"labels/{k}"][:] for k in f["labels"]}
 
 
+def _assert_same_dataset(a, b):
+    """Same images (bit for bit), labels and noise seeds in two dataset files."""
+    images_a, labels_a = _images(a)
+    images_b, labels_b = _images(b)
+    assert images_a.keys() == images_b.keys() and labels_a.keys() == labels_b.keys()
+    for c in images_a:
+        assert np.array_equal(images_a[c], images_b[c])
+    for k in labels_a:
+        assert np.array_equal(labels_a[k], labels_b[k])
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        assert np.array_equal(fa["noise/seed"][:], fb["noise/seed"][:])
+
+
 def test_layout_attributes_and_labels(built, tiny_universe):
     out, summary = built
     cat = read_halos(tiny_universe.halos)
@@ -105,12 +118,7 @@ def test_workers_do_not_change_images(built, tiny_universe, tmp_path):
     out, _ = built
     par = tmp_path / "par.h5"
     _build(tiny_universe, par, workers=2)
-    a, la = _images(out)
-    b, lb = _images(par)
-    for c in a:
-        assert np.array_equal(a[c], b[c])
-    for k in la:
-        assert np.array_equal(la[k], lb[k])
+    _assert_same_dataset(out, par)
 
 
 def test_complete_file_is_left_alone_and_per_bin_appends(built, tiny_universe, tmp_path):
@@ -185,12 +193,7 @@ def test_kill_and_resume_equals_uninterrupted_run(tiny_universe, tmp_path):
     assert n_parts >= 2
     assert cli.main(_cli_args(tiny_universe, out)) == 0
     assert not parts.exists()
-    a, la = _images(ref)
-    b, lb = _images(out)
-    for c in a:
-        assert np.array_equal(a[c], b[c])
-    for k in la:
-        assert np.array_equal(la[k], lb[k])
+    _assert_same_dataset(ref, out)
 
 
 def test_bad_inputs(tiny_universe, tmp_path, capsys):
