@@ -73,7 +73,7 @@ SCHEMES: dict[str, int] = {"ngp": 0, "cic": 1, "sph": 2}
 #: Particles per chunk handed to one thread at a time (NGP/CIC; SPH, whose cost is
 #: in the deposit, uses smaller chunks for balance).
 CHUNK = 1 << 15
-CHUNK_SPH = 1 << 11
+CHUNK_SPH = 1 << 9
 
 #: With ``nthreads=None``, NGP/CIC use one thread per this many particles scanned
 #: (waking threads costs more than it saves on small scans) -- or per
