@@ -133,3 +133,20 @@ def test_one_precomputed_band_is_enough_for_its_channel():
     assert names == ("Fxs",) and list(w[:, 0]) == [1e40, 2e40]
     with pytest.raises(InputError, match="Fxb needs gas field"):
         observables.particle_signals(snap, ["Fxs", "Fxb"])
+
+
+def test_threaded_signals_equal_serial(monkeypatch):
+    rng = np.random.default_rng(4)
+    n = 1000
+    gas = ParticleData(rng.uniform(0, 10, (n, 3)), rng.uniform(1e8, 1e9, n), {
+        "density": 10 ** rng.uniform(12, 15, n), "temperature": 10 ** rng.uniform(5, 8.5, n),
+        "metallicity": rng.uniform(0, 0.03, n), "star_formation_rate": (rng.random(n) < 0.1) * 1.0,
+    })
+    snap = _snap(gas=gas)
+    serial = observables.particle_signals(snap, ["Fxs", "Fxb", "Ypar"])["gas"][0]
+    monkeypatch.setattr(observables, "_SIGNAL_BLOCK", 64)  # 16 blocks over 3 threads
+    threaded = observables.particle_signals(snap, ["Fxs", "Fxb", "Ypar"], workers=3)["gas"][0]
+    assert np.array_equal(serial, threaded)
+    assert (serial[:, 0] > 0).any() and (serial[:, 0] == 0).any()
+    with pytest.raises(InputError, match="workers"):
+        observables.particle_signals(snap, ["Ypar"], workers=0)

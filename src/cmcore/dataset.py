@@ -380,7 +380,7 @@ class _Renderer:
     they and the cell indexes are computed once per snapshot.
     """
 
-    def __init__(self, snapshot, config: DatasetConfig, cosmology, nthreads: int) -> None:
+    def __init__(self, snapshot, config: DatasetConfig, cosmology, nthreads: int, workers: int = 1) -> None:
         from .cellindex import CellIndex
         from .observables import particle_signals
 
@@ -388,7 +388,7 @@ class _Renderer:
         self.config = config
         self.cosmology = cosmology
         self.nthreads = nthreads
-        self.signals = particle_signals(snapshot, config.channels)
+        self.signals = particle_signals(snapshot, config.channels, workers=workers)
         self.indexes = {
             ptype: CellIndex(snapshot.particles[ptype].positions, snapshot.boxsize)
             for ptype in self.signals
@@ -407,14 +407,16 @@ class _Renderer:
         return observed
 
 
-def make_renderer(snapshot: Path, config: DatasetConfig, *, cosmology=None, nthreads: int = 1) -> _Renderer:
-    """Read what the channels need from ``snapshot`` and prepare signals and indexes."""
+def make_renderer(snapshot: Path, config: DatasetConfig, *, cosmology=None, nthreads: int = 1,
+                  workers: int = 1) -> _Renderer:
+    """Read what the channels need from ``snapshot`` and prepare signals (on ``workers``
+    threads) and indexes; each image's kernels then run on ``nthreads`` threads."""
     from .observables import snapshot_request
     from .readers import read_snapshot
 
     ptypes, optional = snapshot_request(config.channels, scheme=config.scheme)
     snap = read_snapshot(snapshot, particle_types=ptypes, fields=[], optional_fields=optional)
-    return _Renderer(snap, config, _distance_cosmology(cosmology), nthreads)
+    return _Renderer(snap, config, _distance_cosmology(cosmology), nthreads, workers)
 
 
 def channel_units(channel: str) -> str:
@@ -510,8 +512,9 @@ def build_dataset(
     config
         Build settings; the paper's protocol by default.
     workers
-        Haloes rendered concurrently (threads around the GIL-free kernels, each kernel
-        single-threaded so that the images do not depend on the number of workers).
+        Threads: they compute the per-particle signals in blocks, then render haloes
+        concurrently around the GIL-free kernels (each kernel single-threaded, so that
+        the images do not depend on the number of workers).
     progress
         Show a progress bar with images per second.
     cosmology
@@ -578,7 +581,7 @@ def build_dataset(
         by_halo.setdefault(t.halo_id, []).append(t)
     pending = [hid for hid in by_halo if not _part_path(parts, hid).exists()]
     if pending:
-        renderer = make_renderer(snapshot, config, cosmology=cosmology, nthreads=1)
+        renderer = make_renderer(snapshot, config, cosmology=cosmology, nthreads=1, workers=int(workers))
         n_pending = sum(len(by_halo[h]) for h in pending)
         bar = tqdm(total=n_pending, unit="img", desc="rendering", disable=not progress)
         row_of = {int(cat.halo_id[r]): r for r in rows}

@@ -48,6 +48,9 @@ CHANNEL_UNITS = {
     "Ypar": "",
 }
 
+#: Particles per block when :func:`particle_signals` runs on several threads.
+_SIGNAL_BLOCK = 1 << 19
+
 #: Units of the per-particle signals of :func:`particle_signals`.
 SIGNAL_UNITS = {"Star": "solMass", "Fxs": "erg s-1", "Fxb": "erg s-1", "Ypar": "Mpc2"}
 
@@ -254,17 +257,49 @@ def check_available(snapshot: Snapshot, channels: Sequence[str]) -> None:
             )
 
 
+def _gas_signals(gas: ParticleData, gas_ch: tuple[str, ...], t_min: float, x_hydrogen: float) -> np.ndarray:
+    """(N, k) signals of the gas channels ``gas_ch`` for the particles of ``gas``."""
+    cols = {}
+    xray = [ch for ch in gas_ch if ch in LUMINOSITY_FIELDS]
+    if xray and all(LUMINOSITY_FIELDS[ch] in gas for ch in xray):
+        cols.update({ch: np.asarray(gas[LUMINOSITY_FIELDS[ch]], dtype=np.float64) for ch in xray})
+    elif xray:
+        cols["Fxs"], cols["Fxb"] = xray_luminosities(gas, t_min=t_min, x_hydrogen=x_hydrogen)
+    if "Ypar" in gas_ch:
+        cols["Ypar"] = upsilon(gas, x_hydrogen)
+    return np.column_stack([cols[ch] for ch in gas_ch])
+
+
+def _rows(pdata: ParticleData, start: int, stop: int) -> ParticleData:
+    """A view of particles ``start:stop`` (no copies of the arrays)."""
+    return ParticleData(pdata.positions[start:stop], pdata.masses[start:stop],
+                        {k: v[start:stop] for k, v in pdata.fields.items()}, name=pdata.name)
+
+
 def particle_signals(
     snapshot: Snapshot,
     channels: Sequence[str],
     *,
     t_min: float = T_MIN_XRAY,
     x_hydrogen: float = emission.X_HYDROGEN,
+    workers: int = 1,
 ) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
     """Per-particle signals of ``channels``, grouped by particle type.
 
     They do not depend on the placement redshift, so a dataset builder computes
     them once per snapshot and passes them to :func:`cmcore.render.render_maps`.
+
+    Parameters
+    ----------
+    snapshot : Snapshot
+        Particles.
+    channels : sequence of str
+        Among :data:`CHANNELS`.
+    t_min, x_hydrogen : float
+        As :func:`xray_luminosities`.
+    workers : int
+        Threads evaluating the gas signals on blocks of particles (NumPy and
+        SciPy's special functions release the GIL); the result does not depend on it.
 
     Returns
     -------
@@ -274,23 +309,31 @@ def particle_signals(
     """
     channels = check_channels(channels)
     check_available(snapshot, channels)
+    if int(workers) < 1:
+        raise InputError(f"workers must be at least 1, got {workers}")
     out: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
     if "Star" in channels:
         out["stars"] = (stellar_mass(snapshot.stars)[:, None], ("Star",))
     gas_ch = tuple(ch for ch in channels if CHANNEL_PARTICLES[ch] == "gas")
     if gas_ch:
         gas = snapshot.gas
-        cols = {}
-        xray = [ch for ch in gas_ch if ch in LUMINOSITY_FIELDS]
-        if xray and all(LUMINOSITY_FIELDS[ch] in gas for ch in xray):
-            cols.update({ch: np.asarray(gas[LUMINOSITY_FIELDS[ch]], dtype=np.float64) for ch in xray})
-        elif xray:
-            cols["Fxs"], cols["Fxb"] = xray_luminosities(gas, t_min=t_min, x_hydrogen=x_hydrogen)
-        if "Ypar" in gas_ch:
-            cols["Ypar"] = upsilon(gas, x_hydrogen)
-        out["gas"] = (np.column_stack([cols[ch] for ch in gas_ch]), gas_ch)
-    return out
+        n = len(gas)
+        if workers == 1 or n < 2 * _SIGNAL_BLOCK:
+            weights = _gas_signals(gas, gas_ch, t_min, x_hydrogen)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
 
+            weights = np.empty((n, len(gas_ch)))
+            starts = range(0, n, _SIGNAL_BLOCK)
+
+            def fill(start: int) -> None:
+                stop = min(start + _SIGNAL_BLOCK, n)
+                weights[start:stop] = _gas_signals(_rows(gas, start, stop), gas_ch, t_min, x_hydrogen)
+
+            with ThreadPoolExecutor(max_workers=int(workers)) as pool:
+                list(pool.map(fill, starts))
+        out["gas"] = (weights, gas_ch)
+    return out
 
 
 def default_cosmology() -> FLRW:
