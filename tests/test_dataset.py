@@ -222,3 +222,25 @@ def test_bins_without_haloes_warn_and_continue(tiny_universe, tmp_path):
     with pytest.warns(UserWarning, match="holds no halo"):
         s = _build(tiny_universe, tmp_path / "w.h5", bins=(12.0, 13.5, 0.25), projections=("z",))
     assert s.per_bin_counts[:4] == [0, 0, 0, 0] and s.n_images == sum(s.per_bin_counts) > 0
+
+
+def test_a_failed_start_leaves_nothing_that_blocks_the_next_run(tiny_universe, tmp_path):
+    bad = tmp_path / "bad.hdf5"
+    bad.write_bytes(b"not an HDF5 file")
+    out = tmp_path / "d.h5"
+    with pytest.raises(FileFormatError):
+        build_dataset(bad, tiny_universe.halos, out, DatasetConfig(**SMALL), progress=False)
+    assert not out.exists() and not (tmp_path / "d.h5.parts").exists()
+    assert _build(tiny_universe, out).n_images > 0
+
+
+def test_parts_of_another_build_are_refused(tiny_universe, tmp_path):
+    out = tmp_path / "d.h5"
+    parts = tmp_path / "d.h5.parts"
+    parts.mkdir()
+    (parts / "manifest.json").write_text(json.dumps({"config": {"seed": 99}}))
+    (parts / "halo_1.npz").write_bytes(b"x")
+    with pytest.raises(InputError, match="other settings"):
+        _build(tiny_universe, out)
+    (parts / "halo_1.npz").unlink()  # only a stale manifest: replaced, not refused
+    assert _build(tiny_universe, out).n_images > 0

@@ -565,23 +565,26 @@ def build_dataset(
                               time.perf_counter() - t_start, messages)
 
     parts = out.with_name(out.name + ".parts")
-    parts.mkdir(parents=True, exist_ok=True)
     manifest = parts / "manifest.json"
     stamp = {"config": json.loads(config.to_json()), **sources}
     stamp["config"].pop("per_bin")
-    if manifest.exists():
-        if json.loads(manifest.read_text()) != stamp:
-            raise InputError(f"{parts} holds parts of a build with other settings; remove it or use the same settings")
-    else:
-        with atomic_write(manifest) as tmp:
-            tmp.write_text(json.dumps(stamp, indent=1))
+    if manifest.exists() and json.loads(manifest.read_text()) != stamp:
+        if any(parts.glob("halo_*.npz")):
+            raise InputError(f"{parts} holds rendered haloes of a build with other settings; "
+                             "rerun that build to finish it, or remove the folder")
+        manifest.unlink()  # a build that failed before rendering anything: nothing to keep
 
     by_halo: dict[int, list[ImageTask]] = {}
     for t in todo:
         by_halo.setdefault(t.halo_id, []).append(t)
     pending = [hid for hid in by_halo if not _part_path(parts, hid).exists()]
     if pending:
+        # read the snapshot before leaving anything on disk: a bad snapshot leaves no trace
         renderer = make_renderer(snapshot, config, cosmology=cosmology, nthreads=1, workers=int(workers))
+        parts.mkdir(parents=True, exist_ok=True)
+        if not manifest.exists():
+            with atomic_write(manifest) as tmp:
+                tmp.write_text(json.dumps(stamp, indent=1))
         n_pending = sum(len(by_halo[h]) for h in pending)
         bar = tqdm(total=n_pending, unit="img", desc="rendering", disable=not progress)
         row_of = {int(cat.halo_id[r]): r for r in rows}
