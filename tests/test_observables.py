@@ -143,10 +143,11 @@ def test_threaded_signals_equal_serial(monkeypatch):
         "metallicity": rng.uniform(0, 0.03, n), "star_formation_rate": (rng.random(n) < 0.1) * 1.0,
     })
     snap = _snap(gas=gas)
+    whole = observables.particle_signals(snap, ["Fxs", "Fxb", "Ypar"])["gas"][0]
+    monkeypatch.setattr(observables, "_SIGNAL_BLOCK", 64)  # 16 blocks
     serial = observables.particle_signals(snap, ["Fxs", "Fxb", "Ypar"])["gas"][0]
-    monkeypatch.setattr(observables, "_SIGNAL_BLOCK", 64)  # 16 blocks over 3 threads
     threaded = observables.particle_signals(snap, ["Fxs", "Fxb", "Ypar"], workers=3)["gas"][0]
-    assert np.array_equal(serial, threaded)
+    assert np.array_equal(whole, serial) and np.array_equal(serial, threaded)
     assert (serial[:, 0] > 0).any() and (serial[:, 0] == 0).any()
     with pytest.raises(InputError, match="workers"):
         observables.particle_signals(snap, ["Ypar"], workers=0)

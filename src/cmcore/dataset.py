@@ -389,6 +389,10 @@ class _Renderer:
         self.cosmology = cosmology
         self.nthreads = nthreads
         self.signals = particle_signals(snapshot, config.channels, workers=workers)
+        # the fields have served: keep only what the projection still needs
+        for pdata in snapshot.particles.values():
+            keep = ("smoothing_length",) if config.scheme == "sph" else ()
+            pdata.fields = {k: v for k, v in pdata.fields.items() if k in keep}
         self.indexes = {
             ptype: CellIndex(snapshot.particles[ptype].positions, snapshot.boxsize)
             for ptype in self.signals

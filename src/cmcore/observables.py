@@ -48,7 +48,7 @@ CHANNEL_UNITS = {
     "Ypar": "",
 }
 
-#: Particles per block when :func:`particle_signals` runs on several threads.
+#: Particles per block of :func:`particle_signals` (bounds its temporaries).
 _SIGNAL_BLOCK = 1 << 19
 
 #: Units of the per-particle signals of :func:`particle_signals`.
@@ -298,8 +298,10 @@ def particle_signals(
     t_min, x_hydrogen : float
         As :func:`xray_luminosities`.
     workers : int
-        Threads evaluating the gas signals on blocks of particles (NumPy and
-        SciPy's special functions release the GIL); the result does not depend on it.
+        Threads evaluating the gas signals.  They are computed in blocks of
+        :data:`_SIGNAL_BLOCK` particles, so that temporaries stay small however large
+        the snapshot; NumPy and SciPy's special functions release the GIL, so blocks
+        run concurrently.  The result does not depend on ``workers``.
 
     Returns
     -------
@@ -318,17 +320,18 @@ def particle_signals(
     if gas_ch:
         gas = snapshot.gas
         n = len(gas)
-        if workers == 1 or n < 2 * _SIGNAL_BLOCK:
-            weights = _gas_signals(gas, gas_ch, t_min, x_hydrogen)
+        weights = np.empty((n, len(gas_ch)))
+
+        def fill(start: int) -> None:
+            stop = min(start + _SIGNAL_BLOCK, n)
+            weights[start:stop] = _gas_signals(_rows(gas, start, stop), gas_ch, t_min, x_hydrogen)
+
+        starts = range(0, n, _SIGNAL_BLOCK)
+        if workers == 1 or n <= _SIGNAL_BLOCK:
+            for start in starts:
+                fill(start)
         else:
             from concurrent.futures import ThreadPoolExecutor
-
-            weights = np.empty((n, len(gas_ch)))
-            starts = range(0, n, _SIGNAL_BLOCK)
-
-            def fill(start: int) -> None:
-                stop = min(start + _SIGNAL_BLOCK, n)
-                weights[start:stop] = _gas_signals(_rows(gas, start, stop), gas_ch, t_min, x_hydrogen)
 
             with ThreadPoolExecutor(max_workers=int(workers)) as pool:
                 list(pool.map(fill, starts))
