@@ -32,7 +32,7 @@ Problems found on the way (NaN/inf positions or weights, bad smoothing lengths)
 are returned as bit flags; the Python layer turns them into errors.
 """
 from cython.parallel cimport prange, threadid
-from libc.math cimport INFINITY, ceil, fabs, fabsf, floor, isfinite, sqrt
+from libc.math cimport INFINITY, ceil, fabs, fabsf, floor, fmin, isfinite, sqrt
 
 import numpy as np
 
@@ -108,146 +108,243 @@ cdef extern from *:
     CMC_PREFILTER(cmc_prefilter_f32, float, fabsf)
     CMC_PREFILTER(cmc_prefilter_f64, double, fabs)
 
-    /* One row of the projected kernel: vals[t] = K(q2) at dx = x0 + t, with
-       q2 = (dx^2 + dy2) * inv_r2 clamped to 1 and K the linear interpolation of the
-       table TD (nt pairs: value at q2 = m / nt, slope to the next; K(1) = 0).
-       Returns the sum.  (GCC's generic tuning does not vectorise the table
-       gather, so this stays a plain inlined loop.) */
-    static inline double cmc_kernel_at(double dx, double dy2, double inv_r2,
-                                       const double* TD, int nt) {
-        double q2 = (dx * dx + dy2) * inv_r2;
-        q2 = q2 < 1.0 ? q2 : 1.0;
-        double z = q2 * nt;
-        int m = (int)z;
-        m = m < nt - 1 ? m : nt - 1;
-        return TD[2 * m] + (z - (double)m) * TD[2 * m + 1];
+    /* The projected kernel K(q2) (q2 = q^2 in units of the support radius): the
+       piecewise polynomial of cmcore.projection._kernel_coefficients, C[k * 8 + s] the
+       coefficient of t^k in segment s = (int)(8 q), t = q - s / 8; never below 0 and
+       0 for q2 >= 1.  float32 arithmetic (|error| ~ 1e-7 of the peak). */
+    static inline float cmc_kernel_at(float q2, const float* C) {
+        if (!(q2 < 1.0f)) return 0.0f;
+        float q = sqrtf(q2);
+        int s = (int)(q * 8.0f);
+        s = s < 7 ? s : 7;
+        float t = q - (float)s * 0.125f;
+        float v = C[48 + s];
+        for (int k = 5; k >= 0; --k) v = v * t + C[8 * k + s];
+        return v > 0.0f ? v : 0.0f;
     }
 
+    /* One row: vals[t] = K at dx = x0 + t, q2 = (dx^2 + dy2) * inv_r2; returns the sum. */
     static double cmc_kernel_row_scalar(double* vals, Py_ssize_t n, double x0, double dy2,
-                                        double inv_r2, const double* TD, int nt) {
-        /* four independent sums: the loop is otherwise bound by the add latency */
-        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+                                        double inv_r2, const float* C) {
+        double s0 = 0.0, s1 = 0.0;
+        const float fx0 = (float)x0, fdy2 = (float)dy2, finv = (float)inv_r2;
         Py_ssize_t t = 0;
-        for (; t + 4 <= n; t += 4) {
-            double v0 = cmc_kernel_at(x0 + (double)t, dy2, inv_r2, TD, nt);
-            double v1 = cmc_kernel_at(x0 + (double)(t + 1), dy2, inv_r2, TD, nt);
-            double v2 = cmc_kernel_at(x0 + (double)(t + 2), dy2, inv_r2, TD, nt);
-            double v3 = cmc_kernel_at(x0 + (double)(t + 3), dy2, inv_r2, TD, nt);
-            vals[t] = v0; vals[t + 1] = v1; vals[t + 2] = v2; vals[t + 3] = v3;
-            s0 += v0; s1 += v1; s2 += v2; s3 += v3;
+        for (; t + 2 <= n; t += 2) {
+            float d0 = fx0 + (float)t, d1 = fx0 + (float)(t + 1);
+            double v0 = cmc_kernel_at((d0 * d0 + fdy2) * finv, C);
+            double v1 = cmc_kernel_at((d1 * d1 + fdy2) * finv, C);
+            vals[t] = v0; vals[t + 1] = v1;
+            s0 += v0; s1 += v1;
         }
-        for (; t < n; ++t) {
-            double v = cmc_kernel_at(x0 + (double)t, dy2, inv_r2, TD, nt);
-            vals[t] = v;
-            s0 += v;
+        if (t < n) {
+            float d0 = fx0 + (float)t;
+            double v0 = cmc_kernel_at((d0 * d0 + fdy2) * finv, C);
+            vals[t] = v0;
+            s0 += v0;
         }
-        return (s0 + s1) + (s2 + s3);
+        return s0 + s1;
     }
 
-    /* The same row with AVX2 gathers (4 samples per step, the same operations in
-       the same order, no FMA: bitwise the same samples as the scalar loop).  GCC's
-       generic tuning never emits gathers itself; chosen at run time. */
-    #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-    #include <immintrin.h>
-    #define CMC_HAVE_AVX2_ROW 1
-    __attribute__((target("avx2")))
-    static double cmc_kernel_row_avx2(double* vals, Py_ssize_t n, double x0, double dy2,
-                                      double inv_r2, const double* TD, int nt) {
-        const __m256d vx0 = _mm256_set1_pd(x0), vdy2 = _mm256_set1_pd(dy2);
-        const __m256d vinv = _mm256_set1_pd(inv_r2), one = _mm256_set1_pd(1.0);
-        const __m256d vnt = _mm256_set1_pd((double)nt), offs = _mm256_set_pd(3.0, 2.0, 1.0, 0.0);
-        const __m128i ntm1 = _mm_set1_epi32(nt - 1);
-        __m256d acc = _mm256_setzero_pd();
-        double lanes[4];
-        Py_ssize_t t = 0;
-        for (; t + 4 <= n; t += 4) {
-            __m256d dx = _mm256_add_pd(vx0, _mm256_add_pd(_mm256_set1_pd((double)t), offs));
-            __m256d q2 = _mm256_mul_pd(_mm256_add_pd(_mm256_mul_pd(dx, dx), vdy2), vinv);
-            q2 = _mm256_min_pd(q2, one);
-            __m256d z = _mm256_mul_pd(q2, vnt);
-            __m128i m = _mm_min_epi32(_mm256_cvttpd_epi32(z), ntm1);
-            __m256d fr = _mm256_sub_pd(z, _mm256_cvtepi32_pd(m));
-            __m128i m2 = _mm_add_epi32(m, m);
-            __m256d a = _mm256_i32gather_pd(TD, m2, 8);
-            __m256d b = _mm256_i32gather_pd(TD + 1, m2, 8);
-            __m256d v = _mm256_add_pd(a, _mm256_mul_pd(fr, b));
-            _mm256_storeu_pd(vals + t, v);
-            acc = _mm256_add_pd(acc, v);
-        }
-        if (t < n) {   /* masked tail: short rows (small kernels) are the common case */
-            __m256i mask = _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(n - t)),
-                                              _mm256_set_epi64x(3, 2, 1, 0));
-            __m256d dx = _mm256_add_pd(vx0, _mm256_add_pd(_mm256_set1_pd((double)t), offs));
-            __m256d q2 = _mm256_mul_pd(_mm256_add_pd(_mm256_mul_pd(dx, dx), vdy2), vinv);
-            q2 = _mm256_min_pd(q2, one);
-            __m256d z = _mm256_mul_pd(q2, vnt);
-            __m128i m = _mm_min_epi32(_mm256_cvttpd_epi32(z), ntm1);
-            __m256d fr = _mm256_sub_pd(z, _mm256_cvtepi32_pd(m));
-            __m128i m2 = _mm_add_epi32(m, m);
-            __m256d a = _mm256_i32gather_pd(TD, m2, 8);
-            __m256d b = _mm256_i32gather_pd(TD + 1, m2, 8);
-            __m256d v = _mm256_and_pd(_mm256_add_pd(a, _mm256_mul_pd(fr, b)),
-                                      _mm256_castsi256_pd(mask));
-            _mm256_maskstore_pd(vals + t, mask, v);
-            acc = _mm256_add_pd(acc, v);
-        }
-        _mm256_storeu_pd(lanes, acc);
-        return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-    }
-    #endif
-
-    /* K at given q2 values (small kernels: their whole support box at once). */
-    static double cmc_kernel_q2_scalar(double* vals, const double* q2, Py_ssize_t n,
-                                       const double* TD, int nt) {
-        double s = 0.0;
+    /* img[t] += a * K at dx = x0 + t (the same samples as cmc_kernel_row). */
+    static void cmc_kernel_row_add_scalar(double* img, Py_ssize_t n, double x0, double dy2,
+                                          double inv_r2, const float* C, double a) {
+        const float fx0 = (float)x0, fdy2 = (float)dy2, finv = (float)inv_r2;
         for (Py_ssize_t t = 0; t < n; ++t) {
-            vals[t] = cmc_kernel_at(0.0, q2[t], 1.0, TD, nt);
-            s += vals[t];
+            float d = fx0 + (float)t;
+            img[t] += a * (double)cmc_kernel_at((d * d + fdy2) * finv, C);
+        }
+    }
+
+    /* Small kernels: their whole support box, ny <= 8 rows of nx <= 8 pixel centres,
+       vals[8 a + b] = K at dx = x0 + b, dy = y0 + a (0 for b >= nx); returns the sum. */
+    static double cmc_kernel_box_scalar(double* vals, int nx, int ny, double x0, double y0,
+                                        double inv_r2, const float* C) {
+        double s = 0.0;
+        const float fx0 = (float)x0, fy0 = (float)y0, finv = (float)inv_r2;
+        for (int a = 0; a < ny; ++a) {
+            float dy = fy0 + (float)a;
+            for (int b = 0; b < 8; ++b) {
+                float dx = fx0 + (float)b;
+                double v = b < nx ? cmc_kernel_at((dx * dx + dy * dy) * finv, C) : 0.0;
+                vals[8 * a + b] = v;
+                s += v;
+            }
         }
         return s;
     }
 
-    #ifdef CMC_HAVE_AVX2_ROW
-    __attribute__((target("avx2")))
-    static double cmc_kernel_q2_avx2(double* vals, const double* q2s, Py_ssize_t n,
-                                     const double* TD, int nt) {
-        const __m256d one = _mm256_set1_pd(1.0), vnt = _mm256_set1_pd((double)nt);
-        const __m128i ntm1 = _mm_set1_epi32(nt - 1);
-        __m256d acc = _mm256_setzero_pd();
-        double lanes[4];
-        for (Py_ssize_t t = 0; t < n; t += 4) {
-            __m256i mask = _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(n - t)),
-                                              _mm256_set_epi64x(3, 2, 1, 0));
-            __m256d q2 = _mm256_maskload_pd(q2s + t, mask);
-            q2 = _mm256_min_pd(q2, one);
-            __m256d z = _mm256_mul_pd(q2, vnt);
-            __m128i m = _mm_min_epi32(_mm256_cvttpd_epi32(z), ntm1);
-            __m256d fr = _mm256_sub_pd(z, _mm256_cvtepi32_pd(m));
-            __m128i m2 = _mm_add_epi32(m, m);
-            __m256d a = _mm256_i32gather_pd(TD, m2, 8);
-            __m256d b = _mm256_i32gather_pd(TD + 1, m2, 8);
-            __m256d v = _mm256_and_pd(_mm256_add_pd(a, _mm256_mul_pd(fr, b)),
-                                      _mm256_castsi256_pd(mask));
-            _mm256_maskstore_pd(vals + t, mask, v);
-            acc = _mm256_add_pd(acc, v);
+    /* Add a small kernel's box to the image: img[c * plane + (i0 + a) * npix + j0 + b]
+       += scale[c] * vals[8 a + b] for the pixels inside the image (vals is 0 for
+       b >= nx), channels c < k. */
+    static void cmc_box_add_scalar(double* img, Py_ssize_t npix, Py_ssize_t plane, int k,
+                                   Py_ssize_t j0, Py_ssize_t i0, int ny, const double* vals,
+                                   const double* scale) {
+        Py_ssize_t b0 = j0 < 0 ? -j0 : 0, b1 = npix - j0 < 8 ? npix - j0 : 8;
+        for (int a = 0; a < ny; ++a) {
+            Py_ssize_t row = i0 + a;
+            if (row < 0 || row >= npix) continue;
+            for (int c = 0; c < k; ++c) {
+                double* o = img + c * plane + row * npix + j0;
+                for (Py_ssize_t b = b0; b < b1; ++b) o[b] += scale[c] * vals[8 * a + b];
+            }
         }
+    }
+
+    /* The same with AVX2 + FMA, 8 samples per step: the segment's coefficients are
+       picked from registers with vpermps (no table gathers).  Chosen at run time. */
+    #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+    #include <immintrin.h>
+    #define CMC_HAVE_AVX2_ROW 1
+    #define CMC_AVX2 __attribute__((target("avx2,fma")))
+    CMC_AVX2 static inline __m256 cmc_kernel8(__m256 q2, const float* C) {
+        const __m256 one = _mm256_set1_ps(1.0f);
+        __m256 inside = _mm256_cmp_ps(q2, one, _CMP_LT_OQ);
+        __m256 q = _mm256_sqrt_ps(_mm256_min_ps(q2, one));
+        __m256i s = _mm256_min_epi32(_mm256_cvttps_epi32(_mm256_mul_ps(q, _mm256_set1_ps(8.0f))),
+                                     _mm256_set1_epi32(7));
+        __m256 t = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(0.125f), q);
+        __m256 v = _mm256_permutevar8x32_ps(_mm256_loadu_ps(C + 48), s);
+        v = _mm256_fmadd_ps(v, t, _mm256_permutevar8x32_ps(_mm256_loadu_ps(C + 40), s));
+        v = _mm256_fmadd_ps(v, t, _mm256_permutevar8x32_ps(_mm256_loadu_ps(C + 32), s));
+        v = _mm256_fmadd_ps(v, t, _mm256_permutevar8x32_ps(_mm256_loadu_ps(C + 24), s));
+        v = _mm256_fmadd_ps(v, t, _mm256_permutevar8x32_ps(_mm256_loadu_ps(C + 16), s));
+        v = _mm256_fmadd_ps(v, t, _mm256_permutevar8x32_ps(_mm256_loadu_ps(C + 8), s));
+        v = _mm256_fmadd_ps(v, t, _mm256_permutevar8x32_ps(_mm256_loadu_ps(C + 0), s));
+        return _mm256_and_ps(_mm256_max_ps(v, _mm256_setzero_ps()), inside);
+    }
+
+    /* Store 8 float samples (the first m) as doubles, add them to *acc. */
+    CMC_AVX2 static inline void cmc_store8(double* out, __m256 v, Py_ssize_t m, __m256d* acc) {
+        __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+        __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        if (m >= 8) {
+            _mm256_storeu_pd(out, lo);
+            _mm256_storeu_pd(out + 4, hi);
+        } else {
+            const __m256i lane = _mm256_set_epi64x(3, 2, 1, 0);
+            _mm256_maskstore_pd(out, _mm256_cmpgt_epi64(_mm256_set1_epi64x(m), lane), lo);
+            _mm256_maskstore_pd(out + 4, _mm256_cmpgt_epi64(_mm256_set1_epi64x(m - 4), lane), hi);
+        }
+        *acc = _mm256_add_pd(*acc, _mm256_add_pd(lo, hi));
+    }
+
+    CMC_AVX2 static inline double cmc_hsum(__m256d acc) {
+        double lanes[4];
         _mm256_storeu_pd(lanes, acc);
         return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
     }
+
+    CMC_AVX2 static double cmc_kernel_row_avx2(double* vals, Py_ssize_t n, double x0, double dy2,
+                                               double inv_r2, const float* C) {
+        const __m256 vdy2 = _mm256_set1_ps((float)dy2), vinv = _mm256_set1_ps((float)inv_r2);
+        const __m256 lane = _mm256_set_ps(7.0f, 6.0f, 5.0f, 4.0f, 3.0f, 2.0f, 1.0f, 0.0f);
+        __m256 dx = _mm256_add_ps(_mm256_set1_ps((float)x0), lane);
+        __m256d acc = _mm256_setzero_pd();
+        for (Py_ssize_t t = 0; t < n; t += 8) {
+            __m256 q2 = _mm256_mul_ps(_mm256_fmadd_ps(dx, dx, vdy2), vinv);
+            if (n - t < 8)      /* lanes past the row: q2 = 1, so K = 0 */
+                q2 = _mm256_blendv_ps(_mm256_set1_ps(1.0f), q2, _mm256_cmp_ps(
+                        lane, _mm256_set1_ps((float)(n - t)), _CMP_LT_OQ));
+            cmc_store8(vals + t, cmc_kernel8(q2, C), n - t, &acc);
+            dx = _mm256_add_ps(dx, _mm256_set1_ps(8.0f));
+        }
+        return cmc_hsum(acc);
+    }
+
+    CMC_AVX2 static void cmc_kernel_row_add_avx2(double* img, Py_ssize_t n, double x0, double dy2,
+                                                 double inv_r2, const float* C, double a) {
+        const __m256 vdy2 = _mm256_set1_ps((float)dy2), vinv = _mm256_set1_ps((float)inv_r2);
+        const __m256 lane = _mm256_set_ps(7.0f, 6.0f, 5.0f, 4.0f, 3.0f, 2.0f, 1.0f, 0.0f);
+        const __m256d va = _mm256_set1_pd(a);
+        __m256 dx = _mm256_add_ps(_mm256_set1_ps((float)x0), lane);
+        Py_ssize_t t = 0;
+        for (; t + 8 <= n; t += 8) {
+            __m256 v = cmc_kernel8(_mm256_mul_ps(_mm256_fmadd_ps(dx, dx, vdy2), vinv), C);
+            __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+            __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+            _mm256_storeu_pd(img + t, _mm256_fmadd_pd(va, lo, _mm256_loadu_pd(img + t)));
+            _mm256_storeu_pd(img + t + 4, _mm256_fmadd_pd(va, hi, _mm256_loadu_pd(img + t + 4)));
+            dx = _mm256_add_ps(dx, _mm256_set1_ps(8.0f));
+        }
+        if (t < n) {
+            double vals[8];
+            __m256d acc = _mm256_setzero_pd();
+            cmc_store8(vals, cmc_kernel8(_mm256_mul_ps(_mm256_fmadd_ps(dx, dx, vdy2), vinv), C),
+                       8, &acc);
+            for (Py_ssize_t u = 0; t + u < n; ++u) img[t + u] += a * vals[u];
+        }
+    }
+
+    CMC_AVX2 static double cmc_kernel_box_avx2(double* vals, int nx, int ny, double x0,
+                                               double y0, double inv_r2, const float* C) {
+        const __m256 lane = _mm256_set_ps(7.0f, 6.0f, 5.0f, 4.0f, 3.0f, 2.0f, 1.0f, 0.0f);
+        const __m256 dx = _mm256_add_ps(_mm256_set1_ps((float)x0), lane);
+        const __m256 vinv = _mm256_set1_ps((float)inv_r2);
+        /* lanes b >= nx get dx^2 = inf, so q2 = 1 and K = 0 */
+        const __m256 live = _mm256_cmp_ps(lane, _mm256_set1_ps((float)nx), _CMP_LT_OQ);
+        const __m256 dx2 = _mm256_blendv_ps(_mm256_set1_ps(INFINITY), _mm256_mul_ps(dx, dx), live);
+        __m256d acc = _mm256_setzero_pd();
+        for (int a = 0; a < ny; ++a) {
+            float dy = (float)y0 + (float)a;
+            __m256 q2 = _mm256_min_ps(_mm256_mul_ps(_mm256_add_ps(dx2, _mm256_set1_ps(dy * dy)),
+                                                    vinv), _mm256_set1_ps(1.0f));
+            cmc_store8(vals + 8 * a, cmc_kernel8(q2, C), 8, &acc);
+        }
+        return cmc_hsum(acc);
+    }
+    CMC_AVX2 static void cmc_box_add_avx2(double* img, Py_ssize_t npix, Py_ssize_t plane, int k,
+                                          Py_ssize_t j0, Py_ssize_t i0, int ny, const double* vals,
+                                          const double* scale) {
+        /* whole 8-wide rows when they fit in the image row (the zeros past nx add
+           nothing), else masked to the columns inside */
+        const int whole = j0 >= 0 && j0 + 8 <= npix;
+        const __m256i lane = _mm256_set_epi64x(3, 2, 1, 0);
+        const __m256i col = _mm256_add_epi64(_mm256_set1_epi64x(j0), lane);
+        const __m256i col4 = _mm256_add_epi64(col, _mm256_set1_epi64x(4));
+        const __m256i lo_m = _mm256_andnot_si256(_mm256_cmpgt_epi64(_mm256_setzero_si256(), col),
+                                                 _mm256_cmpgt_epi64(_mm256_set1_epi64x(npix), col));
+        const __m256i hi_m = _mm256_andnot_si256(_mm256_cmpgt_epi64(_mm256_setzero_si256(), col4),
+                                                 _mm256_cmpgt_epi64(_mm256_set1_epi64x(npix), col4));
+        for (int a = 0; a < ny; ++a) {
+            Py_ssize_t row = i0 + a;
+            if (row < 0 || row >= npix) continue;
+            const __m256d lo = _mm256_loadu_pd(vals + 8 * a), hi = _mm256_loadu_pd(vals + 8 * a + 4);
+            for (int c = 0; c < k; ++c) {
+                double* o = img + c * plane + row * npix + j0;
+                const __m256d sc = _mm256_set1_pd(scale[c]);
+                if (whole) {
+                    _mm256_storeu_pd(o, _mm256_fmadd_pd(sc, lo, _mm256_loadu_pd(o)));
+                    _mm256_storeu_pd(o + 4, _mm256_fmadd_pd(sc, hi, _mm256_loadu_pd(o + 4)));
+                } else {
+                    _mm256_maskstore_pd(o, lo_m, _mm256_fmadd_pd(sc, lo, _mm256_maskload_pd(o, lo_m)));
+                    _mm256_maskstore_pd(o + 4, hi_m,
+                                        _mm256_fmadd_pd(sc, hi, _mm256_maskload_pd(o + 4, hi_m)));
+                }
+            }
+        }
+    }
     #endif
 
-    typedef double (*cmc_row_fn)(double*, Py_ssize_t, double, double, double, const double*, int);
-    typedef double (*cmc_q2_fn)(double*, const double*, Py_ssize_t, const double*, int);
+    typedef double (*cmc_row_fn)(double*, Py_ssize_t, double, double, double, const float*);
+    typedef void (*cmc_row_add_fn)(double*, Py_ssize_t, double, double, double, const float*,
+                                   double);
+    typedef double (*cmc_box_fn)(double*, int, int, double, double, double, const float*);
     static cmc_row_fn cmc_kernel_row = cmc_kernel_row_scalar;
-    static cmc_q2_fn cmc_kernel_q2 = cmc_kernel_q2_scalar;
+    static cmc_row_add_fn cmc_kernel_row_add = cmc_kernel_row_add_scalar;
+    static cmc_box_fn cmc_kernel_box = cmc_kernel_box_scalar;
+    typedef void (*cmc_box_add_fn)(double*, Py_ssize_t, Py_ssize_t, int, Py_ssize_t, Py_ssize_t,
+                                   int, const double*, const double*);
+    static cmc_box_add_fn cmc_box_add = cmc_box_add_scalar;
 
-    /* Pick the row evaluator for this CPU; returns 1 when AVX2 is used. */
+    /* Pick the kernel evaluators for this CPU; returns 1 when AVX2 + FMA are used. */
     static int cmc_init_dispatch(void) {
     #ifdef CMC_HAVE_AVX2_ROW
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx2")) {
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
             cmc_kernel_row = cmc_kernel_row_avx2;
-            cmc_kernel_q2 = cmc_kernel_q2_avx2;
+            cmc_kernel_row_add = cmc_kernel_row_add_avx2;
+            cmc_kernel_box = cmc_kernel_box_avx2;
+            cmc_box_add = cmc_box_add_avx2;
             return 1;
         }
     #endif
@@ -255,7 +352,7 @@ cdef extern from *:
     }
 
     /* y[t] += a * x[t] */
-    static inline void cmc_axpy(double* y, const double* x, Py_ssize_t n, double a) {
+    CMC_CLONES static void cmc_axpy(double* y, const double* x, Py_ssize_t n, double a) {
         for (Py_ssize_t t = 0; t < n; ++t) y[t] += a * x[t];
     }
     """
@@ -269,10 +366,14 @@ cdef extern from *:
                                  const double* c24, const double* e24, const double* f24,
                                  const int* bit24, double L, Py_ssize_t* out) nogil
     double cmc_kernel_row(double* vals, Py_ssize_t n, double x0, double dy2, double inv_r2,
-                          const double* T, int nt) nogil
+                          const float* C) nogil
     int cmc_init_dispatch() nogil
-    double cmc_kernel_q2(double* vals, const double* q2, Py_ssize_t n, const double* T,
-                         int nt) nogil
+    void cmc_kernel_row_add(double* img, Py_ssize_t n, double x0, double dy2, double inv_r2,
+                            const float* C, double a) nogil
+    void cmc_box_add(double* img, Py_ssize_t npix, Py_ssize_t plane, int k, Py_ssize_t j0,
+                     Py_ssize_t i0, int ny, const double* vals, const double* scale) nogil
+    double cmc_kernel_box(double* vals, int nx, int ny, double x0, double y0, double inv_r2,
+                          const float* C) nogil
     void cmc_axpy(double* y, const double* x, Py_ssize_t n, double a) nogil
 
 
@@ -327,16 +428,15 @@ cdef struct Geom:
     int npix
     int k
     int scheme
-    const double* table # projected-kernel table: ntable (value, slope) pairs over q^2 in [0, 1)
-    int ntable
-    double table_integral  # integral of the interpolated table over the unit disk
+    const float* coef   # projected kernel: (7, 8) piecewise-polynomial coefficients
+    double kernel_integral  # integral of that kernel over the unit disk
 
 
 _AVX2_SPH = bool(cmc_init_dispatch())
 
 
 def sph_uses_avx2():
-    """True when the SPH row evaluator runs with AVX2 gathers on this CPU."""
+    """True when the SPH kernel is evaluated with AVX2 + FMA (8 pixels at a time) on this CPU."""
     return _AVX2_SPH
 
 
@@ -407,9 +507,8 @@ def sph_scratch_size(int npix):
     """Scratch doubles one thread needs for SPH deposition on an npix x npix image.
 
     Kernel samples (at most ``npix**2``, or ``(2 R_ANALYTIC + 1)**2`` for a kernel
-    below ``R_ANALYTIC`` pixels crossing the edge; a kernel below ``R_SMALL``
-    pixels uses the first ``2 (2 R_SMALL + 1)**2`` for its q^2 and samples),
-    followed by two column bounds per row (stored as doubles).
+    below ``R_ANALYTIC`` pixels crossing the edge; kernels below ``R_SMALL`` pixels
+    use none), followed by two column bounds per row (stored as doubles).
     """
     cdef Py_ssize_t rows = npix if npix > 2 * R_ANALYTIC + 1 else 2 * R_ANALYTIC + 1
     return npix * npix + (2 * R_ANALYTIC + 1) * (2 * R_ANALYTIC + 1) + 2 * rows
@@ -417,37 +516,72 @@ def sph_scratch_size(int npix):
 
 cdef void _sph_small(const Geom* g, double fu, double fv, double inv_r2, Py_ssize_t j0,
                      Py_ssize_t j1, Py_ssize_t i0, Py_ssize_t i1, const double* wv,
-                     double* out, double* scratch) noexcept nogil:
+                     double* out) noexcept nogil:
     """:func:`_sph` for a support radius below ``R_SMALL`` pixels (box of at most 8 x 8
-    pixel centres, always normalised by its exact sum): q^2 of the whole box, one
-    kernel evaluation call, then the deposit of the part inside the image."""
-    cdef Py_ssize_t nx = j1 - j0 + 1, ny = i1 - i0 + 1, a, b, ba, bb, row
-    cdef Py_ssize_t plane = <Py_ssize_t>g.npix * g.npix
-    cdef double dxs[2 * R_SMALL + 1]
-    cdef double dy2, total, norm
-    cdef double* q2 = scratch
-    cdef double* vals = scratch + (2 * R_SMALL + 1) * (2 * R_SMALL + 1)
+    pixel centres, always normalised by its exact sum): one kernel evaluation call
+    for the whole box, then the deposit of the part inside the image."""
+    cdef Py_ssize_t nx = j1 - j0 + 1, ny = i1 - i0 + 1
+    cdef double vals[8 * 2 * R_SMALL]
+    cdef double scale[MAXK]
+    cdef double total, norm
     cdef int c
-    for b in range(nx):
-        dxs[b] = (j0 + b - (fu - 0.5)) * (j0 + b - (fu - 0.5)) * inv_r2
-    for a in range(ny):
-        dy2 = (i0 + a - (fv - 0.5)) * (i0 + a - (fv - 0.5)) * inv_r2
-        for b in range(nx):
-            q2[a * nx + b] = dxs[b] + dy2
-    total = cmc_kernel_q2(vals, q2, nx * ny, g.table, g.ntable)
+    total = cmc_kernel_box(vals, <int>nx, <int>ny, j0 - (fu - 0.5), i0 - (fv - 0.5), inv_r2,
+                           g.coef)
     if total <= 0.0:
         _ngp(g, fu, fv, wv, out)
         return
     norm = 1.0 / total
-    ba = -j0 if j0 < 0 else 0                      # columns inside the image
-    bb = g.npix - 1 - j0 if j1 > g.npix - 1 else nx - 1
-    for a in range(ny):
-        row = i0 + a
-        if row < 0 or row >= g.npix:
+    for c in range(g.k):
+        scale[c] = wv[c] * norm
+    cmc_box_add(out, g.npix, <Py_ssize_t>g.npix * g.npix, g.k, j0, i0, <int>ny, vals, scale)
+
+
+cdef void _sph_edge(const Geom* g, double fx, double fy, double r2, const double* wv,
+                    double* out, double* scratch) noexcept nogil:
+    """:func:`_sph` for a kernel of at least ``R_ANALYTIC`` pixels whose centre lies
+    within half its support radius of an image edge (or outside): one pass over its
+    rows inside the image, normalised by ``r^2 * kernel_integral``.
+
+    No second pass is needed: the part beyond the edge holds at least 2.5 % of the
+    kernel (the share beyond a chord at half the support radius), far more than the
+    < 1e-7 by which the sum over all the pixel centres of the support can exceed
+    ``r^2 * kernel_integral`` from 16 pixels on, so the deposit never exceeds the
+    weight.  One channel is evaluated straight into the image; several share one
+    evaluation of each row in ``scratch``.
+    """
+    cdef double inv_r2 = 1.0 / r2
+    cdef double norm = 1.0 / (r2 * g.kernel_integral)
+    cdef double dy2, half
+    cdef Py_ssize_t plane = <Py_ssize_t>g.npix * g.npix
+    cdef Py_ssize_t ii, ra, rb, jlo, jhi, nrow
+    cdef int c
+    ra = <Py_ssize_t>ceil(fy - sqrt(r2))
+    rb = <Py_ssize_t>floor(fy + sqrt(r2))
+    if ra < 0:
+        ra = 0
+    if rb > g.npix - 1:
+        rb = g.npix - 1
+    for ii in range(ra, rb + 1):
+        dy2 = (ii - fy) * (ii - fy)
+        if dy2 >= r2:
             continue
-        for c in range(g.k):
-            cmc_axpy(out + c * plane + row * g.npix + j0 + ba, vals + a * nx + ba,
-                     bb - ba + 1, wv[c] * norm)
+        half = sqrt(r2 - dy2)
+        jlo = <Py_ssize_t>ceil(fx - half)
+        jhi = <Py_ssize_t>floor(fx + half)
+        if jlo < 0:
+            jlo = 0
+        if jhi > g.npix - 1:
+            jhi = g.npix - 1
+        if jhi < jlo:
+            continue
+        nrow = jhi - jlo + 1
+        if g.k == 1:
+            cmc_kernel_row_add(out + ii * g.npix + jlo, nrow, jlo - fx, dy2, inv_r2, g.coef,
+                               wv[0] * norm)
+        else:
+            cmc_kernel_row(scratch, nrow, jlo - fx, dy2, inv_r2, g.coef)
+            for c in range(g.k):
+                cmc_axpy(out + c * plane + ii * g.npix + jlo, scratch, nrow, wv[c] * norm)
 
 
 cdef void _sph(const Geom* g, double fu, double fv, double H, const double* wv,
@@ -458,13 +592,14 @@ cdef void _sph(const Geom* g, double fu, double fv, double H, const double* wv,
     inside the image or not, so a kernel wholly inside deposits exactly its weight
     and at the image edge only the inside part is kept.  For a kernel that crosses
     the image edge with a support radius of at least ``R_ANALYTIC`` pixels the sum
-    is taken as ``r^2 * table_integral`` (the discrete sum differs by < 2e-7
+    is taken as ``r^2 * kernel_integral`` (the discrete sum differs by < 1e-7
     relative), or the sum of the inside samples if larger, so huge kernels cost
-    only their pixels inside the image and never deposit more than their weight.  A kernel
+    only their pixels inside the image and never deposit more than their weight
+    (:func:`_sph_edge` when the inside sum cannot be larger: one pass).  A kernel
     whose support diameter is below one pixel, or that covers no pixel centre, goes
-    into the pixel holding the particle.  The samples are evaluated once, row by
-    row along chords of the support, into ``scratch``
-    (:func:`sph_scratch_size` doubles).
+    into the pixel holding the particle; one below ``R_SMALL`` pixels is
+    :func:`_sph_small`.  Otherwise the samples are evaluated once, row by row along
+    chords of the support, into ``scratch`` (:func:`sph_scratch_size` doubles).
     """
     cdef double r = H * g.inv_pix          # support radius in pixels
     cdef double r2 = r * r
@@ -485,9 +620,13 @@ cdef void _sph(const Geom* g, double fu, double fv, double H, const double* wv,
     i0 = <Py_ssize_t>ceil(fy - r)
     i1 = <Py_ssize_t>floor(fy + r)
     if r < R_SMALL:
-        _sph_small(g, fu, fv, inv_r2, j0, j1, i0, i1, wv, out, scratch)
+        _sph_small(g, fu, fv, inv_r2, j0, j1, i0, i1, wv, out)
         return
     full = (j0 >= 0 and i0 >= 0 and j1 < g.npix and i1 < g.npix) or r < R_ANALYTIC
+    if not full and fmin(fmin(fx + 0.5, g.npix - 0.5 - fx),
+                         fmin(fy + 0.5, g.npix - 0.5 - fy)) <= 0.5 * r:
+        _sph_edge(g, fx, fy, r2, wv, out, scratch)
+        return
     ra = i0
     rb = i1
     if not full:
@@ -512,14 +651,13 @@ cdef void _sph(const Geom* g, double fu, double fv, double H, const double* wv,
         bounds[2 * (ii - ra) + 1] = <double>jhi
         if jhi >= jlo:
             nrow = jhi - jlo + 1
-            total += cmc_kernel_row(scratch + off, nrow, jlo - fx, dy2, inv_r2, g.table,
-                                    g.ntable)
+            total += cmc_kernel_row(scratch + off, nrow, jlo - fx, dy2, inv_r2, g.coef)
             off += nrow
     if not full:
         # analytic sum over the whole support, never below the part inside
         # (so an edge kernel never deposits more than its weight)
-        if r2 * g.table_integral > total:
-            total = r2 * g.table_integral
+        if r2 * g.kernel_integral > total:
+            total = r2 * g.kernel_integral
     if total <= 0.0:
         _ngp(g, fu, fv, wv, out)
         return
@@ -717,7 +855,7 @@ def project_particles(pos_t[:, ::1] pos, w_t[:, :] w, h_t[:] hs, idx_t[:] perm,
                       bint use_perm, long long[:, ::1] chunks, double[::1] centre,
                       double boxsize, double[::1] u, double[::1] v, double[::1] n,
                       double depth, double width, int npix, int scheme,
-                      double[::1] prefilter, double[::1] table, double table_integral,
+                      double[::1] prefilter, float[::1] coef, double kernel_integral,
                       double hmax, int nthreads):
     """Project and deposit the particles of ``chunks`` (see the module docstring).
 
@@ -735,8 +873,8 @@ def project_particles(pos_t[:, ::1] pos, w_t[:, :] w, h_t[:] hs, idx_t[:] perm,
     depth, width, npix : slab half thickness, image side, pixels per side
     scheme : 0 NGP, 1 CIC, 2 SPH
     prefilter : (10,) e[3], L - e[3], growth of e per unit H [3], bound on H
-    table : projected-kernel table over q^2: ntable (value, slope) pairs, flattened
-    table_integral : integral of the linearly interpolated table over the unit disk
+    coef : (56,) float32 projected-kernel coefficients (``projection._kernel_coefficients``)
+    kernel_integral : integral of that kernel over the unit disk
     hmax : largest smoothing length allowed (index built with smaller), inf otherwise
     nthreads : threads (and image buffers)
 
@@ -762,9 +900,8 @@ def project_particles(pos_t[:, ::1] pos, w_t[:, :] w, h_t[:] hs, idx_t[:] perm,
     g.npix = npix
     g.k = <int>w.shape[1]
     g.scheme = scheme
-    g.table = &table[0]
-    g.ntable = <int>table.shape[0] // 2
-    g.table_integral = table_integral
+    g.coef = &coef[0]
+    g.kernel_integral = kernel_integral
     buf_arr = np.zeros((nthreads, g.k, npix, npix), dtype=np.float64)
     cdef double[:, :, :, ::1] buf = buf_arr
     cdef double* bufp = &buf[0, 0, 0, 0]
