@@ -748,6 +748,7 @@ cdef inline int _exact(const Arrays* arr, pos_t* pdummy, w_t* wdummy, h_t* hdumm
 cdef enum:
     SUB = 2048          # particles per prefilter call (candidate buffer on the stack)
     PREFETCH = 16       # how far ahead indexed scans fetch positions
+    RUN_MIN = 16        # consecutive particle ids from which an indexed scan vectorises
 
 
 cdef int _scan_contiguous(const Arrays* arr, pos_t* pdummy, w_t* wdummy, h_t* hdummy,
@@ -851,6 +852,38 @@ cdef int _scan_general(const Arrays* arr, pos_t* pdummy, w_t* wdummy, h_t* hdumm
     return flags
 
 
+cdef int _scan_runs(const Arrays* arr, pos_t* pdummy, w_t* wdummy, h_t* hdummy,
+                    idx_t[:] perm, Py_ssize_t start, Py_ssize_t end, const Geom* g,
+                    const double* pre, double* out) noexcept nogil:
+    """NGP/CIC over ``perm[start:end]``: runs of at least ``RUN_MIN`` consecutive
+    particle ids take :func:`_scan_contiguous` (vectorised prefilter, streaming
+    reads), everything between them :func:`_scan_general`.
+
+    Particles stored in spatial order (as snapshots are) fill each cell with a few
+    such runs; in random order the runs are short and this costs one comparison
+    per candidate.
+    """
+    cdef Py_ssize_t j = start, pending = start, run
+    cdef Py_ssize_t i0
+    cdef int flags = 0
+    while j < end:
+        i0 = perm[j]
+        run = 1
+        while j + run < end and run < SUB and perm[j + run] == i0 + run:
+            run += 1
+        if run >= RUN_MIN:
+            if pending < j:
+                flags |= _scan_general(arr, pdummy, wdummy, hdummy, perm, True, pending, j, g,
+                                       pre, out, NULL)
+            flags |= _scan_contiguous(arr, pdummy, wdummy, hdummy, i0, i0 + run, g, pre, out)
+            pending = j + run
+        j += run
+    if pending < end:
+        flags |= _scan_general(arr, pdummy, wdummy, hdummy, perm, True, pending, end, g, pre,
+                               out, NULL)
+    return flags
+
+
 def project_particles(pos_t[:, ::1] pos, w_t[:, :] w, h_t[:] hs, idx_t[:] perm,
                       bint use_perm, long long[:, ::1] chunks, double[::1] centre,
                       double boxsize, double[::1] u, double[::1] v, double[::1] n,
@@ -929,6 +962,9 @@ def project_particles(pos_t[:, ::1] pos, w_t[:, :] w, h_t[:] hs, idx_t[:] perm,
         if contiguous:
             flags |= _scan_contiguous(&arr, pdummy, wdummy, hdummy, chunks[ci, 0],
                                       chunks[ci, 1], &g, pre, bufp + tid * stride)
+        elif use_perm and scheme != SCHEME_SPH:
+            flags |= _scan_runs(&arr, pdummy, wdummy, hdummy, perm, chunks[ci, 0],
+                                chunks[ci, 1], &g, pre, bufp + tid * stride)
         else:
             flags |= _scan_general(&arr, pdummy, wdummy, hdummy, perm, use_perm,
                                    chunks[ci, 0], chunks[ci, 1], &g, pre, bufp + tid * stride,
