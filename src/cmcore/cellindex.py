@@ -154,8 +154,11 @@ class CellIndex:
             pieces = [(0, wz), (wz, mask.shape[2])]
         starts, ends = [], []
         for z0, z1 in pieces:
-            sub = mask[:, :, z0:z1]
-            edge = np.diff(np.pad(sub, ((0, 0), (0, 0), (1, 1))).astype(np.int8), axis=2)
+            sub = mask[:, :, z0:z1].view(np.int8)
+            # edge[..., k] = sub[..., k] - sub[..., k - 1], zero outside: +1 starts a run
+            edge = np.zeros(sub.shape[:2] + (sub.shape[2] + 1,), dtype=np.int8)
+            edge[:, :, :-1] = sub
+            edge[:, :, 1:] -= sub
             x, y, zs = np.nonzero(edge == 1)
             ze = np.nonzero(edge == -1)[2]
             base = (((window_lo[0] + x) % nc) * nc + (window_lo[1] + y) % nc) * nc

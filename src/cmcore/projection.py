@@ -157,7 +157,8 @@ def los_basis(los: LosLike = "z",
     up = np.array([0.0, 0.0, 1.0]) if abs(n[2]) <= 0.999 else np.array([0.0, 1.0, 0.0])
     v = up - (up @ n) * n
     v /= math.sqrt(float(v @ v))
-    u = np.cross(v, n)
+    u = np.array([v[1] * n[2] - v[2] * n[1], v[2] * n[0] - v[0] * n[2],
+                  v[0] * n[1] - v[1] * n[0]])                     # v x n
     if azimuth != 0.0:
         ca, sa = math.cos(azimuth), math.sin(azimuth)
         u, v = ca * u + sa * v, -sa * u + ca * v
