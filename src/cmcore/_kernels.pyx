@@ -277,18 +277,42 @@ cdef extern from *:
 
     CMC_AVX2 static double cmc_kernel_box_avx2(double* vals, int nx, int ny, double x0,
                                                double y0, double inv_r2, const float* C) {
-        const __m256 lane = _mm256_set_ps(7.0f, 6.0f, 5.0f, 4.0f, 3.0f, 2.0f, 1.0f, 0.0f);
+        /* rows of at most 4 pixels go two to a vector (lanes 4-7: the next row) */
+        const int pair = nx <= 4;
+        const __m256 lane = pair ? _mm256_set_ps(3.0f, 2.0f, 1.0f, 0.0f, 3.0f, 2.0f, 1.0f, 0.0f)
+                                 : _mm256_set_ps(7.0f, 6.0f, 5.0f, 4.0f, 3.0f, 2.0f, 1.0f, 0.0f);
+        const __m256 row = pair ? _mm256_set_ps(1.0f, 1.0f, 1.0f, 1.0f, 0.0f, 0.0f, 0.0f, 0.0f)
+                                : _mm256_setzero_ps();
+        const int step = pair ? 2 : 1;
         const __m256 dx = _mm256_add_ps(_mm256_set1_ps((float)x0), lane);
         const __m256 vinv = _mm256_set1_ps((float)inv_r2);
         /* lanes b >= nx get dx^2 = inf, so q2 = 1 and K = 0 */
         const __m256 live = _mm256_cmp_ps(lane, _mm256_set1_ps((float)nx), _CMP_LT_OQ);
         const __m256 dx2 = _mm256_blendv_ps(_mm256_set1_ps(INFINITY), _mm256_mul_ps(dx, dx), live);
-        __m256d acc = _mm256_setzero_pd();
-        for (int a = 0; a < ny; ++a) {
-            float dy = (float)y0 + (float)a;
-            __m256 q2 = _mm256_min_ps(_mm256_mul_ps(_mm256_add_ps(dx2, _mm256_set1_ps(dy * dy)),
-                                                    vinv), _mm256_set1_ps(1.0f));
-            cmc_store8(vals + 8 * a, cmc_kernel8(q2, C), 8, &acc);
+        const __m256d zero = _mm256_setzero_pd();
+        __m256d acc = zero;
+        for (int a = 0; a < ny; a += step) {
+            /* a row past ny (odd ny, paired) gets dy = inf: K = 0 */
+            __m256 dy = _mm256_add_ps(_mm256_set1_ps((float)y0 + (float)a), row);
+            dy = _mm256_blendv_ps(_mm256_set1_ps(INFINITY), dy,
+                                  _mm256_cmp_ps(_mm256_add_ps(_mm256_set1_ps((float)a), row),
+                                                _mm256_set1_ps((float)ny), _CMP_LT_OQ));
+            __m256 q2 = _mm256_min_ps(_mm256_mul_ps(_mm256_fmadd_ps(dy, dy, dx2), vinv),
+                                      _mm256_set1_ps(1.0f));
+            __m256 v = cmc_kernel8(q2, C);
+            if (pair) {
+                __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+                __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+                _mm256_storeu_pd(vals + 8 * a, lo);
+                _mm256_storeu_pd(vals + 8 * a + 4, zero);
+                if (a + 1 < ny) {
+                    _mm256_storeu_pd(vals + 8 * a + 8, hi);
+                    _mm256_storeu_pd(vals + 8 * a + 12, zero);
+                }
+                acc = _mm256_add_pd(acc, _mm256_add_pd(lo, hi));
+            } else {
+                cmc_store8(vals + 8 * a, v, 8, &acc);
+            }
         }
         return cmc_hsum(acc);
     }
