@@ -126,6 +126,24 @@ def test_project_with_index_equals_full_scan(scheme, los, azimuth, centre):
     np.testing.assert_allclose(fast, full, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("scheme", ["ngp", "cic"])
+@pytest.mark.parametrize("los, azimuth", [("z", 0.0), ("diag", 0.3), ((0.1, 0.7, -0.3), 1.1)])
+def test_project_with_index_in_spatial_order(scheme, los, azimuth):
+    """Particles stored cell by cell (as snapshots are: long runs of consecutive ids in
+    the permutation, scanned vectorised), with a shuffled part (short runs)."""
+    pos = _PROJ_POS[CellIndex(_PROJ_POS, L, particles_per_cell=8).permutation]
+    tail = np.random.default_rng(7).permutation(np.arange(40_000, len(pos)))
+    pos = np.ascontiguousarray(np.concatenate([pos[:40_000], pos[tail]]))
+    idx = CellIndex(pos, L, particles_per_cell=8)
+    w = np.random.default_rng(8).random(len(pos))
+    for centre in [(0.2, 50.0, 50.0), (99.5, 99.8, 0.3), (30.0, 60.0, 70.0)]:
+        kw = dict(los=los, azimuth=azimuth, depth=30.0, width=9.0, npix=36, scheme=scheme)
+        full = project(pos, w, centre, L, **kw)
+        fast = project(pos, w, centre, L, index=idx, **kw)
+        assert full.sum() > 0
+        np.testing.assert_allclose(fast, full, rtol=1e-12, atol=1e-14)
+
+
 _PROJ_POS = particles(60_000, np.float32, seed=5)
 _PROJ_H = np.random.default_rng(6).uniform(0.05, 2.0, len(_PROJ_POS)).astype(np.float32)
 _PROJ_IDX = CellIndex(_PROJ_POS, L, smoothing_lengths=_PROJ_H, particles_per_cell=8)
