@@ -34,6 +34,8 @@ are returned as bit flags; the Python layer turns them into errors.
 from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY, ceil, fabs, fabsf, floor, fmin, isfinite, sqrt
 
+import os
+
 import numpy as np
 
 cdef extern from *:
@@ -352,6 +354,115 @@ cdef extern from *:
             }
         }
     }
+
+    /* The rows with AVX-512F, 16 samples per step (vpermps on zmm picks the
+       segment's coefficients), the per-lane arithmetic of cmc_kernel8 (the pixel
+       offsets step by 16, so the samples match the AVX2 ones up to float32
+       rounding).  Chosen at run time, and only for calls whose kernels are mostly
+       large (cmc_kernel_row*_wide). */
+    #define CMC_HAVE_AVX512_ROW 1
+    #define CMC_AVX512 __attribute__((target("avx512f,avx2,fma")))
+    /* rows of at most this many pixels take the AVX2 code (8 lanes) */
+    #ifndef CMC_ROW16_MIN
+    #define CMC_ROW16_MIN 16
+    #endif
+    typedef struct { __m512 c[7]; } cmc_coef16;
+    CMC_AVX512 static inline void cmc_coef16_load(cmc_coef16* K, const float* C) {
+        for (int k = 0; k < 7; ++k)
+            K->c[k] = _mm512_castps256_ps512(_mm256_loadu_ps(C + 8 * k));
+    }
+    CMC_AVX512 static inline __m512 cmc_kernel16(__m512 q2, const cmc_coef16* K) {
+        const __m512 one = _mm512_set1_ps(1.0f);
+        __mmask16 inside = _mm512_cmp_ps_mask(q2, one, _CMP_LT_OQ);
+        __m512 q = _mm512_sqrt_ps(_mm512_min_ps(q2, one));
+        __m512i s = _mm512_min_epi32(_mm512_cvttps_epi32(_mm512_mul_ps(q, _mm512_set1_ps(8.0f))),
+                                     _mm512_set1_epi32(7));
+        __m512 t = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(0.125f), q);
+        __m512 v = _mm512_permutexvar_ps(s, K->c[6]);
+        v = _mm512_fmadd_ps(v, t, _mm512_permutexvar_ps(s, K->c[5]));
+        v = _mm512_fmadd_ps(v, t, _mm512_permutexvar_ps(s, K->c[4]));
+        v = _mm512_fmadd_ps(v, t, _mm512_permutexvar_ps(s, K->c[3]));
+        v = _mm512_fmadd_ps(v, t, _mm512_permutexvar_ps(s, K->c[2]));
+        v = _mm512_fmadd_ps(v, t, _mm512_permutexvar_ps(s, K->c[1]));
+        v = _mm512_fmadd_ps(v, t, _mm512_permutexvar_ps(s, K->c[0]));
+        return _mm512_maskz_max_ps(inside, v, _mm512_setzero_ps());
+    }
+    CMC_AVX512 static inline __m512d cmc_lo8(__m512 v) {
+        return _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    }
+    CMC_AVX512 static inline __m512d cmc_hi8(__m512 v) {
+        return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    }
+
+    CMC_AVX512 static double cmc_kernel_row_avx512(double* vals, Py_ssize_t n, double x0,
+                                                   double dy2, double inv_r2, const float* C) {
+        if (n <= CMC_ROW16_MIN) return cmc_kernel_row_avx2(vals, n, x0, dy2, inv_r2, C);
+        cmc_coef16 K;
+        cmc_coef16_load(&K, C);
+        const __m512 vdy2 = _mm512_set1_ps((float)dy2), vinv = _mm512_set1_ps((float)inv_r2);
+        const __m512 lane = _mm512_set_ps(15.0f, 14.0f, 13.0f, 12.0f, 11.0f, 10.0f, 9.0f, 8.0f,
+                                          7.0f, 6.0f, 5.0f, 4.0f, 3.0f, 2.0f, 1.0f, 0.0f);
+        __m512 dx = _mm512_add_ps(_mm512_set1_ps((float)x0), lane);
+        __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
+        Py_ssize_t t = 0;
+        for (; t + 16 <= n; t += 16) {
+            __m512 v = cmc_kernel16(_mm512_mul_ps(_mm512_fmadd_ps(dx, dx, vdy2), vinv), &K);
+            __m512d lo = cmc_lo8(v), hi = cmc_hi8(v);
+            _mm512_storeu_pd(vals + t, lo);
+            _mm512_storeu_pd(vals + t + 8, hi);
+            acc0 = _mm512_add_pd(acc0, lo);
+            acc1 = _mm512_add_pd(acc1, hi);
+            dx = _mm512_add_ps(dx, _mm512_set1_ps(16.0f));
+        }
+        if (t < n) {            /* lanes past the row: K = 0, not stored */
+            const Py_ssize_t m = n - t;
+            const __mmask16 live = (__mmask16)((1u << m) - 1u);
+            __m512 q2 = _mm512_mask_mul_ps(_mm512_set1_ps(1.0f), live,
+                                           _mm512_fmadd_ps(dx, dx, vdy2), vinv);
+            __m512 v = cmc_kernel16(q2, &K);
+            __m512d lo = cmc_lo8(v), hi = cmc_hi8(v);
+            _mm512_mask_storeu_pd(vals + t, (__mmask8)(live & 0xFF), lo);
+            _mm512_mask_storeu_pd(vals + t + 8, (__mmask8)(live >> 8), hi);
+            acc0 = _mm512_add_pd(acc0, lo);
+            acc1 = _mm512_add_pd(acc1, hi);
+        }
+        return _mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1));
+    }
+
+    CMC_AVX512 static void cmc_kernel_row_add_avx512(double* img, Py_ssize_t n, double x0,
+                                                     double dy2, double inv_r2, const float* C,
+                                                     double a) {
+        if (n <= CMC_ROW16_MIN) {
+            cmc_kernel_row_add_avx2(img, n, x0, dy2, inv_r2, C, a);
+            return;
+        }
+        cmc_coef16 K;
+        cmc_coef16_load(&K, C);
+        const __m512 vdy2 = _mm512_set1_ps((float)dy2), vinv = _mm512_set1_ps((float)inv_r2);
+        const __m512 lane = _mm512_set_ps(15.0f, 14.0f, 13.0f, 12.0f, 11.0f, 10.0f, 9.0f, 8.0f,
+                                          7.0f, 6.0f, 5.0f, 4.0f, 3.0f, 2.0f, 1.0f, 0.0f);
+        const __m512d va = _mm512_set1_pd(a);
+        __m512 dx = _mm512_add_ps(_mm512_set1_ps((float)x0), lane);
+        Py_ssize_t t = 0;
+        for (; t + 16 <= n; t += 16) {
+            __m512 v = cmc_kernel16(_mm512_mul_ps(_mm512_fmadd_ps(dx, dx, vdy2), vinv), &K);
+            _mm512_storeu_pd(img + t, _mm512_fmadd_pd(va, cmc_lo8(v), _mm512_loadu_pd(img + t)));
+            _mm512_storeu_pd(img + t + 8,
+                             _mm512_fmadd_pd(va, cmc_hi8(v), _mm512_loadu_pd(img + t + 8)));
+            dx = _mm512_add_ps(dx, _mm512_set1_ps(16.0f));
+        }
+        if (t < n) {            /* masked tail */
+            const Py_ssize_t m = n - t;
+            const __mmask16 live = (__mmask16)((1u << m) - 1u);
+            const __mmask8 mlo = (__mmask8)(live & 0xFF), mhi = (__mmask8)(live >> 8);
+            __m512 v = cmc_kernel16(_mm512_mul_ps(_mm512_fmadd_ps(dx, dx, vdy2), vinv), &K);
+            _mm512_mask_storeu_pd(img + t, mlo, _mm512_fmadd_pd(va, cmc_lo8(v),
+                                  _mm512_maskz_loadu_pd(mlo, img + t)));
+            _mm512_mask_storeu_pd(img + t + 8, mhi, _mm512_fmadd_pd(va, cmc_hi8(v),
+                                  _mm512_maskz_loadu_pd(mhi, img + t + 8)));
+        }
+    }
+
     #endif
 
     typedef double (*cmc_row_fn)(double*, Py_ssize_t, double, double, double, const float*);
@@ -364,14 +475,42 @@ cdef extern from *:
     typedef void (*cmc_box_add_fn)(double*, Py_ssize_t, Py_ssize_t, int, Py_ssize_t, Py_ssize_t,
                                    int, const double*, const double*);
     static cmc_box_add_fn cmc_box_add = cmc_box_add_scalar;
+    /* The row evaluators for calls whose kernels are mostly large (AVX-512 where the
+       CPU has it, else the same as cmc_kernel_row*): sporadic 512-bit code among
+       many small kernels was measured slower than AVX2 throughout. */
+    static cmc_row_fn cmc_kernel_row_wide = cmc_kernel_row_scalar;
+    static cmc_row_add_fn cmc_kernel_row_add_wide = cmc_kernel_row_add_scalar;
 
-    /* Pick the kernel evaluators for this CPU; returns 1 when AVX2 + FMA are used. */
-    static int cmc_init_dispatch(void) {
+    /* Pick the kernel evaluators for this CPU, the widest up to max_level (0 portable,
+       1 AVX2 + FMA, 2 AVX-512F); returns the level used. */
+    static int cmc_init_dispatch(int max_level) {
+        cmc_kernel_row = cmc_kernel_row_scalar;
+        cmc_kernel_row_add = cmc_kernel_row_add_scalar;
+        cmc_kernel_box = cmc_kernel_box_scalar;
+        cmc_box_add = cmc_box_add_scalar;
+        cmc_kernel_row_wide = cmc_kernel_row_scalar;
+        cmc_kernel_row_add_wide = cmc_kernel_row_add_scalar;
     #ifdef CMC_HAVE_AVX2_ROW
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    #ifdef CMC_HAVE_AVX512_ROW
+        if (max_level >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
+                && __builtin_cpu_supports("fma")) {
             cmc_kernel_row = cmc_kernel_row_avx2;
             cmc_kernel_row_add = cmc_kernel_row_add_avx2;
+            cmc_kernel_row_wide = cmc_kernel_row_avx512;
+            cmc_kernel_row_add_wide = cmc_kernel_row_add_avx512;
+            /* small kernels (boxes of <= 8 x 8 pixels) stay with AVX2: measured
+               faster than two 8-wide rows per 16-lane vector */
+            cmc_kernel_box = cmc_kernel_box_avx2;
+            cmc_box_add = cmc_box_add_avx2;
+            return 2;
+        }
+    #endif
+        if (max_level >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+            cmc_kernel_row = cmc_kernel_row_avx2;
+            cmc_kernel_row_add = cmc_kernel_row_add_avx2;
+            cmc_kernel_row_wide = cmc_kernel_row_avx2;
+            cmc_kernel_row_add_wide = cmc_kernel_row_add_avx2;
             cmc_kernel_box = cmc_kernel_box_avx2;
             cmc_box_add = cmc_box_add_avx2;
             return 1;
@@ -396,7 +535,11 @@ cdef extern from *:
                                  const int* bit24, double L, Py_ssize_t* out) nogil
     double cmc_kernel_row(double* vals, Py_ssize_t n, double x0, double dy2, double inv_r2,
                           const float* C) nogil
-    int cmc_init_dispatch() nogil
+    int cmc_init_dispatch(int max_level) nogil
+    double cmc_kernel_row_wide(double* vals, Py_ssize_t n, double x0, double dy2,
+                               double inv_r2, const float* C) nogil
+    void cmc_kernel_row_add_wide(double* img, Py_ssize_t n, double x0, double dy2,
+                                 double inv_r2, const float* C, double a) nogil
     void cmc_kernel_row_add(double* img, Py_ssize_t n, double x0, double dy2, double inv_r2,
                             const float* C, double a) nogil
     void cmc_box_add(double* img, Py_ssize_t npix, Py_ssize_t plane, int k, Py_ssize_t j0,
@@ -459,14 +602,26 @@ cdef struct Geom:
     int scheme
     const float* coef   # projected kernel: (7, 8) piecewise-polynomial coefficients
     double kernel_integral  # integral of that kernel over the unit disk
+    bint wide           # SPH rows with cmc_kernel_row*_wide (most kernels are large)
 
 
-_AVX2_SPH = bool(cmc_init_dispatch())
+#: SPH kernel evaluator: the widest this CPU has ("avx512", "avx2" or "portable"),
+#: capped by the environment variable ``CMC_SPH_SIMD`` read at import
+#: (``portable``, ``avx2``, ``avx512``/``auto``; e.g. to test the narrower paths).
+_SIMD_NAMES = ("portable", "avx2", "avx512")
+_SIMD_CAP = {"portable": 0, "scalar": 0, "avx2": 1, "avx512": 2, "auto": 2, "": 2}.get(
+    os.environ.get("CMC_SPH_SIMD", "auto").strip().lower(), 2)
+_SPH_SIMD = _SIMD_NAMES[cmc_init_dispatch(_SIMD_CAP)]
+
+
+def sph_simd():
+    """Which SPH kernel evaluator runs: "avx512" (16 pixels at a time), "avx2" (8) or "portable"."""
+    return _SPH_SIMD
 
 
 def sph_uses_avx2():
-    """True when the SPH kernel is evaluated with AVX2 + FMA (8 pixels at a time) on this CPU."""
-    return _AVX2_SPH
+    """True when the SPH kernel is evaluated with AVX2 + FMA or wider (AVX-512) on this CPU."""
+    return _SPH_SIMD != "portable"
 
 
 def max_threads():
@@ -606,10 +761,17 @@ cdef void _sph_edge(const Geom* g, double fx, double fy, double r2, const double
             continue
         nrow = jhi - jlo + 1
         if g.k == 1:
-            cmc_kernel_row_add(out + ii * g.npix + jlo, nrow, jlo - fx, dy2, inv_r2, g.coef,
-                               wv[0] * norm)
+            if g.wide:
+                cmc_kernel_row_add_wide(out + ii * g.npix + jlo, nrow, jlo - fx, dy2, inv_r2,
+                                        g.coef, wv[0] * norm)
+            else:
+                cmc_kernel_row_add(out + ii * g.npix + jlo, nrow, jlo - fx, dy2, inv_r2,
+                                   g.coef, wv[0] * norm)
         else:
-            cmc_kernel_row(scratch, nrow, jlo - fx, dy2, inv_r2, g.coef)
+            if g.wide:
+                cmc_kernel_row_wide(scratch, nrow, jlo - fx, dy2, inv_r2, g.coef)
+            else:
+                cmc_kernel_row(scratch, nrow, jlo - fx, dy2, inv_r2, g.coef)
             for c in range(g.k):
                 cmc_axpy(out + c * plane + ii * g.npix + jlo, scratch, nrow, wv[c] * norm)
 
@@ -681,7 +843,10 @@ cdef void _sph(const Geom* g, double fu, double fv, double H, const double* wv,
         bounds[2 * (ii - ra) + 1] = <double>jhi
         if jhi >= jlo:
             nrow = jhi - jlo + 1
-            total += cmc_kernel_row(scratch + off, nrow, jlo - fx, dy2, inv_r2, g.coef)
+            if g.wide:
+                total += cmc_kernel_row_wide(scratch + off, nrow, jlo - fx, dy2, inv_r2, g.coef)
+            else:
+                total += cmc_kernel_row(scratch + off, nrow, jlo - fx, dy2, inv_r2, g.coef)
             off += nrow
     if not full:
         # analytic sum over the whole support, never below the part inside
@@ -914,6 +1079,24 @@ cdef int _scan_runs(const Arrays* arr, pos_t* pdummy, w_t* wdummy, h_t* hdummy,
     return flags
 
 
+cdef enum:
+    R_WIDE = 16         # support radius [pixels] of a "large" kernel (wide SPH rows)
+    WIDE_SAMPLE = 255   # smoothing lengths sampled to decide
+
+
+cdef bint _mostly_large_kernels(h_t[:] hs, double inv_pix) noexcept:
+    """Whether most of ``WIDE_SAMPLE`` evenly spaced smoothing lengths give a
+    support radius of at least ``R_WIDE`` pixels (then the wide SPH rows pay)."""
+    cdef Py_ssize_t n = hs.shape[0], j, m, large = 0
+    if _SPH_SIMD != "avx512" or n == 0:
+        return False
+    m = n if n < WIDE_SAMPLE else WIDE_SAMPLE
+    for j in range(m):
+        if <double>hs[(j * (n - 1)) // m if m > 1 else 0] * inv_pix >= R_WIDE:
+            large += 1
+    return 2 * large > m
+
+
 def project_particles(pos_t[:, ::1] pos, w_t[:, :] w, h_t[:] hs, idx_t[:] perm,
                       bint use_perm, long long[:, ::1] chunks, double[::1] centre,
                       double boxsize, double[::1] u, double[::1] v, double[::1] n,
@@ -965,6 +1148,7 @@ def project_particles(pos_t[:, ::1] pos, w_t[:, :] w, h_t[:] hs, idx_t[:] perm,
     g.scheme = scheme
     g.coef = &coef[0]
     g.kernel_integral = kernel_integral
+    g.wide = scheme == SCHEME_SPH and _mostly_large_kernels(hs, g.inv_pix)
     buf_arr = np.zeros((nthreads, g.k, npix, npix), dtype=np.float64)
     cdef double[:, :, :, ::1] buf = buf_arr
     cdef double* bufp = &buf[0, 0, 0, 0]

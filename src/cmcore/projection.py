@@ -38,8 +38,10 @@ Schemes
     support diameter ``2H`` is below one pixel, or which covers no pixel centre,
     goes into the pixel that holds the particle.  The kernel is evaluated in float32
     as a piecewise polynomial (8 segments in ``q``, degree 6; within 1.3e-7 of its
-    peak), 8 pixels at a time with AVX2 + FMA where the CPU has them (the same
-    values up to float32 rounding otherwise).
+    peak), 8 pixels at a time with AVX2 + FMA where the CPU has them, 16 with
+    AVX-512 for calls whose kernels are mostly 16 pixels or larger (the same values
+    up to float32 rounding otherwise; the environment variable ``CMC_SPH_SIMD`` =
+    ``avx2`` or ``portable``, read at import, caps the choice).
 
 Every scheme conserves the total weight of the particles whose kernel lies wholly
 inside the image and within the slab.
