@@ -192,6 +192,38 @@ cdef extern from *:
         }
     }
 
+    /* Mid-size kernels: ny <= 16 rows of nx <= 16 pixel centres, vals[16 a + b]
+       (0 for b >= nx); returns the sum. */
+    static double cmc_kernel_box16_scalar(double* vals, int nx, int ny, double x0, double y0,
+                                          double inv_r2, const float* C) {
+        double s = 0.0;
+        const float fx0 = (float)x0, fy0 = (float)y0, finv = (float)inv_r2;
+        for (int a = 0; a < ny; ++a) {
+            float dy = fy0 + (float)a;
+            for (int b = 0; b < 16; ++b) {
+                float dx = fx0 + (float)b;
+                double v = b < nx ? cmc_kernel_at((dx * dx + dy * dy) * finv, C) : 0.0;
+                vals[16 * a + b] = v;
+                s += v;
+            }
+        }
+        return s;
+    }
+
+    static void cmc_box16_add_scalar(double* img, Py_ssize_t npix, Py_ssize_t plane, int k,
+                                     Py_ssize_t j0, Py_ssize_t i0, int ny, const double* vals,
+                                     const double* scale) {
+        Py_ssize_t b0 = j0 < 0 ? -j0 : 0, b1 = npix - j0 < 16 ? npix - j0 : 16;
+        for (int a = 0; a < ny; ++a) {
+            Py_ssize_t row = i0 + a;
+            if (row < 0 || row >= npix) continue;
+            for (int c = 0; c < k; ++c) {
+                double* o = img + c * plane + row * npix + j0;
+                for (Py_ssize_t b = b0; b < b1; ++b) o[b] += scale[c] * vals[16 * a + b];
+            }
+        }
+    }
+
     /* The same with AVX2 + FMA, 8 samples per step: the segment's coefficients are
        picked from registers with vpermps (no table gathers).  Chosen at run time. */
     #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
@@ -355,6 +387,60 @@ cdef extern from *:
         }
     }
 
+    CMC_AVX2 static double cmc_kernel_box16_avx2(double* vals, int nx, int ny, double x0,
+                                                 double y0, double inv_r2, const float* C) {
+        const __m256 lane = _mm256_set_ps(7.0f, 6.0f, 5.0f, 4.0f, 3.0f, 2.0f, 1.0f, 0.0f);
+        const __m256 lane8 = _mm256_add_ps(lane, _mm256_set1_ps(8.0f));
+        const __m256 dxa = _mm256_add_ps(_mm256_set1_ps((float)x0), lane);
+        const __m256 dxb = _mm256_add_ps(_mm256_set1_ps((float)x0), lane8);
+        const __m256 vinv = _mm256_set1_ps((float)inv_r2), one = _mm256_set1_ps(1.0f);
+        const __m256 vnx = _mm256_set1_ps((float)nx), inf = _mm256_set1_ps(INFINITY);
+        /* lanes b >= nx get dx^2 = inf, so q2 = 1 and K = 0 */
+        const __m256 dx2a = _mm256_blendv_ps(inf, _mm256_mul_ps(dxa, dxa),
+                                             _mm256_cmp_ps(lane, vnx, _CMP_LT_OQ));
+        const __m256 dx2b = _mm256_blendv_ps(inf, _mm256_mul_ps(dxb, dxb),
+                                             _mm256_cmp_ps(lane8, vnx, _CMP_LT_OQ));
+        __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
+        for (int a = 0; a < ny; ++a) {
+            const __m256 dy = _mm256_set1_ps((float)y0 + (float)a);
+            __m256 qa = _mm256_min_ps(_mm256_mul_ps(_mm256_fmadd_ps(dy, dy, dx2a), vinv), one);
+            __m256 qb = _mm256_min_ps(_mm256_mul_ps(_mm256_fmadd_ps(dy, dy, dx2b), vinv), one);
+            cmc_store8(vals + 16 * a, cmc_kernel8(qa, C), 8, &acc0);
+            cmc_store8(vals + 16 * a + 8, cmc_kernel8(qb, C), 8, &acc1);
+        }
+        return cmc_hsum(_mm256_add_pd(acc0, acc1));
+    }
+
+    CMC_AVX2 static void cmc_box16_add_avx2(double* img, Py_ssize_t npix, Py_ssize_t plane,
+                                            int k, Py_ssize_t j0, Py_ssize_t i0, int ny,
+                                            const double* vals, const double* scale) {
+        /* whole 16-wide rows when they fit in the image row, else masked */
+        const int whole = j0 >= 0 && j0 + 16 <= npix;
+        const __m256i lane = _mm256_set_epi64x(3, 2, 1, 0);
+        __m256i msk[4];
+        for (int q = 0; q < 4; ++q) {
+            const __m256i col = _mm256_add_epi64(_mm256_set1_epi64x(j0 + 4 * q), lane);
+            msk[q] = _mm256_andnot_si256(_mm256_cmpgt_epi64(_mm256_setzero_si256(), col),
+                                         _mm256_cmpgt_epi64(_mm256_set1_epi64x(npix), col));
+        }
+        for (int a = 0; a < ny; ++a) {
+            Py_ssize_t row = i0 + a;
+            if (row < 0 || row >= npix) continue;
+            for (int c = 0; c < k; ++c) {
+                double* o = img + c * plane + row * npix + j0;
+                const __m256d sc = _mm256_set1_pd(scale[c]);
+                for (int q = 0; q < 4; ++q) {
+                    const __m256d v = _mm256_loadu_pd(vals + 16 * a + 4 * q);
+                    if (whole)
+                        _mm256_storeu_pd(o + 4 * q, _mm256_fmadd_pd(sc, v, _mm256_loadu_pd(o + 4 * q)));
+                    else
+                        _mm256_maskstore_pd(o + 4 * q, msk[q], _mm256_fmadd_pd(sc, v,
+                                            _mm256_maskload_pd(o + 4 * q, msk[q])));
+                }
+            }
+        }
+    }
+
     /* The rows with AVX-512F, 16 samples per step (vpermps on zmm picks the
        segment's coefficients), the per-lane arithmetic of cmc_kernel8 (the pixel
        offsets step by 16, so the samples match the AVX2 ones up to float32
@@ -475,6 +561,8 @@ cdef extern from *:
     typedef void (*cmc_box_add_fn)(double*, Py_ssize_t, Py_ssize_t, int, Py_ssize_t, Py_ssize_t,
                                    int, const double*, const double*);
     static cmc_box_add_fn cmc_box_add = cmc_box_add_scalar;
+    static cmc_box_fn cmc_kernel_box16 = cmc_kernel_box16_scalar;
+    static cmc_box_add_fn cmc_box16_add = cmc_box16_add_scalar;
     /* The row evaluators for calls whose kernels are mostly large (AVX-512 where the
        CPU has it, else the same as cmc_kernel_row*): sporadic 512-bit code among
        many small kernels was measured slower than AVX2 throughout. */
@@ -488,6 +576,8 @@ cdef extern from *:
         cmc_kernel_row_add = cmc_kernel_row_add_scalar;
         cmc_kernel_box = cmc_kernel_box_scalar;
         cmc_box_add = cmc_box_add_scalar;
+        cmc_kernel_box16 = cmc_kernel_box16_scalar;
+        cmc_box16_add = cmc_box16_add_scalar;
         cmc_kernel_row_wide = cmc_kernel_row_scalar;
         cmc_kernel_row_add_wide = cmc_kernel_row_add_scalar;
     #ifdef CMC_HAVE_AVX2_ROW
@@ -503,6 +593,8 @@ cdef extern from *:
                faster than two 8-wide rows per 16-lane vector */
             cmc_kernel_box = cmc_kernel_box_avx2;
             cmc_box_add = cmc_box_add_avx2;
+            cmc_kernel_box16 = cmc_kernel_box16_avx2;
+            cmc_box16_add = cmc_box16_add_avx2;
             return 2;
         }
     #endif
@@ -513,6 +605,8 @@ cdef extern from *:
             cmc_kernel_row_add_wide = cmc_kernel_row_add_avx2;
             cmc_kernel_box = cmc_kernel_box_avx2;
             cmc_box_add = cmc_box_add_avx2;
+            cmc_kernel_box16 = cmc_kernel_box16_avx2;
+            cmc_box16_add = cmc_box16_add_avx2;
             return 1;
         }
     #endif
@@ -547,6 +641,10 @@ cdef extern from *:
     double cmc_kernel_box(double* vals, int nx, int ny, double x0, double y0, double inv_r2,
                           const float* C) nogil
     void cmc_axpy(double* y, const double* x, Py_ssize_t n, double a) nogil
+    double cmc_kernel_box16(double* vals, int nx, int ny, double x0, double y0, double inv_r2,
+                            const float* C) nogil
+    void cmc_box16_add(double* img, Py_ssize_t npix, Py_ssize_t plane, int k, Py_ssize_t j0,
+                       Py_ssize_t i0, int ny, const double* vals, const double* scale) nogil
 
 
 ctypedef fused pos_t:
@@ -685,13 +783,14 @@ cdef inline void _cic(const Geom* g, double fu, double fv, const double* wv,
 cdef enum:
     R_ANALYTIC = 16     # support radius [pixels] from which edge kernels use the analytic sum
     R_SMALL = 4         # below this support radius [pixels] the whole box is evaluated at once
+    R_BOX16 = 8         # below this (and from R_SMALL) the same with boxes up to 16 x 16
 
 
 def sph_scratch_size(int npix):
     """Scratch doubles one thread needs for SPH deposition on an npix x npix image.
 
     Kernel samples (at most ``npix**2``, or ``(2 R_ANALYTIC + 1)**2`` for a kernel
-    below ``R_ANALYTIC`` pixels crossing the edge; kernels below ``R_SMALL`` pixels
+    below ``R_ANALYTIC`` pixels crossing the edge; kernels below ``R_BOX16`` pixels
     use none), followed by two column bounds per row (stored as doubles).
     """
     cdef Py_ssize_t rows = npix if npix > 2 * R_ANALYTIC + 1 else 2 * R_ANALYTIC + 1
@@ -718,6 +817,27 @@ cdef void _sph_small(const Geom* g, double fu, double fv, double inv_r2, Py_ssiz
     for c in range(g.k):
         scale[c] = wv[c] * norm
     cmc_box_add(out, g.npix, <Py_ssize_t>g.npix * g.npix, g.k, j0, i0, <int>ny, vals, scale)
+
+
+cdef void _sph_box16(const Geom* g, double fu, double fv, double inv_r2, Py_ssize_t j0,
+                     Py_ssize_t j1, Py_ssize_t i0, Py_ssize_t i1, const double* wv,
+                     double* out) noexcept nogil:
+    """:func:`_sph_small` for a support radius from ``R_SMALL`` to below ``R_BOX16``
+    pixels (box of at most 16 x 16 pixel centres)."""
+    cdef Py_ssize_t nx = j1 - j0 + 1, ny = i1 - i0 + 1
+    cdef double vals[4 * R_BOX16 * R_BOX16]
+    cdef double scale[MAXK]
+    cdef double total, norm
+    cdef int c
+    total = cmc_kernel_box16(vals, <int>nx, <int>ny, j0 - (fu - 0.5), i0 - (fv - 0.5), inv_r2,
+                             g.coef)
+    if total <= 0.0:
+        _ngp(g, fu, fv, wv, out)
+        return
+    norm = 1.0 / total
+    for c in range(g.k):
+        scale[c] = wv[c] * norm
+    cmc_box16_add(out, g.npix, <Py_ssize_t>g.npix * g.npix, g.k, j0, i0, <int>ny, vals, scale)
 
 
 cdef void _sph_edge(const Geom* g, double fx, double fy, double r2, const double* wv,
@@ -790,7 +910,8 @@ cdef void _sph(const Geom* g, double fu, double fv, double H, const double* wv,
     (:func:`_sph_edge` when the inside sum cannot be larger: one pass).  A kernel
     whose support diameter is below one pixel, or that covers no pixel centre, goes
     into the pixel holding the particle; one below ``R_SMALL`` pixels is
-    :func:`_sph_small`.  Otherwise the samples are evaluated once, row by row along
+    :func:`_sph_small`, one below ``R_BOX16`` :func:`_sph_box16` (its whole box
+    evaluated at once, then deposited).  Otherwise the samples are evaluated once, row by row along
     chords of the support, into ``scratch`` (:func:`sph_scratch_size` doubles).
     """
     cdef double r = H * g.inv_pix          # support radius in pixels
@@ -813,6 +934,9 @@ cdef void _sph(const Geom* g, double fu, double fv, double H, const double* wv,
     i1 = <Py_ssize_t>floor(fy + r)
     if r < R_SMALL:
         _sph_small(g, fu, fv, inv_r2, j0, j1, i0, i1, wv, out)
+        return
+    if r < R_BOX16:
+        _sph_box16(g, fu, fv, inv_r2, j0, j1, i0, i1, wv, out)
         return
     full = (j0 >= 0 and i0 >= 0 and j1 < g.npix and i1 < g.npix) or r < R_ANALYTIC
     if not full and fmin(fmin(fx + 0.5, g.npix - 0.5 - fx),
