@@ -157,71 +157,62 @@ cdef extern from *:
         }
     }
 
-    /* Small kernels: their whole support box, ny <= 8 rows of nx <= 8 pixel centres,
-       vals[8 a + b] = K at dx = x0 + b, dy = y0 + a (0 for b >= nx); returns the sum. */
-    static double cmc_kernel_box_scalar(double* vals, int nx, int ny, double x0, double y0,
-                                        double inv_r2, const float* C) {
+    /* Kernel boxes, portable path: ny rows of nx <= w pixel centres, stored with row
+       stride w: vals[w a + b] = K at dx = x0 + b, dy = y0 + a (0 for b >= nx); returns
+       the sum.  w = 8 for small kernels (ny <= 8), 16 for mid-size ones (ny <= 16). */
+    static double cmc_kernel_boxw_scalar(double* vals, int w, int nx, int ny, double x0,
+                                         double y0, double inv_r2, const float* C) {
         double s = 0.0;
         const float fx0 = (float)x0, fy0 = (float)y0, finv = (float)inv_r2;
         for (int a = 0; a < ny; ++a) {
             float dy = fy0 + (float)a;
-            for (int b = 0; b < 8; ++b) {
+            for (int b = 0; b < w; ++b) {
                 float dx = fx0 + (float)b;
                 double v = b < nx ? cmc_kernel_at((dx * dx + dy * dy) * finv, C) : 0.0;
-                vals[8 * a + b] = v;
+                vals[w * a + b] = v;
                 s += v;
             }
         }
         return s;
     }
 
-    /* Add a small kernel's box to the image: img[c * plane + (i0 + a) * npix + j0 + b]
-       += scale[c] * vals[8 a + b] for the pixels inside the image (vals is 0 for
+    /* Add a box of row stride w to the image: img[c * plane + (i0 + a) * npix + j0 + b]
+       += scale[c] * vals[w a + b] for the pixels inside the image (vals is 0 for
        b >= nx), channels c < k. */
-    static void cmc_box_add_scalar(double* img, Py_ssize_t npix, Py_ssize_t plane, int k,
-                                   Py_ssize_t j0, Py_ssize_t i0, int ny, const double* vals,
-                                   const double* scale) {
-        Py_ssize_t b0 = j0 < 0 ? -j0 : 0, b1 = npix - j0 < 8 ? npix - j0 : 8;
+    static void cmc_boxw_add_scalar(double* img, int w, Py_ssize_t npix, Py_ssize_t plane,
+                                    int k, Py_ssize_t j0, Py_ssize_t i0, int ny,
+                                    const double* vals, const double* scale) {
+        Py_ssize_t b0 = j0 < 0 ? -j0 : 0, b1 = npix - j0 < w ? npix - j0 : w;
         for (int a = 0; a < ny; ++a) {
             Py_ssize_t row = i0 + a;
             if (row < 0 || row >= npix) continue;
             for (int c = 0; c < k; ++c) {
                 double* o = img + c * plane + row * npix + j0;
-                for (Py_ssize_t b = b0; b < b1; ++b) o[b] += scale[c] * vals[8 * a + b];
+                for (Py_ssize_t b = b0; b < b1; ++b) o[b] += scale[c] * vals[w * a + b];
             }
         }
     }
 
-    /* Mid-size kernels: ny <= 16 rows of nx <= 16 pixel centres, vals[16 a + b]
-       (0 for b >= nx); returns the sum. */
+    static double cmc_kernel_box_scalar(double* vals, int nx, int ny, double x0, double y0,
+                                        double inv_r2, const float* C) {
+        return cmc_kernel_boxw_scalar(vals, 8, nx, ny, x0, y0, inv_r2, C);
+    }
+
+    static void cmc_box_add_scalar(double* img, Py_ssize_t npix, Py_ssize_t plane, int k,
+                                   Py_ssize_t j0, Py_ssize_t i0, int ny, const double* vals,
+                                   const double* scale) {
+        cmc_boxw_add_scalar(img, 8, npix, plane, k, j0, i0, ny, vals, scale);
+    }
+
     static double cmc_kernel_box16_scalar(double* vals, int nx, int ny, double x0, double y0,
                                           double inv_r2, const float* C) {
-        double s = 0.0;
-        const float fx0 = (float)x0, fy0 = (float)y0, finv = (float)inv_r2;
-        for (int a = 0; a < ny; ++a) {
-            float dy = fy0 + (float)a;
-            for (int b = 0; b < 16; ++b) {
-                float dx = fx0 + (float)b;
-                double v = b < nx ? cmc_kernel_at((dx * dx + dy * dy) * finv, C) : 0.0;
-                vals[16 * a + b] = v;
-                s += v;
-            }
-        }
-        return s;
+        return cmc_kernel_boxw_scalar(vals, 16, nx, ny, x0, y0, inv_r2, C);
     }
 
     static void cmc_box16_add_scalar(double* img, Py_ssize_t npix, Py_ssize_t plane, int k,
                                      Py_ssize_t j0, Py_ssize_t i0, int ny, const double* vals,
                                      const double* scale) {
-        Py_ssize_t b0 = j0 < 0 ? -j0 : 0, b1 = npix - j0 < 16 ? npix - j0 : 16;
-        for (int a = 0; a < ny; ++a) {
-            Py_ssize_t row = i0 + a;
-            if (row < 0 || row >= npix) continue;
-            for (int c = 0; c < k; ++c) {
-                double* o = img + c * plane + row * npix + j0;
-                for (Py_ssize_t b = b0; b < b1; ++b) o[b] += scale[c] * vals[16 * a + b];
-            }
-        }
+        cmc_boxw_add_scalar(img, 16, npix, plane, k, j0, i0, ny, vals, scale);
     }
 
     /* The same with AVX2 + FMA, 8 samples per step: the segment's coefficients are
