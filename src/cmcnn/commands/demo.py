@@ -43,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
 
     data = out / "dataset.h5"
     print(f"[2/3] dataset (paper protocol: 4 projections, Star/Fxs/Fxb/Ypar, paper instrument) -> {data}")
+    config = DatasetConfig(seed=args.seed)
     summary = build_dataset(universe / "snapshot.hdf5", universe / "halos.h5", data,
-                            DatasetConfig(seed=args.seed), workers=args.workers, progress=progress)
+                            config, workers=args.workers, progress=progress)
     if summary.n_new:
         print(f"      {summary.n_new} images of {summary.n_haloes} haloes, "
               f"{summary.images_per_second:.1f} images/s")
@@ -61,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
         c = slice(npix // 2 - 3, npix // 2 + 3)
         ypar = f["images/Ypar"][:, c, c].mean(axis=(1, 2))
         fxb = f["images/Fxb"][:, c, c].mean(axis=(1, 2))
-    edges = np.arange(13.0, 15.01, 0.25)
+    edges = config.bin_edges
     for lo, hi in zip(edges[:-1], edges[1:]):
-        sel = (logm >= lo) & (logm < hi if hi < 15 else logm <= hi)
+        sel = (logm >= lo) & ((logm < hi) if hi < edges[-1] else (logm <= hi))
         if sel.any():
             print(f"  {lo:5.2f}-{hi:5.2f}   {sel.sum():6d}   {np.median(ypar[sel]):19.3e}   {np.median(fxb[sel]):19.3e}")
     print(f"\n  split by halo: {np.bincount(split, minlength=3).tolist()} images in train/validation/test")
