@@ -12,7 +12,7 @@ import argparse
 import importlib
 
 NAME = "bench"
-HELP = "run a benchmark (kernels, dataset) and print ratios against its baseline"
+HELP = "run a benchmark (kernels, dataset, train) and print ratios against its baseline"
 
 #: Benchmark targets: name -> (one-line help, module implementing it).
 TARGETS: dict[str, tuple[str, str]] = {
@@ -20,6 +20,8 @@ TARGETS: dict[str, tuple[str, str]] = {
                 "cmcore.benchmarks.kernels"),
     "dataset": ("training-set builder: images per second, serial against worker processes",
                 "cmcore.benchmarks.dataset"),
+    "train": ("CNN training images/s (single- and multi-channel, 1 and 2 threads) against Keras fit",
+              "cmcnn.benchmarks.train"),
 }
 
 
