@@ -103,8 +103,8 @@ def predicted_vs_true(curves: Sequence[Curve], out: str | os.PathLike, *, dpi: i
     ncol = min(n, 3)
     nrow = -(-n // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.5 * nrow), squeeze=False)
-    lo = min(np.log10(c.m200_true).min() for c in curves) - 0.15
-    hi = max(np.log10(c.m200_true).max() for c in curves) + 0.15
+    both = np.concatenate([np.log10(np.concatenate([c.m200_true, c.m200_pred])) for c in curves])
+    lo, hi = np.quantile(both, 0.002) - 0.15, np.quantile(both, 0.998) + 0.15  # a stray estimate does not squash the rest
     for k, c in enumerate(curves):
         ax = axes.flat[k]
         ax.axvspan(*CENTRAL_RANGE, color="0.92", zorder=0)
