@@ -1,0 +1,256 @@
+"""Evaluation of trained networks and baselines: Table 2, per-bin bias, Figs 4–7, a comparison.
+
+Inputs are training RUN directories (``config.json``, ``history.csv``, weights) or
+predictions CSVs (:mod:`cmcnn.predictions`).  A RUN is predicted with
+:func:`cmcnn.training.predict_run`, imported only then, so evaluating CSVs and
+baselines never loads TensorFlow.  A CSV with a ``history.csv`` beside it gets its
+learning curve too.
+
+Report layout (``out``)::
+
+    <name>/predictions.csv      the evaluated rows (one split)
+    <name>/metrics.json         Table 2 over 13.25 < log M < 14.5, bias and scatter per 0.25 dex bin
+    <name>/learning_curve.png   Fig. 4 (when a history exists)
+    <name>/pred_vs_true.png     Fig. 5
+    <name>/bias_vs_mass.png     Fig. 6
+    <name>/bias_hist.png        Fig. 7
+    baseline/                   baseline-<channel>.csv and baseline.json (with ``baseline_channels``)
+    metrics.json                every estimator's metrics
+    comparison.md, *.png        with two estimators or more: the table and Figs 4–7 of all together
+
+Metric definitions: :mod:`cmcnn.metrics`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cmcore.errors import FileFormatError, InputError
+from cmcore.fileio import atomic_write
+
+from . import evaluation_figures as figs
+from .metrics import CENTRAL_RANGE, bin_edges, per_bin, table2
+from .predictions import check_predictions, read_predictions, select_split, write_predictions
+
+HISTORY_COLUMNS = ("epoch", "loss", "val_loss", "learning_rate", "seconds")
+
+
+@dataclass
+class Estimate:
+    """One evaluated estimator: its predictions on one split and where they came from."""
+
+    name: str
+    kind: str  # "network" or "baseline"
+    source: str
+    predictions: dict[str, np.ndarray]
+    history: dict[str, np.ndarray] | None = None
+    channels: list[str] | None = None
+    folder: str | None = None  # report sub-folder; from the name when None
+
+    def curve(self) -> figs.Curve:
+        return figs.Curve(self.name, self.predictions["m200_true"], self.predictions["m200_pred"],
+                          baseline=self.kind == "baseline", history=self.history)
+
+
+def read_history(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a ``history.csv`` (``epoch,loss,val_loss,learning_rate,seconds``) into float arrays."""
+    path = Path(path)
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in HISTORY_COLUMNS if c not in header]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+        reader.fieldnames = header
+        rows = list(reader)
+    if not rows:
+        raise InputError(f"{path}: no epochs")
+    try:
+        return {c: np.array([float(r[c]) for r in rows]) for c in HISTORY_COLUMNS}
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def load_run(run: str | os.PathLike, *, data: str | os.PathLike | None = None, split: str = "test",
+             batch_size: int = 256) -> Estimate:
+    """Predict a training RUN directory on ``split`` of ``data`` (the run's own dataset by default)."""
+    run = Path(run)
+    config_path = run / "config.json"
+    if not config_path.is_file():
+        raise FileFormatError(f"{run} is not a training run (no config.json)")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise FileFormatError(f"{config_path}: {exc}") from None
+    from .training import predict_run
+
+    cols = check_predictions(predict_run(run, data=data, split=split, batch_size=batch_size), str(run))
+    history = read_history(run / "history.csv") if (run / "history.csv").is_file() else None
+    channels = [str(c) for c in config.get("channels", [])]
+    return Estimate(run.name, "network", str(run), select_split(cols, split, str(run)), history, channels)
+
+
+def load_csv(path: str | os.PathLike, *, split: str = "test") -> Estimate:
+    """Read a predictions CSV and keep ``split``; a ``history.csv`` beside it is read too."""
+    path = Path(path)
+    cols = select_split(read_predictions(path), split, str(path))
+    history_path = path.parent / "history.csv"
+    history = read_history(history_path) if history_path.is_file() else None
+    name = path.parent.name if path.stem == "predictions" and path.parent.name else path.stem
+    kind = "baseline" if path.stem.startswith("baseline-") else "network"
+    return Estimate(name, kind, str(path), cols, history)
+
+
+def load_input(item: str | os.PathLike, *, data=None, split: str = "test", batch_size: int = 256) -> Estimate:
+    """A RUN directory or a predictions CSV, whichever ``item`` is."""
+    p = Path(item)
+    if p.is_dir():
+        return load_run(p, data=data, split=split, batch_size=batch_size)
+    if p.is_file():
+        return load_csv(p, split=split)
+    raise FileFormatError(f"{p} is neither a run directory nor a predictions file")
+
+
+def estimate_metrics(est: Estimate, edges: np.ndarray | None = None) -> dict:
+    """Table 2 and per-bin numbers of one estimator (the content of its ``metrics.json``)."""
+    t, p = est.predictions["m200_true"], est.predictions["m200_pred"]
+    out = {"name": est.name, "kind": est.kind, "source": est.source,
+           "split": str(est.predictions["split"][0]), "n_images": int(t.size),
+           "central_range": list(CENTRAL_RANGE),
+           "table2": table2(t, p).to_dict(),
+           "all_masses": table2(t, p, (-np.inf, np.inf)).to_dict(),
+           "per_bin": per_bin(t, p, edges)}
+    if est.channels:
+        out["channels"] = est.channels
+    if est.history is not None:
+        h = est.history
+        best = int(np.nanargmin(h["val_loss"]))
+        out["training"] = {"epochs": int(h["epoch"].size), "best_epoch": int(h["epoch"][best]),
+                           "best_val_loss": float(h["val_loss"][best]),
+                           "seconds": float(np.nansum(h["seconds"]))}
+    return out
+
+
+def _safe_name(name: str, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "estimate"
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}-{k}", k + 1
+    taken.add(name)
+    return name
+
+
+def _write_json(path: Path, obj) -> None:
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def _figures(curves: list[figs.Curve], folder: Path, edges) -> list[Path]:
+    written = []
+    if any(c.history is not None for c in curves):
+        written.append(figs.learning_curves(curves, folder / "learning_curve.png"))
+    written.append(figs.predicted_vs_true(curves, folder / "pred_vs_true.png"))
+    written.append(figs.bias_vs_mass(curves, folder / "bias_vs_mass.png", edges=edges))
+    written.append(figs.bias_histograms(curves, folder / "bias_hist.png"))
+    return written
+
+
+def comparison_table(metrics: Sequence[dict]) -> str:
+    """Markdown table, one row per estimator: Table 2's columns, the dex scatters and the worst bin."""
+    lines = [
+        f"Test images with {CENTRAL_RANGE[0]} < log10 M200,true < {CENTRAL_RANGE[1]} "
+        "(RMS: root mean square of M_pred/M_true − 1; σ: standard deviation of "
+        "log10(M_pred/M_true); robust σ: 1.4826 × its median absolute deviation; "
+        "worst bin: largest |⟨M_pred/M_true⟩ − 1| over the 0.25 dex bins of the whole range).",
+        "",
+        "| estimator | kind | n | ⟨log(M_pred/M_true)⟩ | ⟨M_pred/M_true⟩ − 1 (%) | RMS (%) | σ (dex) | robust σ (dex) | worst bin (%) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def num(v, fmt):
+        return "–" if v is None else format(v, fmt)
+
+    for m in metrics:
+        t = m["table2"]
+        biases = [abs(b["frac_bias_pct"]) for b in m["per_bin"] if b["frac_bias_pct"] is not None]
+        worst = max(biases) if biases else None
+        lines.append(
+            f"| {m['name']} | {m['kind']} | {t['n']} | {num(t['log_bias'], '+.4f')} ± {num(t['log_bias_se'], '.4f')} "
+            f"| {num(t['frac_bias_pct'], '+.2f')} ± {num(t['frac_bias_pct_se'], '.2f')} | {num(t['rms_pct'], '.2f')} "
+            f"| {num(t['scatter_dex'], '.4f')} | {num(t['robust_scatter_dex'], '.4f')} | {num(worst, '.1f')} |")
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, data: str | os.PathLike | None = None,
+             split: str = "test", baseline_channels: Sequence[str] | None = None, batch_size: int = 256,
+             progress: bool = False) -> dict:
+    """Evaluate runs, predictions files and (optionally) the classical baseline; write the report.
+
+    Parameters
+    ----------
+    inputs
+        Training RUN directories and/or predictions CSVs.
+    out
+        Report folder (created).
+    data
+        Dataset to predict the runs on (default: each run's own) and to fit the baseline on.
+    split
+        Split to evaluate (``test`` by default).
+    baseline_channels
+        Channels for which to fit and add :mod:`cmcnn.baseline` (needs ``data``).
+    batch_size
+        Prediction batch size for runs.
+    progress
+        Print a line per estimator.
+
+    Returns
+    -------
+    dict
+        The content of the report's ``metrics.json``.
+    """
+    if not inputs and not baseline_channels:
+        raise InputError("nothing to evaluate: give runs, predictions files or --baseline")
+    if baseline_channels and data is None:
+        raise InputError("--baseline needs --data (the dataset to fit it on)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    estimates = [load_input(i, data=data, split=split, batch_size=batch_size) for i in inputs]
+    if baseline_channels:
+        from .baseline import fit_baseline, write_baseline
+
+        result = fit_baseline(data, list(baseline_channels), progress=progress)
+        write_baseline(result, out / "baseline", split=split)
+        for c, fit in result.fits.items():
+            cols = select_split(result.predictions[c], split, f"{data}")
+            estimates.append(Estimate(f"baseline {c} ({fit.aperture.label})", "baseline",
+                                      str(out / "baseline" / f"baseline-{c}.csv"), cols, None, [c],
+                                      folder=f"baseline-{c}"))
+    edges = bin_edges(np.log10(np.concatenate([e.predictions["m200_true"] for e in estimates])))
+    taken: set[str] = {"baseline"}
+    all_metrics = []
+    for est in estimates:
+        folder = out / _safe_name(est.folder or est.name, taken)
+        write_predictions(folder / "predictions.csv", est.predictions)
+        m = estimate_metrics(est, edges)
+        m["folder"] = folder.name
+        _write_json(folder / "metrics.json", m)
+        _figures([est.curve()], folder, edges)
+        all_metrics.append(m)
+        if progress:
+            t = m["table2"]
+            print(f"  {est.name}: n = {t['n']}, RMS {t['rms_pct']:.1f} %, σ {t['scatter_dex']:.3f} dex", flush=True)
+    report = {"split": split, "central_range": list(CENTRAL_RANGE), "bin_edges": edges.tolist(),
+              "estimators": all_metrics}
+    if len(estimates) > 1:
+        with atomic_write(out / "comparison.md") as tmp:
+            tmp.write_text(comparison_table(all_metrics))
+        _figures([e.curve() for e in estimates], out, edges)
+    _write_json(out / "metrics.json", report)
+    return report

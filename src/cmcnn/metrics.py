@@ -1,0 +1,205 @@
+"""Bias and scatter of mass estimates: the paper's Table 2 and its per-bin bias (Fig. 6).
+
+Yan et al. (2020), §3 and Table 2, summarise an estimator over the test clusters with
+13.25 < log10(M200,true/M☉) < 14.5 by three numbers:
+
+``<log(M_pred/M_true)>``
+    the mean of log10(M_pred/M_true) (the *log bias*, dex), ± its standard error
+    s/√n (s the sample standard deviation, ddof = 1);
+``<M_pred/M_true> − 1``
+    the mean fractional bias ΔM/M_true with ΔM ≡ M_pred − M_true, in %, ± s/√n;
+``<RMS>``
+    the "rms scatter" in %.  The paper gives no formula; it calls it the uncertainty
+    "per individual cluster" and lists it beside the mean of M_pred/M_true, so it is
+    taken here as the root mean square of the fractional error about zero,
+    100·√⟨(M_pred/M_true − 1)²⟩ (which includes the bias; with the paper's ~1 % biases
+    this differs from the standard deviation by < 0.1 percentage point).
+
+The RMS in % is dominated by the few largest over-predictions (M_pred/M_true is
+unbounded above, bounded below by 0), so two scatters in dex are added:
+``scatter_dex``, the standard deviation of log10(M_pred/M_true) (ddof = 1), and
+``robust_scatter_dex``, 1.4826 × the median absolute deviation of the same, which
+equals the standard deviation for a Gaussian and ignores tails.
+
+Per-bin numbers (Fig. 6) use bins of 0.25 dex in log10 M_true, ``[lo, hi)`` with the
+last bin closed, over the whole range of the sample; the figure's error bars are the
+standard deviation of ΔM/M_true in each bin (the paper's caption).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from cmcore.errors import InputError
+
+#: The paper's central range of log10(M200,true/M☉) (open interval), Table 2.
+CENTRAL_RANGE = (13.25, 14.5)
+#: Width of the per-bin statistics [dex] (Fig. 6).
+BIN_WIDTH = 0.25
+#: 1 / Φ⁻¹(3/4): the median absolute deviation of a Gaussian times this is its σ.
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True)
+class BiasScatter:
+    """Bias and scatter of one set of estimates (one row of Table 2, or one mass bin).
+
+    Attributes
+    ----------
+    n
+        Number of estimates.
+    log_bias, log_bias_se
+        Mean of log10(M_pred/M_true) [dex] and its standard error.
+    frac_bias_pct, frac_bias_pct_se
+        Mean of M_pred/M_true − 1 [%] and its standard error.
+    frac_std_pct
+        Standard deviation of M_pred/M_true − 1 [%] (Fig. 6 error bars).
+    rms_pct
+        Root mean square of M_pred/M_true − 1 [%] (Table 2's ⟨RMS⟩).
+    scatter_dex
+        Standard deviation of log10(M_pred/M_true) [dex].
+    robust_scatter_dex
+        1.4826 × median absolute deviation of log10(M_pred/M_true) [dex].
+
+    Statistics that need two estimates (standard deviations, errors) are NaN for n < 2;
+    all are NaN for n = 0.
+    """
+
+    n: int
+    log_bias: float
+    log_bias_se: float
+    frac_bias_pct: float
+    frac_bias_pct_se: float
+    frac_std_pct: float
+    rms_pct: float
+    scatter_dex: float
+    robust_scatter_dex: float
+
+    def to_dict(self) -> dict:
+        """Plain dictionary (NaN becomes None, for JSON)."""
+        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
+
+
+def check_masses(m_true: np.ndarray, m_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a pair of mass arrays: same length, finite and positive [M☉].
+
+    Raises
+    ------
+    InputError
+        On a shape mismatch, a NaN/infinite or a non-positive mass.
+    """
+    m_true = np.asarray(m_true, dtype=float)
+    m_pred = np.asarray(m_pred, dtype=float)
+    if m_true.ndim != 1 or m_true.shape != m_pred.shape:
+        raise InputError(f"true and predicted masses must be 1-d arrays of one length, got {m_true.shape} and {m_pred.shape}")
+    for name, m in (("true", m_true), ("predicted", m_pred)):
+        bad = ~np.isfinite(m) | (m <= 0)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise InputError(f"{bad.sum()} {name} masses are not finite and positive (first: row {k}, {m[k]})")
+    return m_true, m_pred
+
+
+def bias_scatter(m_true: np.ndarray, m_pred: np.ndarray) -> BiasScatter:
+    """Bias and scatter of estimates ``m_pred`` of masses ``m_true`` (all given) [M☉].
+
+    See the module docstring for the definitions.
+
+    Examples
+    --------
+    >>> s = bias_scatter([1e14, 1e14], [1.1e14, 0.9e14])
+    >>> round(s.frac_bias_pct, 6), round(s.rms_pct, 6)
+    (0.0, 10.0)
+    """
+    m_true, m_pred = check_masses(m_true, m_pred)
+    n = m_true.size
+    if n == 0:
+        nan = float("nan")
+        return BiasScatter(0, nan, nan, nan, nan, nan, nan, nan, nan)
+    log_ratio = np.log10(m_pred) - np.log10(m_true)
+    frac = 100.0 * (m_pred / m_true - 1.0)
+    std = (lambda x: float(np.std(x, ddof=1))) if n > 1 else (lambda x: float("nan"))
+    root_n = math.sqrt(n)
+    return BiasScatter(
+        n=int(n),
+        log_bias=float(log_ratio.mean()),
+        log_bias_se=std(log_ratio) / root_n,
+        frac_bias_pct=float(frac.mean()),
+        frac_bias_pct_se=std(frac) / root_n,
+        frac_std_pct=std(frac),
+        rms_pct=float(np.sqrt(np.mean(frac**2))),
+        scatter_dex=std(log_ratio),
+        robust_scatter_dex=float(MAD_TO_SIGMA * np.median(np.abs(log_ratio - np.median(log_ratio)))) if n > 1 else float("nan"),
+    )
+
+
+def in_range(m_true: np.ndarray, log_range: tuple[float, float] = CENTRAL_RANGE) -> np.ndarray:
+    """Mask of masses with ``lo < log10(m_true) < hi`` (open interval, as the paper)."""
+    lo, hi = log_range
+    logm = np.log10(np.asarray(m_true, dtype=float))
+    return (logm > lo) & (logm < hi)
+
+
+def table2(m_true: np.ndarray, m_pred: np.ndarray, log_range: tuple[float, float] = CENTRAL_RANGE) -> BiasScatter:
+    """Table 2 of the paper: :func:`bias_scatter` over ``lo < log10 M_true < hi``.
+
+    Parameters
+    ----------
+    m_true, m_pred
+        True and predicted M200 [M☉], one per image.
+    log_range
+        The open range of log10(M_true/M☉); the paper's 13.25–14.5 by default.
+    """
+    m_true, m_pred = check_masses(m_true, m_pred)
+    sel = in_range(m_true, log_range)
+    return bias_scatter(m_true[sel], m_pred[sel])
+
+
+def bin_edges(log_m_true: np.ndarray, width: float = BIN_WIDTH) -> np.ndarray:
+    """Edges at multiples of ``width`` that cover ``log_m_true`` (0.25 dex: 13, 13.25, …).
+
+    A value on a multiple of ``width`` opens a bin; the largest value closes the last one.
+    """
+    log_m_true = np.asarray(log_m_true, dtype=float)
+    if log_m_true.size == 0:
+        raise InputError("no masses to bin")
+    lo = np.floor(log_m_true.min() / width + 1e-9) * width
+    hi = np.ceil(log_m_true.max() / width - 1e-9) * width
+    if hi <= lo:
+        hi = lo + width
+    return np.round(np.arange(lo, hi + width / 2, width), 10)
+
+
+def per_bin(m_true: np.ndarray, m_pred: np.ndarray, edges: np.ndarray | None = None) -> list[dict]:
+    """:func:`bias_scatter` in bins of log10 M_true (Fig. 6), every bin of ``edges`` listed.
+
+    Parameters
+    ----------
+    m_true, m_pred
+        True and predicted M200 [M☉].
+    edges
+        Increasing bin edges in log10(M/M☉); bins are ``[lo, hi)``, the last closed.
+        By default :func:`bin_edges` (0.25 dex over the sample's whole range).
+
+    Returns
+    -------
+    list of dict
+        One per bin: ``lo``, ``hi``, ``centre``, ``central`` (whether the bin lies inside
+        the paper's 13.25–14.5) and the fields of :class:`BiasScatter` (NaN → None).
+    """
+    m_true, m_pred = check_masses(m_true, m_pred)
+    logm = np.log10(m_true)
+    edges = bin_edges(logm) if edges is None else np.asarray(edges, dtype=float)
+    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+        raise InputError(f"bin edges must be at least two increasing numbers, got {edges}")
+    out = []
+    last = edges.size - 2
+    for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        sel = (logm >= lo) & ((logm <= hi) if k == last else (logm < hi))
+        row = {"lo": float(lo), "hi": float(hi), "centre": float((lo + hi) / 2),
+               "central": bool(lo >= CENTRAL_RANGE[0] - 1e-9 and hi <= CENTRAL_RANGE[1] + 1e-9)}
+        row.update(bias_scatter(m_true[sel], m_pred[sel]).to_dict())
+        out.append(row)
+    return out

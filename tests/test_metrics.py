@@ -1,0 +1,100 @@
+"""Table 2 quantities and per-bin bias against hand-computed values."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cmcnn.metrics import bias_scatter, bin_edges, in_range, per_bin, table2
+from cmcore.errors import InputError
+
+
+def test_bias_scatter_hand_computed():
+    # ratios 2, 1/2, 1, 5/4: fractional errors 100, -50, 0, 25 %
+    m_true = np.full(4, 1e14)
+    s = bias_scatter(m_true, m_true * np.array([2.0, 0.5, 1.0, 1.25]))
+    assert s.n == 4
+    assert s.frac_bias_pct == pytest.approx(18.75)
+    # deviations 81.25, -68.75, -18.75, 6.25: sum of squares 11718.75 / 3 = 62.5²
+    assert s.frac_std_pct == pytest.approx(62.5)
+    assert s.frac_bias_pct_se == pytest.approx(31.25)
+    # RMS about zero (includes the bias): sqrt((100² + 50² + 0 + 25²)/4)
+    assert s.rms_pct == pytest.approx(math.sqrt(13125.0 / 4))
+    # log10 ratios ±0.30103, 0, 0.09691
+    assert s.log_bias == pytest.approx(math.log10(1.25) / 4)
+    assert s.scatter_dex == pytest.approx(0.2505206, abs=1e-6)
+    assert s.log_bias_se == pytest.approx(0.2505206 / 2, abs=1e-6)
+    # median log10(1.25)/2 = 0.048455; absolute deviations 0.252575, 0.349485, 0.048455,
+    # 0.048455, whose median is (0.048455 + 0.252575)/2 = log10(2)/2
+    assert s.robust_scatter_dex == pytest.approx(1.4826 * math.log10(2) / 2, abs=1e-9)
+    assert s.robust_scatter_dex == pytest.approx(0.2231535, abs=1e-6)
+
+
+def test_robust_scatter_ignores_an_outlier_but_rms_does_not():
+    rng = np.random.default_rng(1)
+    m_true = 10 ** rng.uniform(13.3, 14.4, 4000)
+    log_err = rng.normal(0.0, 0.1, m_true.size)
+    clean = bias_scatter(m_true, m_true * 10**log_err)
+    log_err[:40] = 1.0  # 1 % of the clusters predicted 10x too massive
+    dirty = bias_scatter(m_true, m_true * 10**log_err)
+    assert clean.robust_scatter_dex == pytest.approx(0.1, rel=0.05)
+    assert dirty.robust_scatter_dex == pytest.approx(clean.robust_scatter_dex, rel=0.05)
+    assert dirty.rms_pct > 3 * clean.rms_pct
+
+
+def test_table2_uses_the_open_central_range():
+    logm = np.array([13.0, 13.25, 13.3, 14.0, 14.4999, 14.5, 14.9])
+    m_true = 10**logm
+    pred = m_true * np.array([9.0, 9.0, 1.1, 1.1, 1.1, 9.0, 9.0])  # only the inside is 10 % high
+    assert in_range(m_true).tolist() == [False, False, True, True, True, False, False]
+    t = table2(m_true, pred)
+    assert t.n == 3
+    assert t.frac_bias_pct == pytest.approx(10.0)
+    assert t.rms_pct == pytest.approx(10.0)
+    assert t.scatter_dex == pytest.approx(0.0, abs=1e-12)
+
+
+def test_per_bin_against_independent_computation():
+    rng = np.random.default_rng(7)
+    logm = np.concatenate([rng.uniform(13.0, 15.0, 500), [13.0, 13.25, 15.0]])
+    m_true = 10**logm
+    m_pred = m_true * 10 ** (rng.normal(0.02, 0.1, logm.size) - 0.1 * (logm - 14))
+    rows = per_bin(m_true, m_pred)
+    assert [r["lo"] for r in rows] == pytest.approx(np.arange(13.0, 14.8, 0.25))
+    assert sum(r["n"] for r in rows) == logm.size
+    for k, r in enumerate(rows):
+        lo, hi = 13.0 + 0.25 * k, 13.25 + 0.25 * k
+        sel = (logm >= lo) & ((logm < hi) if k < 7 else (logm <= hi))
+        ratio = m_pred[sel] / m_true[sel]
+        assert r["n"] == sel.sum()
+        assert r["frac_bias_pct"] == pytest.approx(100 * (ratio.mean() - 1))
+        assert r["frac_std_pct"] == pytest.approx(100 * ratio.std(ddof=1))
+        assert r["log_bias"] == pytest.approx(np.log10(ratio).mean())
+        assert r["scatter_dex"] == pytest.approx(np.log10(ratio).std(ddof=1))
+        assert r["central"] == (lo >= 13.25 and hi <= 14.5)
+
+
+def test_bin_edges_cover_the_range_on_multiples_of_a_quarter_dex():
+    assert bin_edges(np.array([13.1, 14.6])).tolist() == [13.0, 13.25, 13.5, 13.75, 14.0, 14.25, 14.5, 14.75]
+    assert bin_edges(np.array([13.0, 14.0])).tolist() == [13.0, 13.25, 13.5, 13.75, 14.0]
+
+
+def test_empty_bins_and_single_images_give_none_not_nan():
+    m = np.array([10**13.1, 10**13.6])
+    rows = per_bin(m, m * 1.1)
+    assert [r["n"] for r in rows] == [1, 0, 1]
+    assert rows[0]["frac_bias_pct"] == pytest.approx(10.0)
+    assert rows[0]["scatter_dex"] is None and rows[0]["log_bias_se"] is None
+    assert rows[1]["log_bias"] is None
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 0.0, -1e14])
+def test_bad_masses_are_refused(bad):
+    m = np.full(3, 1e14)
+    pred = m.copy()
+    pred[1] = bad
+    with pytest.raises(InputError, match="predicted masses"):
+        table2(m, pred)
+    with pytest.raises(InputError, match="true masses"):
+        bias_scatter(pred, m)
