@@ -9,9 +9,17 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from cmcnn.data import ImageSource, square_symmetry  # noqa: E402
-from cmcnn.training import (  # noqa: E402
-    TrainConfig, learning_rate_schedule, load_run, predict_run, read_history, train,
-)
+from cmcnn.evaluate import read_history as _read  # noqa: E402
+from cmcnn.training import TrainConfig, learning_rate_schedule, load_run, predict_run, train  # noqa: E402
+
+
+def read_history(run):
+    """history.csv of a run as a list of row dicts (empty when absent)."""
+    path = run / "history.csv"
+    if not path.is_file():
+        return []
+    cols = _read(path)
+    return [{k: cols[k][i] for k in cols} for i in range(len(cols["epoch"]))]
 from cmcore.errors import InputError  # noqa: E402
 
 

@@ -45,6 +45,8 @@ from cmcore.errors import InputError
 from cmcore.fileio import atomic_write
 
 from .data import ImageSource, parse_channels, square_symmetry
+from .evaluate import HISTORY_COLUMNS, read_history
+from .evaluation_figures import Curve, learning_curves
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -54,7 +56,6 @@ from .models import build_model, fit_scaling  # noqa: E402
 
 #: Optimisers ``cmc train --optimizer`` offers.
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
-HISTORY_COLUMNS = ("epoch", "loss", "val_loss", "learning_rate", "seconds")
 #: Settings that may change between sittings of one run (everything else is fixed).
 _RESUMABLE = ("epochs",)
 
@@ -198,13 +199,14 @@ def _write_history(path: Path, rows: list[dict]) -> None:
         tmp.write_text(buf.getvalue())
 
 
-def read_history(run: str | os.PathLike) -> list[dict]:
-    """The rows of a run's ``history.csv`` (empty when there is none)."""
-    path = Path(run) / "history.csv"
+def _history_rows(run: Path) -> list[dict]:
+    """The rows of a run's ``history.csv`` as dicts (empty when there is none)."""
+    path = run / "history.csv"
     if not path.is_file():
         return []
-    with open(path, newline="") as fh:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in r.items()} for r in csv.DictReader(fh)]
+    cols = read_history(path)
+    return [{c: (int(cols[c][i]) if c == "epoch" else float(cols[c][i])) for c in HISTORY_COLUMNS}
+            for i in range(len(cols["epoch"]))]
 
 
 def _save_checkpoint(path: Path, model: keras.Model, optimizer, state: dict) -> None:
@@ -226,34 +228,11 @@ def _load_checkpoint(path: Path, model: keras.Model, optimizer) -> dict:
         return json.loads(z["state"].tobytes().decode())
 
 
-def plot_learning_curve(run: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
-    """Training and validation loss against epoch (the paper's Fig. 4) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_learning_curve(run: str | os.PathLike) -> Path:
+    """Training and validation loss against epoch (the paper's Fig. 4), as ``RUN/learning_curve.png``."""
     run = Path(run)
-    out = Path(out) if out is not None else run / "learning_curve.png"
-    hist = read_history(run)
-    if not hist:
-        raise InputError(f"{run} has no history.csv")
-    ep = [h["epoch"] for h in hist]
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ax.plot(ep, [h["loss"] for h in hist], label="training (with dropout)")
-    ax.plot(ep, [h["val_loss"] for h in hist], label="validation")
-    best = min(hist, key=lambda h: h["val_loss"])
-    ax.plot([best["epoch"]], [best["val_loss"]], "o", color="C1", label=f"best: epoch {best['epoch']}")
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(r"$\langle(\log M_{\rm pred}-\log M_{\rm true})^2\rangle$")
-    ax.set_title(run.name)
-    ax.legend()
-    fig.tight_layout()
-    with atomic_write(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return out
+    curve = Curve(run.name, np.empty(0), np.empty(0), history=read_history(run / "history.csv"))
+    return learning_curves([curve], run / "learning_curve.png")
 
 
 def _log(msg: str) -> None:
@@ -356,7 +335,7 @@ def _train(source: ImageSource, data: Path, run: Path, config: TrainConfig, prog
         record["created"] = json.loads(cfg_path.read_text()).get("created", record["created"])
     _write_json(cfg_path, record)
 
-    history = read_history(run)[: state["epochs_done"]]
+    history = _history_rows(run)[: state["epochs_done"]]
     done0 = state["epochs_done"]
     if done0 >= config.epochs:
         _log(f"{run}: already trained for {done0} epochs (best validation loss "
