@@ -36,6 +36,7 @@ from cmcore.errors import FileFormatError, InputError
 from cmcore.fileio import atomic_write
 
 from . import evaluation_figures as figs
+from .calibration import calibrated_columns, fit_calibration
 from .metrics import CENTRAL_RANGE, bin_edges, per_bin, table2
 from .predictions import check_predictions, read_predictions, select_split, write_predictions
 
@@ -53,6 +54,7 @@ class Estimate:
     history: dict[str, np.ndarray] | None = None
     channels: list[str] | None = None
     folder: str | None = None  # report sub-folder; from the name when None
+    calibration: dict | None = None  # constants of cmcnn.calibration when calibrated
 
     def curve(self) -> figs.Curve:
         return figs.Curve(self.name, self.predictions["m200_true"], self.predictions["m200_pred"],
@@ -190,7 +192,7 @@ def comparison_table(metrics: Sequence[dict]) -> str:
 
 def evaluate(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, data: str | os.PathLike | None = None,
              split: str = "test", baseline_channels: Sequence[str] | None = None, batch_size: int = 256,
-             progress: bool = False) -> dict:
+             calibrate: bool = False, progress: bool = False) -> dict:
     """Evaluate runs, predictions files and (optionally) the classical baseline; write the report.
 
     Parameters
@@ -207,6 +209,10 @@ def evaluate(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, dat
         Channels for which to fit and add :mod:`cmcnn.baseline` (needs ``data``).
     batch_size
         Prediction batch size for runs.
+    calibrate
+        Also evaluate each estimator after the linear calibration of
+        :mod:`cmcnn.calibration`, fitted on its validation-split predictions (a second
+        row, ``<name> calibrated``, whose ``metrics.json`` records the constants).
     progress
         Print a line per estimator.
 
@@ -222,6 +228,8 @@ def evaluate(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, dat
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     estimates = [load_input(i, data=data, split=split, batch_size=batch_size) for i in inputs]
+    validation = [load_input(i, data=data, split="validation", batch_size=batch_size) if calibrate else None
+                  for i in inputs]
     if baseline_channels:
         from .baseline import fit_baseline, write_baseline
 
@@ -232,6 +240,14 @@ def evaluate(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, dat
             estimates.append(Estimate(f"baseline {c} ({fit.aperture.label})", "baseline",
                                       str(out / "baseline" / f"baseline-{c}.csv"), cols, None, [c],
                                       folder=f"baseline-{c}"))
+            validation.append(Estimate(c, "baseline", "", select_split(result.predictions[c], "validation", f"{data}"))
+                              if calibrate else None)
+    if calibrate:
+        for est, val in list(zip(estimates, validation)):
+            cal = fit_calibration(val.predictions["log10_m200_true"], val.predictions["log10_m200_pred"])
+            estimates.append(Estimate(f"{est.name} calibrated", est.kind, est.source,
+                                      calibrated_columns(est.predictions, cal), est.history, est.channels,
+                                      folder=f"{est.folder or est.name}-calibrated", calibration=cal.to_dict()))
     edges = bin_edges(np.log10(np.concatenate([e.predictions["m200_true"] for e in estimates])))
     taken: set[str] = {"baseline"}
     all_metrics = []
@@ -240,6 +256,8 @@ def evaluate(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, dat
         write_predictions(folder / "predictions.csv", est.predictions)
         m = estimate_metrics(est, edges)
         m["folder"] = folder.name
+        if est.calibration is not None:
+            m["calibration"] = {**est.calibration, "fitted_on": "validation"}
         _write_json(folder / "metrics.json", m)
         _figures([est.curve()], folder, edges)
         all_metrics.append(m)

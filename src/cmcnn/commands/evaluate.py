@@ -19,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", type=channel_list, default=None, metavar="CHANNELS",
                    help="also fit and evaluate the classical baseline of these channels (comma list or all; needs --data)")
     p.add_argument("--batch-size", type=int, default=256, help="prediction batch size for runs (default 256)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="also evaluate each estimator after a linear calibration of log M fitted on the "
+                        "validation split (undoes regression to the mean; docs/evaluation.md)")
     p.add_argument("--out", required=True, help="report folder")
 
 
@@ -34,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--baseline needs --data (the dataset to fit it on)")
         baseline = resolve_channels(args.baseline, args.data)
     report = evaluate(args.inputs, args.out, data=args.data, split=args.split,
-                      baseline_channels=baseline, batch_size=args.batch_size, progress=True)
+                      baseline_channels=baseline, batch_size=args.batch_size,
+                      calibrate=args.calibrate, progress=True)
     print(f"{len(report['estimators'])} estimator(s) evaluated on the {args.split} split -> {args.out}")
     return 0
