@@ -33,3 +33,15 @@ def test_failure_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
             raise RuntimeError("interrupted")
     assert target.read_text() == "previous"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_stale_temporaries_of_one_output_are_removed(tmp_path):
+    from cmcore.fileio import remove_stale_temporaries, temporary_path
+
+    stale = [temporary_path(tmp_path / "data.h5") for _ in range(2)]
+    other = temporary_path(tmp_path / "other.h5")
+    (tmp_path / "data.h5").write_text("keep")
+    removed = remove_stale_temporaries(tmp_path / "data.h5")
+    assert sorted(removed) == sorted(stale)
+    assert not any(p.exists() for p in stale)
+    assert other.exists() and (tmp_path / "data.h5").read_text() == "keep"

@@ -63,3 +63,20 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the ``.NAME.*.tmp`` files that killed writers of ``path`` left behind.
+
+    :func:`atomic_write` cleans up after exceptions and interrupts, but a process killed
+    with SIGKILL (or a power cut) cannot.  A writer calls this before writing ``path``
+    again; it must be the only writer of ``path`` at the time.  Returns the removed paths.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    removed = []
+    for tmp in folder.glob(f".{path.name}.*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
