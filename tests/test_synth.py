@@ -272,12 +272,12 @@ def test_relations_match_the_literature(relations):
     ("fgas_wrong_slope", ["f_gas500"]),
     ("temperature_normalisation_20pc", ["t_sl_kev"]),
     ("temperature_wrong_h", ["t_sl_kev"]),
-    ("line_emission_x3", ["lx_soft500"]),
+    ("density_wrong_h", ["lx_soft500"]),
 ])
 def test_literature_checks_fail_under_planted_errors(tmp_path, monkeypatch, mutation, fails):
-    from cmcore import emission
+    from cmcore import observables
 
-    f_real, t_real, line_real = rel.hot_gas_fraction_500, rel.temperature_x, emission.line_cooling
+    f_real, t_real = rel.hot_gas_fraction_500, rel.temperature_x
     if mutation == "fgas_normalisation_20pc":
         monkeypatch.setattr(rel, "hot_gas_fraction_500", lambda m: 1.2 * f_real(m))
     elif mutation == "fgas_wrong_slope":
@@ -287,8 +287,9 @@ def test_literature_checks_fail_under_planted_errors(tmp_path, monkeypatch, muta
         monkeypatch.setattr(rel, "temperature_x", lambda m: 1.2 * t_real(m))
     elif mutation == "temperature_wrong_h":  # M500 taken in h^-1 Msun: T of M/h
         monkeypatch.setattr(rel, "temperature_x", lambda m: t_real(np.asarray(m) / 0.6932))
-    elif mutation == "line_emission_x3":
-        monkeypatch.setattr(emission, "line_cooling", lambda t, z: 3.0 * line_real(t, z))
+    elif mutation == "density_wrong_h":  # gas densities read as h^2 Msun/Mpc^3: L x 1/h^2
+        monkeypatch.setattr(observables, "_MSUN_MPC3_TO_G_CM3",
+                            observables._MSUN_MPC3_TO_G_CM3 / 0.6932**2)
     u = generate("tiny", seed=3, out=tmp_path, clusters_per_bin=3, field_min_mass=1e13,
                  progress=False)
     got = measure(u.snapshot, u.halos)

@@ -3,9 +3,11 @@
 Each relation gives the observed *mean* (median in log) of a quantity at
 M500c [M☉, no h] at z = 0, for the cosmology of :mod:`cmcore.synth.cosmo`
 (h70 = H0/70 km s⁻¹ Mpc⁻¹; luminosities scale as h70⁻², masses as h70⁻¹), its
-intrinsic scatter, and the mass range of the sample it was fitted on.  They
-are *independent* of the generator's inputs except where stated (the gas
-fraction and the M–T relation are both input and literature).
+intrinsic scatter, and the mass range of the sample it was fitted on.  The
+gas fraction and the M–T relation are also inputs of the generator
+(:mod:`cmcore.synth.relations`); they are written out again here from the
+papers, so that a wrong input (a planted error in the tests) shows up as an
+offset instead of moving the reference with it.
 
 =================  =================================================================  ============
 relation           form (M in M☉)                                                     sample
@@ -26,7 +28,6 @@ from typing import Callable
 
 import numpy as np
 
-from . import relations as rel
 from .cosmo import COSMOLOGY
 
 
@@ -47,13 +48,22 @@ def y500_arnaud10(m500) -> np.ndarray:
 
 
 def kt_arnaud05(m500) -> np.ndarray:
-    """X-ray temperature [keV] of Arnaud, Pointecouteau & Pratt 2005 (A&A 441, 893)."""
-    return rel.temperature_x(m500) / rel.KEV_K
+    """X-ray temperature [keV] of Arnaud, Pointecouteau & Pratt 2005 (A&A 441, 893).
+
+    M500 = 3.84 × 10¹⁴ h70⁻¹ M☉ (kT / 5 keV)^1.71, inverted.
+    """
+    return 5.0 * (np.asarray(m500, dtype=float) * _h70() / 3.84e14) ** (1.0 / 1.71)
 
 
 def fgas_vikhlinin09(m500) -> np.ndarray:
-    """Hot-gas fraction within R500 of Vikhlinin et al. 2009 (ApJ 692, 1033)."""
-    return rel.hot_gas_fraction_500(m500)
+    """Hot-gas fraction within R500 of Vikhlinin et al. 2009 (ApJ 692, 1033).
+
+    (0.125 + 0.037 log₁₀(M500 / 10¹⁵ h⁻¹ M☉)) at h = 0.72, scaled as h^−3/2;
+    only meaningful where positive (M500 ≳ 10¹³ M☉; observed 10¹⁴–10¹⁵).
+    """
+    h = COSMOLOGY.H0.value / 100.0
+    m = np.asarray(m500, dtype=float)
+    return (0.125 + 0.037 * np.log10(m * h / 1e15)) * (h / 0.72) ** -1.5
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,8 @@ class Relation:
 
 
 #: The relations the figure and ``synth.json`` compare with; scatter σ_ln L = 0.41
-#: (Pratt et al. 2009, L–Y_X), σ_log Y = 0.075 (Planck Collaboration 2014, XX).
+#: (Pratt et al. 2009, L–Y_X), σ_log Y = 0.075 (Planck Collaboration 2014, XX),
+#: 0.04 dex in T at fixed mass and 0.06 dex in f_gas (the generator's, :mod:`.relations`).
 RELATIONS = (
     Relation("lx_soft500", "L_X(0.5–2 keV, <R500) [erg/s]", "Pratt et al. 2009",
              lx_soft_pratt09, 0.41 / np.log(10.0), (1e14, 1e15)),
@@ -93,9 +104,9 @@ RELATIONS = (
              "Pratt et al. 2009", lx_soft_pratt09, 0.41 / np.log(10.0), (1e14, 1e15)),
     Relation("y500", "Y500 [Mpc²]", "Arnaud et al. 2010", y500_arnaud10, 0.075, (1e14, 1e15)),
     Relation("t_sl_kev", "T_sl(0.15–1 R500) [keV]", "Arnaud et al. 2005", kt_arnaud05,
-             rel.T_SCATTER_DEX, (1e14, 1e15)),
+             0.04, (1e14, 1e15)),
     Relation("f_gas500", "f_gas(<R500)", "Vikhlinin et al. 2009", fgas_vikhlinin09,
-             rel.FGAS_SCATTER_DEX, (1e14, 1e15)),
+             0.06, (1e14, 1e15)),
 )
 
 #: Mass ranges [M☉] in which the offsets are reported: the target of the
