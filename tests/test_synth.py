@@ -3,6 +3,7 @@ relations measured back from the particles, periodic boundary, determinism."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -409,9 +410,35 @@ def test_cli_synth_options_and_errors(tmp_path, capsys):
 def test_cli_synth_plots(tiny, tmp_path, capsys):
     out = tmp_path / "relations.png"
     assert cli.main(["synth-plots", str(tiny.out), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
     assert out.stat().st_size > 10_000
+    meta = json.loads(tiny.meta.read_text())
+    offsets = meta["literature_offsets"]
+    assert set(offsets) == {"lx_soft500", "lx_soft_image", "y500", "t_sl_kev", "f_gas500"}
+    for key, entry in offsets.items():
+        assert f"{key} vs {entry['source']}" in printed
+        assert entry["sample"]["n"] > 0 and np.isfinite(entry["sample"]["median_dex"])
+    # soft-band L_X from the images agrees with the particles' (projection adds a little)
+    ratio = offsets["lx_soft_image"]["sample"]["ratio"] / offsets["lx_soft500"]["sample"]["ratio"]
+    assert 0.95 < ratio < 1.4
     assert cli.main(["synth-plots", str(tmp_path), "--out", str(out)]) == 2
     assert "not a complete" in capsys.readouterr().err
+
+
+def test_synth_plots_writes_atomically(tiny, tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    before = tiny.meta.read_bytes()
+
+    def interrupted(self, fname, **kwargs):
+        Path(fname).write_bytes(b"half a PNG")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", interrupted)
+    code = cli.main(["synth-plots", str(tiny.out), "--out", str(tmp_path / "rel.png"), "--no-images"])
+    assert code != 0  # "cmc: interrupted"
+    assert list(tmp_path.iterdir()) == []  # neither the figure nor a temporary file
+    assert tiny.meta.read_bytes() == before  # synth.json untouched
 
 
 @pytest.mark.slow
