@@ -5,6 +5,17 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+#: Property-based tests run the same examples on every machine: derandomised (the
+#: examples follow from each test's code, not from a random seed), no example
+#: database and no deadline, so a CI run is reproducible and never flaky on timing.
+#: ``ci`` is the profile used when CI is set (and by default); ``HYPOTHESIS_PROFILE=dev``
+#: explores new random examples locally.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 #: ``../shared/data`` beside the repository (override with ``CMC_SHARED_DATA``).
 SHARED_DATA = Path(

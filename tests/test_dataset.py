@@ -244,3 +244,38 @@ def test_parts_of_another_build_are_refused(tiny_universe, tmp_path):
         _build(tiny_universe, out)
     (parts / "halo_1.npz").unlink()  # only a stale manifest: replaced, not refused
     assert _build(tiny_universe, out).n_images > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--scheme", "sph"], "smoothing lengths of the stars"),
+    (["--instrument", "hubble"], "hubble"),
+    (["--channels", "Fxs", "--scheme", "sph", "--instrument", "nope"], "nope"),
+])
+def test_settings_are_refused_before_any_particle_is_read(tiny_universe, tmp_path, capsys,
+                                                          monkeypatch, args, message):
+    from cmcore import dataset, readers
+
+    def no_read(*a, **k):
+        raise AssertionError("particles were read before the settings were checked")
+
+    monkeypatch.setattr(readers, "read_snapshot", no_read)
+    monkeypatch.setattr(dataset, "make_renderer", no_read)
+    out = tmp_path / "d.h5"
+    code = cli.main(["dataset", str(tiny_universe.snapshot), "--halos", str(tiny_universe.halos),
+                     "--out", str(out), "--no-progress", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err
+    assert list(tmp_path.iterdir()) == []  # no <out>.parts/manifest.json, no dataset file
+
+
+def test_sph_without_star_channel_passes_the_check(tiny_universe):
+    from cmcore.observables import check_request
+    from cmcore.readers import snapshot_contents
+
+    contents = snapshot_contents(tiny_universe.snapshot)
+    assert {"smoothing_length", "density", "temperature"} <= contents["gas"]
+    assert "smoothing_length" not in contents["stars"]
+    check_request(contents, ("Fxs", "Fxb", "Ypar"), scheme="sph")
+    check_request(contents, ("Star", "Fxs"), scheme="cic")
+    with pytest.raises(InputError, match="needs gas field"):
+        check_request({"gas": frozenset({"temperature"}), "stars": frozenset()}, ("Fxb",))

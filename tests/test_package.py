@@ -1,6 +1,7 @@
 """The package surface: lazy public names, no heavy imports at ``import cmcore``."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -29,3 +30,10 @@ def test_import_is_light_and_never_loads_tensorflow():
         "assert 'tensorflow' not in sys.modules and 'onnxruntime' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_property_based_tests_are_derandomised_in_ci():
+    from hypothesis import settings
+
+    if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci":
+        assert settings.default.derandomize and settings.default.database is None

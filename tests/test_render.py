@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import os
 
+import h5py
 import numpy as np
 import pytest
+from astropy import constants as const
+from astropy import units as u
 from astropy.cosmology import WMAP9
 
 from cmcnn import cli
-from cmcore import observables, render
+from cmcore import emission, observables, render
 from cmcore.errors import InputError
 from cmcore.halos import HaloCatalogue, write_halos
 from cmcore.instrument import get_instrument
@@ -236,22 +239,39 @@ def real(shared_file, tmp_path):
 
 
 def test_real_gadget4_cluster_is_physically_sensible(real):
-    _, snap, cat, _ = real
+    path, snap, cat, _ = real
     centre = cat.centre[0]
     with pytest.warns(UserWarning, match="metallicity"):
         maps = render.render_maps(snap, centre, channels=["Fxs", "Fxb", "Ypar"], redshift=Z)
+    # ~1.2e14 Msun adiabatic cluster (M200 checked against the raw file in test_halos.py)
+    assert 1e14 < cat.m200[0] < 1.5e14
     pix = observables.pixel_size_mpc(Z, 10.0)
-    # ~1.2e14 Msun adiabatic cluster: y of order 1e-5..1e-4 in a 10 kpc NGP pixel,
-    # Y ~ 1e-6 Mpc^2 in the 1.2 Mpc field, X-ray fluxes ~1e-12 erg/s/cm^2 at z = 0.05
-    assert 1e13 < cat.m200[0] < 1e15
-    assert 1e-6 < maps["Ypar"].max() < 1e-3
-    y_mpc2 = maps["Ypar"].sum() * pix**2
-    assert 2e-7 < y_mpc2 < 1e-5
-    d = snap.gas.positions - centre
-    d -= snap.boxsize * np.floor(d / snap.boxsize + 0.5)
+    # independent of cmc's readers: the raw file in its own units (kpc/h, 1e10 Msun/h,
+    # (km/s)^2), converted here by hand; T of fully ionised primordial gas (mu = 0.588)
+    with h5py.File(path, "r") as f:
+        h = float(f["Parameters"].attrs["HubbleParam"])
+        pos = f["PartType0/Coordinates"][:] * 1e-3 / h  # Mpc
+        m_g = f["Header"].attrs["MassTable"][0] * 1e10 / h * const.M_sun.cgs.value  # g
+        rho = f["PartType0/Density"][:] * 1e10 / h * const.M_sun.cgs.value / (1e-3 / h * u.Mpc).to(u.cm).value ** 3
+        energy = f["PartType0/InternalEnergy"][:] * 1e10  # (cm/s)^2
+        box = float(f["Header"].attrs["BoxSize"]) * 1e-3 / h
+    x = 0.76
+    mu = 4 / (3 + 5 * x)  # fully ionised H + He
+    temp = 2 / 3 * mu * const.m_p.cgs.value * energy / const.k_B.cgs.value
+    d = pos - centre
+    d -= box * np.round(d / box)
     inside = np.all(np.abs(d[:, :2]) < 60 * pix, axis=1)
-    assert y_mpc2 == pytest.approx(observables.upsilon(snap.gas)[inside].sum(), rel=1e-6)
-    assert 1e-13 < maps["Fxs"].sum() < maps["Fxb"].sum() < 1e-10
+    n_e = m_g * (1 + x) / 2 / const.m_p.cgs.value  # electrons per particle
+    y_expected = np.sum((const.sigma_T.cgs.value * const.k_B.cgs.value / (const.m_e * const.c**2).cgs.value)
+                        * temp[inside] * n_e) / u.Mpc.to(u.cm) ** 2
+    assert maps["Ypar"].sum() * pix**2 == pytest.approx(y_expected, rel=2e-3)
+    n_h = x * rho / const.m_p.cgs.value
+    _, eps_bol = emission.emissivities(n_h, temp, 0.3 * emission.Z_SOLAR, 1 + (1 - x) / (2 * x))
+    hot = inside & (temp > observables.T_MIN_XRAY)
+    l_bol = np.sum(eps_bol[hot] * m_g / rho[hot])
+    d_l = WMAP9.luminosity_distance(Z).to(u.cm).value
+    assert maps["Fxb"].sum() == pytest.approx(l_bol / (4 * np.pi * d_l**2), rel=2e-3)
+    assert 0 < maps["Fxs"].sum() < maps["Fxb"].sum()
 
 
 def test_cli_render_real_snapshot(real, tmp_path, capsys):

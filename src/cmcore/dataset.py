@@ -157,6 +157,11 @@ class DatasetConfig:
             raise InputError(f"split_fractions must be three non-negative numbers summing to 1, got {self.split_fractions}")
         if int(self.seed) < 0:
             raise InputError(f"seed must be non-negative, got {self.seed}")
+        if self.scheme not in ("ngp", "cic", "sph"):
+            raise InputError(f"unknown scheme {self.scheme!r}; choose from ngp, cic, sph")
+        from .instrument import get_instrument
+
+        get_instrument(self.instrument)  # an unknown preset is refused here, not after the read
 
     @property
     def bin_edges(self) -> np.ndarray:
@@ -541,6 +546,12 @@ def build_dataset(
     for what, p in (("snapshot", snapshot), ("halo catalogue", halos)):
         if not p.is_file():
             raise FileFormatError(f"{what} {p} does not exist")
+    # every setting against the snapshot's layout, before any particle is read or file written
+    from .observables import check_request
+    from .readers import snapshot_contents
+
+    check_request(snapshot_contents(snapshot), config.channels, scheme=config.scheme,
+                  where=f"snapshot {snapshot}")
     t_start = time.perf_counter()
     cat = read_halos(halos)
     if len(cat.halo_id) == 0:

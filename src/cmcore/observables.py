@@ -26,7 +26,7 @@ by default as in the paper.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from astropy import constants as const
@@ -255,6 +255,46 @@ def check_available(snapshot: Snapshot, channels: Sequence[str]) -> None:
                 f"channel {ch} needs {ptype} field(s) {', '.join(missing)}, absent from "
                 f"snapshot {snapshot.path or '<memory>'}"
             )
+
+
+def check_request(contents: Mapping[str, Iterable[str]], channels: Sequence[str], *,
+                  scheme: str = "ngp", where: str = "the snapshot") -> None:
+    """Refuse, before any particle is read, channels a snapshot cannot give.
+
+    Parameters
+    ----------
+    contents : mapping
+        ``{particle type: field names}`` as from
+        :func:`cmcore.readers.snapshot_contents`.
+    channels : sequence of str
+        Channels to make.
+    scheme : str
+        Deposition scheme; ``"sph"`` needs smoothing lengths of every particle
+        type the channels use.
+    where : str
+        The snapshot's name, for the message.
+
+    Raises
+    ------
+    InputError
+        Naming the first channel that cannot be made and why.
+    """
+    for ch in check_channels(channels):
+        ptype, fields = required_fields(ch)
+        if ptype not in contents:
+            have = ", ".join(sorted(contents)) or "none"
+            raise InputError(f"channel {ch} needs {ptype} particles, but {where} has none "
+                             f"(particle types: {have})")
+        have = set(contents[ptype])
+        if LUMINOSITY_FIELDS.get(ch) not in have:
+            missing = [f for f in fields if f not in have]
+            if missing:
+                raise InputError(f"channel {ch} needs {ptype} field(s) {', '.join(missing)}, "
+                                 f"absent from {where}")
+        if scheme == "sph" and "smoothing_length" not in have:
+            raise InputError(f"scheme 'sph' needs smoothing lengths of the {ptype} particles of "
+                             f"channel {ch}, absent from {where}; use --scheme ngp or cic, or "
+                             f"leave {ch} out of the channels")
 
 
 def _gas_signals(gas: ParticleData, gas_ch: tuple[str, ...], t_min: float, x_hydrogen: float) -> np.ndarray:

@@ -12,7 +12,8 @@ import argparse
 import importlib
 
 NAME = "bench"
-HELP = "run a benchmark (kernels, dataset, train) and print ratios against its baseline"
+HELP = ("run a benchmark (kernels, dataset, train: ratios against a baseline; synth: a "
+        "recorded scale run) and write its JSON and table atomically")
 
 #: Benchmark targets: name -> (one-line help, module implementing it).
 TARGETS: dict[str, tuple[str, str]] = {
@@ -22,6 +23,8 @@ TARGETS: dict[str, tuple[str, str]] = {
                 "cmcore.benchmarks.dataset"),
     "train": ("CNN training images/s (single- and multi-channel, 1 and 2 threads) against Keras fit",
               "cmcnn.benchmarks.train"),
+    "synth": ("synthetic-universe generator: wall time, peak memory and particles of a preset",
+              "cmcore.benchmarks.synth"),
 }
 
 

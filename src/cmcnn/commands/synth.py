@@ -10,12 +10,13 @@ HELP = ("generate a synthetic universe: EAGLE-style snapshot, cmc-halos catalogu
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="tiny", choices=("tiny", "small", "paper"),
-                   help="tiny: CI (<30 s); small: the demo (<5 min); paper: ~2000 clusters in "
-                        "400 cMpc/h (<60 min on 2 cores). Default tiny")
+                   help="tiny: CI (30 clusters); small: the demo (150 clusters in 100 cMpc/h); "
+                        "paper: 2000 clusters in 400 cMpc/h (recorded times and memory: "
+                        "bench/results/synth-*.json). Default tiny")
     p.add_argument("--seed", type=int, default=0, help="master seed, >= 0 (default 0)")
     p.add_argument("--out", required=True, help="output folder (snapshot.hdf5, halos.h5, synth.json)")
     p.add_argument("--clusters-per-bin", type=int, default=None,
-                   help="override the preset's target clusters per 0.25-dex bin")
+                   help="override the preset's target clusters per 0.2-dex bin (10 bins over 13-15)")
     p.add_argument("--box-size", type=float, default=None, metavar="MPC_H",
                    help="override the preset's box side [cMpc/h]")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

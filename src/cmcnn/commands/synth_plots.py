@@ -4,18 +4,24 @@ from __future__ import annotations
 import argparse
 
 NAME = "synth-plots"
-HELP = ("plot the relations measured from a synthetic universe's particles against the "
-        "literature relations it was built from")
+HELP = ("plot the relations measured from a synthetic universe's particles and rendered images "
+        "against the literature, and record each relation's offset in synth.json")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("directory", help="folder written by `cmc synth`")
-    p.add_argument("--out", required=True, help="figure to write (PNG, PDF, SVG)")
+    p.add_argument("--out", required=True, help="figure to write (PNG, PDF, SVG), atomically")
+    p.add_argument("--no-images", action="store_true",
+                   help="skip rendering the Fxs images (L_X from the particles only)")
 
 
 def run(args: argparse.Namespace) -> int:
     from cmcore.synth.plots import plot_relations
 
-    path = plot_relations(args.directory, args.out)
-    print(f"{path}: relations figure written")
+    path, found = plot_relations(args.directory, args.out, images=not args.no_images)
+    for key, entry in found.items():
+        parts = [f"{name} x{v['ratio']:.2f} (n={v['n']})" for name, v in entry.items()
+                 if isinstance(v, dict) and v.get("n")]
+        print(f"{key} vs {entry['source']}: " + ", ".join(parts))
+    print(f"{path}: relations figure written; offsets in {args.directory}/synth.json")
     return 0

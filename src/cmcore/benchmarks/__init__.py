@@ -5,14 +5,17 @@ on the same data, next to a description of the machine (:func:`machine_info`).
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["machine_info", "best_time"]
+__all__ = ["machine_info", "best_time", "write_result"]
 
 
 def _cpu_model() -> str:
@@ -54,3 +57,23 @@ def best_time(fn: Callable[[], object], repeat: int = 3) -> tuple[float, object]
         result = fn()
         best = min(best, time.perf_counter() - t0)
     return best, result
+
+
+def write_result(folder: str | os.PathLike, name: str, result: dict, table: str,
+                 default: Callable[[object], object] | None = None) -> Path:
+    """Write ``NAME.json`` (the result, with the command line) and ``NAME.txt`` (the table).
+
+    Both files are written atomically (:func:`cmcore.fileio.atomic_write`): an
+    interrupted benchmark never leaves a truncated record.  Returns the JSON path.
+    """
+    from ..fileio import atomic_write
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    result = {**result, "command": " ".join(sys.argv)}
+    path = folder / f"{name}.json"
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(result, indent=1, default=default))
+    with atomic_write(folder / f"{name}.txt") as tmp:
+        tmp.write_text(table + "\n")
+    return path

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import machine_info
+from . import machine_info, write_result
 
 
 def _build(universe: Path, out: Path, per_bin: int, workers: int) -> tuple[float, int]:
@@ -103,11 +103,10 @@ def run_from_args(args: argparse.Namespace) -> int:
         raise ValueError("--per-bin must be >= 1 and --workers >= 2")
     result = run(args.universe, preset=args.preset, per_bin=args.per_bin, workers=args.workers,
                  log=lambda s: print(s, file=sys.stderr, flush=True))
-    print(format_table(result))
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "dataset.json"
-    path.write_text(json.dumps(result, indent=1))
-    print(f"\nwritten {path}")
+    table = format_table(result)
+    print(table)
+    path = write_result(args.out, "dataset", result, table)
+    print(f"\nwritten {path} and dataset.txt")
     return 0
 
 

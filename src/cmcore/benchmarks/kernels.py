@@ -27,7 +27,6 @@ Ratios are ``baseline time / time`` (higher is faster); times are the best of
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -39,7 +38,7 @@ import numpy as np
 
 from ..cellindex import CellIndex
 from ..projection import los_basis, project
-from . import best_time, machine_info
+from . import best_time, machine_info, write_result
 
 __all__ = ["ParticleSet", "random_set", "clustered_set", "spatial_order", "in_spatial_order",
            "numpy_project", "run", "format_table", "main"]
@@ -414,11 +413,10 @@ def run_from_args(args: argparse.Namespace) -> int:
     result = run(sizes, repeat=args.repeat, swift=not args.no_swiftsimio,
                  log=lambda s: print(s, file=sys.stderr, flush=True))
     result["wall_seconds"] = time.perf_counter() - t0
-    print(format_table(result))
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "kernels.json"
-    path.write_text(json.dumps(result, indent=1, default=_json_default))
-    print(f"\nwritten {path}")
+    table = format_table(result)
+    print(table)
+    path = write_result(args.out, "kernels", result, table, default=_json_default)
+    print(f"\nwritten {path} and kernels.txt")
     return 0
 
 

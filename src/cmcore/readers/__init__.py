@@ -229,3 +229,48 @@ def read_snapshot(
     if flavour == "gadget" and unit_system is None:
         raise InputError("flavour 'gadget' needs unit_system=... (the file has no unit attributes)")
     return gadget4.read(files, unit_system=unit_system, **options)
+
+
+def snapshot_contents(path: str | os.PathLike) -> dict[str, frozenset[str]]:
+    """Particle types a snapshot holds and the fields each can give, from its layout only.
+
+    No particle data is read: the particle counts come from the headers and
+    the fields from the dataset names of each ``PartType`` group, mapped to
+    the in-memory names of :data:`cmcore.snapshot.FIELD_UNITS` with the
+    flavour's conventions (``temperature`` also where only an internal energy
+    is stored).  For checking a request before the long read.
+
+    Returns
+    -------
+    dict
+        ``{particle type: frozenset of field names}`` for the types with particles.
+    """
+    from . import eagle, gadget4, swift
+    from .common import PART_TYPE
+
+    files = snapshot_files(path)
+    with open_hdf5(files[0]) as f:
+        flavour = detect_flavour(f)
+    names = {"eagle": eagle.NAMES, "swift": swift.NAMES}.get(flavour, gadget4.NAMES)
+    datasets: dict[str, set[str]] = {}
+    counts: dict[str, int] = {}
+    for path_k in files:
+        with open_hdf5(path_k) as f:
+            this = np.asarray(f["Header"].attrs.get("NumPart_ThisFile", ()), dtype=np.int64)
+            for ptype, itype in PART_TYPE.items():
+                n = int(this[itype]) if itype < this.size else 0
+                counts[ptype] = counts.get(ptype, 0) + n
+                group = f"PartType{itype}"
+                if n and group in f:
+                    datasets.setdefault(ptype, set()).update(f[group].keys())
+    out = {}
+    for ptype, n in counts.items():
+        if n == 0:
+            continue
+        have = datasets.get(ptype, set())
+        keys = {k for k, cands in names.items() if any(c in have for c in cands)}
+        if "internal_energy" in keys:
+            keys.add("temperature")
+        out[ptype] = frozenset(keys)
+    return out
+

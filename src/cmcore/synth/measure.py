@@ -6,11 +6,18 @@ from the particles alone (periodic, spherical apertures):
 * M500, R500 from :func:`cmcore.halos.spherical_overdensity` with Δ = 500;
 * Y500 = Σ σ_T k T/(m_e c²) · m/(μ_e m_p) over gas within R500 [Mpc²];
 * an L_X proxy Σ m ρ T^½ within R500 (thermal bremsstrahlung ∝ ρ² T^½ per
-  volume; the full emission model is :mod:`cmcore.emission`);
+  volume);
+* the soft (0.5–2 keV) and bolometric X-ray luminosities within R500,
+  Σ L over the gas particles with the renderer's own per-particle model
+  (:func:`cmcore.observables.xray_luminosities`, :mod:`cmcore.emission`);
 * M_gas,500, f_gas,500 = M_gas/M500;
 * the spectroscopic-like temperature in 0.15–1 R500, weights ρ m T^−3/4
   (Mazzotta et al. 2004), and the mass-weighted one within R500;
 * the stellar mass within 50 kpc (the central galaxy) and within R500.
+
+:func:`image_luminosities` measures the soft-band luminosity as an observer
+does: the ``Fxs`` flux of a rendered, noise-free image summed inside the
+projected R500 and multiplied by 4π d_L².
 """
 from __future__ import annotations
 
@@ -20,8 +27,10 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..halos import read_halos, spherical_overdensity
+from ..observables import default_cosmology, xray_luminosities
 from ..readers import read_snapshot
-from .relations import bremsstrahlung_proxy, compton_y_per_particle
+from ..snapshot import ParticleData
+from .relations import KEV_K, bremsstrahlung_proxy, compton_y_per_particle
 
 #: Aperture of the central galaxy's stellar mass [Mpc].
 CENTRAL_APERTURE = 0.05
@@ -35,8 +44,8 @@ def measure(snapshot: str | os.PathLike, halos: str | os.PathLike) -> dict:
     dict of ndarray
         ``halo_id``, ``m200``, ``r200`` (from the catalogue), ``m500``, ``r500``,
         ``y500`` [Mpc²], ``lx_proxy`` [M☉² Mpc⁻³ K^½], ``m_gas500``,
-        ``f_gas500``, ``t_sl`` [K], ``t_mw500`` [K], ``mstar_central``,
-        ``mstar500`` [M☉].
+        ``f_gas500``, ``t_sl`` [K], ``t_sl_kev``, ``t_mw500`` [K],
+        ``lx_soft500``, ``lx_bol500`` [erg/s], ``mstar_central``, ``mstar500`` [M☉].
     """
     snap = read_snapshot(snapshot)
     cat = read_halos(halos)
@@ -50,7 +59,8 @@ def measure(snapshot: str | os.PathLike, halos: str | os.PathLike) -> dict:
     star_tree = cKDTree(np.mod(stars.positions, box), boxsize=box) if stars is not None else None
     rho, temp = gas.fields["density"].astype(float), gas.fields["temperature"].astype(float)
     out = {k: np.zeros(len(cat)) for k in ("y500", "lx_proxy", "m_gas500", "t_sl", "t_mw500",
-                                           "mstar_central", "mstar500")}
+                                           "lx_soft500", "lx_bol500", "mstar_central",
+                                           "mstar500")}
     for i, (centre, r5) in enumerate(zip(np.mod(cat.centre, box), r500)):
         idx = np.asarray(gas_tree.query_ball_point(centre, r5), dtype=np.intp)
         d = gas.positions[idx] - centre
@@ -58,6 +68,10 @@ def measure(snapshot: str | os.PathLike, halos: str | os.PathLike) -> dict:
         r = np.linalg.norm(d, axis=1)
         m, t, rh = gas.masses[idx], temp[idx], rho[idx]
         out["y500"][i] = compton_y_per_particle(m, t).sum()
+        inside = ParticleData(gas.positions[idx], m, {k: v[idx] for k, v in gas.fields.items()},
+                              name="gas")
+        l_soft, l_bol = xray_luminosities(inside)
+        out["lx_soft500"][i], out["lx_bol500"][i] = l_soft.sum(), l_bol.sum()
         out["lx_proxy"][i] = bremsstrahlung_proxy(m, rh, t).sum()
         out["m_gas500"][i] = m.sum()
         out["t_mw500"][i] = np.sum(m * t) / max(m.sum(), 1e-300)
@@ -68,7 +82,56 @@ def measure(snapshot: str | os.PathLike, halos: str | os.PathLike) -> dict:
             for key, radius in (("mstar_central", CENTRAL_APERTURE), ("mstar500", r5)):
                 out[key][i] = stars.masses[star_tree.query_ball_point(centre, radius)].sum()
     out.update(halo_id=cat.halo_id, m200=cat.m200, r200=cat.r200, m500=m500, r500=r500,
-               f_gas500=out["m_gas500"] / m500)
+               f_gas500=out["m_gas500"] / m500, t_sl_kev=out["t_sl"] / KEV_K)
+    return out
+
+
+def image_luminosities(snapshot: str | os.PathLike, centres, r500, redshift: float = 0.05,
+                       los: str = "z", npix: int = 240, scheme: str = "ngp") -> np.ndarray:
+    """Soft-band L_X within the projected R500, measured from rendered ``Fxs`` images.
+
+    Each halo is rendered noise-free (ideal instrument) at ``redshift`` along
+    ``los`` with ±50 Mpc of line-of-sight structure, in a field 2.4 R500
+    across; the flux of the pixels whose centres lie inside R500/d_A is summed
+    and converted back with 4π d_L².
+
+    Parameters
+    ----------
+    snapshot : path-like
+        Snapshot file.
+    centres : (n, 3) array_like
+        Halo centres [comoving Mpc].
+    r500 : (n,) array_like
+        R500 [physical Mpc].
+    redshift, los, npix, scheme
+        Placement redshift, line of sight, pixels per side, deposition.
+
+    Returns
+    -------
+    ndarray (n,)
+        L_X(0.5–2 keV) [erg/s] inside the projected R500.
+    """
+    from astropy import units as u
+
+    from ..cellindex import CellIndex
+    from ..observables import particle_signals
+    from ..render import render_maps
+
+    snap = read_snapshot(snapshot, particle_types=["gas"])
+    cosmo = default_cosmology()
+    d_a = float(cosmo.angular_diameter_distance(redshift).to(u.Mpc).value)
+    four_pi_dl2 = float(4.0 * np.pi * cosmo.luminosity_distance(redshift).to(u.cm).value ** 2)
+    signals = particle_signals(snap, ["Fxs"])
+    indexes = {"gas": CellIndex(snap.particles["gas"].positions, snap.boxsize)}
+    grid = (np.arange(npix) + 0.5) / npix - 0.5
+    rr = np.hypot(*np.meshgrid(grid, grid))
+    out = np.zeros(len(r500))
+    for i, (centre, r5) in enumerate(zip(np.asarray(centres, dtype=float), r500)):
+        fov = float(np.degrees(2.4 * r5 / d_a) * 60.0)
+        image = render_maps(snap, centre, channels=["Fxs"], redshift=redshift, los=los,
+                            npix=npix, fov_arcmin=fov, scheme=scheme, indexes=indexes,
+                            signals=signals)["Fxs"]
+        out[i] = image[rr <= 1.0 / 2.4].sum() * four_pi_dl2
     return out
 
 

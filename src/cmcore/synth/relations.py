@@ -9,8 +9,8 @@ quantity               relation                                         scatter
 =====================  ==============================================  ===========================
 concentration c200c    Diemer & Joyce 2019 (colossus ``diemer19``)      0.16 dex log-normal
 axis ratios s, q       Jing & Suto 2002: ⟨s⟩ = 0.54 (M/M_nl)^-0.05      σ_s = 0.113; q ~ U(s, 1)
-hot-gas fraction       f_gas,500 = 0.13 (M500/10¹⁵)^0.134 (BAHAMAS-     0.06 dex
-                       like, McCarthy et al. 2017: 7 % → 13 %)
+hot-gas fraction       Vikhlinin et al. 2009: f_gas,500 = 0.125 +           0.06 dex
+                       0.037 log(M500/10¹⁵ h⁻¹ M☉) at h = 0.72 (∝ h^-3/2)
 X-ray temperature      Arnaud, Pointecouteau & Pratt 2005:              0.04 dex
                        M500 = 3.84e14 h70⁻¹ M☉ (kT/5 keV)^1.71
 temperature profile    Vikhlinin et al. 2006, eq. 8 (cool cores);       —
@@ -43,8 +43,10 @@ from .cosmo import COSMOLOGY, colossus_cosmology, h, rho_crit
 CONCENTRATION_SCATTER_DEX = 0.16
 #: Jing & Suto 2002 minor-to-major axis ratio: mean at M_nl, mass slope, dispersion.
 SHAPE_S_MEAN, SHAPE_S_SLOPE, SHAPE_S_SIGMA = 0.54, -0.05, 0.113
-#: Hot-gas fraction within R500: value at 10¹⁵ M☉, slope, scatter [dex].
-FGAS_AT_1E15, FGAS_SLOPE, FGAS_SCATTER_DEX = 0.13, np.log10(0.13 / 0.07) / 2.0, 0.06
+#: Hot-gas fraction within R500 (Vikhlinin et al. 2009): value at M500 = 10¹⁵ h⁻¹ M☉, change per
+#: decade of mass, their h; the lowest mass of the form (a power law continues it below); scatter [dex].
+FGAS_V09_NORM, FGAS_V09_PER_DEX, FGAS_V09_H, FGAS_V09_M_MIN, FGAS_SCATTER_DEX = (
+    0.125, 0.037, 0.72, 1e13, 0.06)
 #: Arnaud et al. 2005 M500–T: normalisation [h70⁻¹ M☉] at 5 keV, slope; T scatter [dex].
 MT_NORM, MT_SLOPE, T_SCATTER_DEX = 3.84e14, 1.71, 0.04
 #: Fraction of cool-core clusters.
@@ -142,12 +144,24 @@ def shape_s_mean(m200):
 
 
 def hot_gas_fraction_500(m500):
-    """Median hot-gas fraction within R500, BAHAMAS-like (McCarthy et al. 2017).
+    """Median hot-gas fraction within R500 (Vikhlinin et al. 2009, ApJ 692, 1033, eq. 3).
 
-    7 % at M500 = 10¹³ M☉ rising to 13 % at 10¹⁵ M☉, a power law in between
-    (extrapolated beyond), capped at 90 % of the cosmic baryon fraction.
+    f = (0.125 + 0.037 log₁₀ M₁₅)(h/0.72)^−3/2 with M₁₅ = M500/(10¹⁵ h⁻¹ M☉):
+    4.8 % at 10¹³, 8.7 % at 10¹⁴, 12.6 % at 10¹⁵ M☉ for WMAP9 (X-ray gas
+    fractions scale as h^−3/2).  Below 10¹³ M☉, where the linear form would
+    reach zero, it continues as the power law tangent to it at 10¹³ M☉; capped
+    at 90 % of the cosmic baryon fraction.
     """
-    f = FGAS_AT_1E15 * (np.asarray(m500, dtype=float) / 1e15) ** FGAS_SLOPE
+    m = np.asarray(m500, dtype=float)
+    h_scale = (h() / FGAS_V09_H) ** -1.5
+
+    def v09(mass):
+        return (FGAS_V09_NORM + FGAS_V09_PER_DEX * np.log10(mass * h() / 1e15)) * h_scale
+
+    f_min = v09(FGAS_V09_M_MIN)
+    slope = FGAS_V09_PER_DEX * h_scale / (np.log(10.0) * f_min)
+    f = np.where(m >= FGAS_V09_M_MIN, v09(np.maximum(m, FGAS_V09_M_MIN)),
+                 f_min * (m / FGAS_V09_M_MIN) ** slope)
     return np.minimum(f, 0.9 * COSMOLOGY.Ob0 / COSMOLOGY.Om0)
 
 
@@ -263,8 +277,11 @@ def relations_table() -> dict:
         "shape": {"model": "Jing & Suto 2002: <s> = 0.54 (M/M_nl)^-0.05, q ~ U(s,1)",
                   "s_mean": SHAPE_S_MEAN, "s_slope": SHAPE_S_SLOPE, "s_sigma": SHAPE_S_SIGMA,
                   "gas_axis_ratios": "square root of the dark-matter ones (rounder gas)"},
-        "hot_gas_fraction_500": {"model": "f = 0.13 (M500/1e15)^slope, BAHAMAS-like",
-                                 "at_1e15": FGAS_AT_1E15, "slope": FGAS_SLOPE,
+        "hot_gas_fraction_500": {"model": "Vikhlinin et al. 2009: f = (0.125 + 0.037 log10 "
+                                          "(M500 h/1e15)) (h/0.72)^-1.5; tangent power law "
+                                          "below 1e13 Msun",
+                                 "norm": FGAS_V09_NORM, "per_dex": FGAS_V09_PER_DEX,
+                                 "h_ref": FGAS_V09_H, "m_min": FGAS_V09_M_MIN,
                                  "scatter_dex": FGAS_SCATTER_DEX, "cap": "0.9 Ob/Om"},
         "temperature": {"model": "Arnaud, Pointecouteau & Pratt 2005 M500-T",
                         "norm_h70_msun": MT_NORM, "slope": MT_SLOPE,

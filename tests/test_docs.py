@@ -1,0 +1,140 @@
+"""Figures quoted in the documentation agree with the recorded runs in bench/results/.
+
+Every performance or scale figure the README, docs/*.md and bench/README.md quote
+comes from a JSON file a script wrote (with the machine and the command); these
+tests read the quoted numbers back from the text and compare them with the JSON,
+so a figure cannot drift from its record.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+#: Kernel-table rows: label prefix -> (case, method, threads) in kernels.json.
+KERNEL_ROWS = {
+    "NGP vs NumPy": ("ngp", "cmc", 2),
+    "CIC vs NumPy": ("cic", "cmc", 2),
+    "SPH vs swiftsimio": ("sph", "cmc (same particles)", 2),
+    "project per cluster": ("index", "project: with index", None),
+    "`select_sphere`": ("index", "select_sphere: with index", None),
+}
+#: Columns of the README's kernel table.
+KERNEL_COLUMNS = (("random", 10**7), ("clustered", 10**7), ("random", 10**8), ("clustered", 10**8))
+#: Targets in bench/README.md: case -> (method, threads).
+TARGET_CASES = {"ngp": ("cmc", 2), "cic": ("cmc", 2), "sph": ("cmc (same particles)", 2),
+                "index": ("project: with index", None)}
+
+
+def _json(name: str) -> dict:
+    path = RESULTS / name
+    if not path.is_file():
+        pytest.skip(f"{path} not recorded")
+    return json.loads(path.read_text())
+
+
+def _ratio(kernels: dict, dataset: str, n: int, case: str, method: str, threads) -> float:
+    rows = [r for r in kernels["rows"] if (r["dataset"], r["n"], r["case"], r["method"]) ==
+            (dataset, n, case, method) and (threads is None or r["threads"] == threads)]
+    assert len(rows) == 1, (dataset, n, case, method, threads)
+    return rows[0]["ratio"]
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def _agrees(quoted: float, recorded: float) -> bool:
+    """A quoted ratio is the recorded one rounded (to 2-3 significant figures)."""
+    return abs(quoted - recorded) <= max(0.05 * recorded, 0.051)
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[start:] if end < 0 else text[start:end]
+
+
+def test_readme_kernel_table_matches_kernels_json():
+    kernels = _json("kernels.json")
+    table = _section((ROOT / "README.md").read_text(), "## Benchmarks")
+    checked = 0
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        key = next((k for k in KERNEL_ROWS if cells[0].startswith(k)), None)
+        if key is None:
+            continue
+        case, method, threads = KERNEL_ROWS[key]
+        for (dataset, n), cell in zip(KERNEL_COLUMNS, cells[1:5]):
+            main = re.match(r"([\d,.]+)×", cell)
+            assert main, cell
+            got = _ratio(kernels, dataset, n, case, method, threads)
+            assert _agrees(_number(main.group(1)), got), (line, dataset, n, got)
+            spatial = re.search(r"\(([\d,.]+)× in spatial order\)", cell)
+            if spatial:
+                got = _ratio(kernels, f"{dataset}/sfc", n, case, method, threads)
+                assert _agrees(_number(spatial.group(1)), got), (line, dataset, n, got)
+            checked += 1
+    assert checked == 4 * len(KERNEL_ROWS)
+
+
+def test_readme_dataset_figures_match_dataset_json():
+    rows = {r["workers"]: r for r in _json("dataset.json")["rows"]}
+    text = (ROOT / "README.md").read_text()
+    m = re.search(r"([\d.]+) images/s serial, ([\d.]+) images/s with\s+`--workers 2` \(([\d.]+)×\)",
+                  text)
+    assert m, "README no longer quotes the dataset benchmark in the expected form"
+    assert _agrees(float(m.group(1)), rows[1]["images_per_second"])
+    assert _agrees(float(m.group(2)), rows[2]["images_per_second"])
+    assert _agrees(float(m.group(3)), rows[2]["speedup"])
+
+
+def test_bench_readme_targets_match_kernels_json():
+    kernels = _json("kernels.json")
+    targets = _section((ROOT / "bench" / "README.md").read_text(), "## Targets against the recorded run")
+    checked = 0
+    for bullet in re.split(r"\n- ", targets)[1:]:
+        bullet = " ".join(bullet.split())
+        case = re.match(r"`(\w+)`", bullet).group(1)
+        method, threads = TARGET_CASES[case]
+        for dataset, exp, quoted, rest in re.findall(
+                r"(random|clustered) 1e(\d+): ([\d,.]+)×((?:(?!(?:random|clustered) 1e)[^;])*)",
+                bullet):
+            got = _ratio(kernels, dataset, 10 ** int(exp), case, method, threads)
+            assert _agrees(_number(quoted), got), (case, dataset, exp, got)
+            spatial = re.search(r"([\d,.]+)× in spatial order", rest)
+            if spatial:
+                got = _ratio(kernels, f"{dataset}/sfc", 10 ** int(exp), case, method, threads)
+                assert _agrees(_number(spatial.group(1)), got), (case, dataset, exp, got)
+            checked += 1
+        if "**not met**" not in bullet:
+            # a target said to be met is met by every figure quoted for it
+            goal = float(re.search(r"≥ ([\d.]+)×", bullet).group(1))
+            for dataset, exp in re.findall(r"(random|clustered) 1e(\d+)", bullet):
+                assert _ratio(kernels, dataset, 10 ** int(exp), case, method, threads) >= goal
+    assert checked >= 8
+
+
+def test_synth_docs_match_the_recorded_small_run():
+    run = _json("synth-small.json")
+    doc = (ROOT / "docs" / "synth.md").read_text()
+    m = re.search(r"wall time ([\d.]+) s, peak RSS ([\d.]+) GiB, ([\d.]+) M particles, "
+                  r"snapshot ([\d.]+) GB", doc)
+    assert m, "docs/synth.md no longer quotes the recorded small run in the expected form"
+    assert float(m.group(1)) == pytest.approx(run["wall_seconds"], abs=0.51)
+    assert float(m.group(2)) == pytest.approx(run["peak_rss_bytes"] / 2**30, abs=0.006)
+    assert float(m.group(3)) == pytest.approx(sum(run["n_particles"].values()) / 1e6, abs=0.051)
+    assert float(m.group(4)) == pytest.approx(run["file_bytes"]["snapshot.hdf5"] / 1e9, abs=0.006)
+    offsets = run["literature_offsets"]
+    rows = re.findall(r"^\| `(\w+)`[^|]*\|(.*)$", _section(doc, "## Against the literature"),
+                      flags=re.M)
+    assert {key for key, _ in rows} == set(offsets)
+    for key, rest in rows:
+        quoted = [float(x) for x in re.findall(r"×([\d.]+)", rest)]
+        recorded = [offsets[key][r]["ratio"] for r in ("1e14-3e14", "sample", "groups_1e13-1e14")]
+        assert quoted == pytest.approx(recorded, abs=0.0051), key
