@@ -53,7 +53,14 @@ def test_paper_preset_values():
     paper = instrument.get_instrument("paper")
     assert paper["Ypar"] == instrument.ChannelModel(1e-8, 1.4)
     assert paper["Fxs"].noise_rms == 9e-16 and paper["Fxb"].beam_fwhm_arcmin == pytest.approx(4 / 60)
-    assert paper["Star"] == instrument.ChannelModel(2.14e11, 0.0)
+    # Table 1's 2.14e11 read as Msun/Mpc^2 (the surface density of eq. 2): 2.14e5 Msun/kpc^2
+    assert paper["Star"] == instrument.ChannelModel(2.14e5, 0.0)
+    assert not paper["Star"].mass_per_pixel
+    literal = instrument.get_instrument("paper-literal")
+    assert literal["Star"] == instrument.ChannelModel(2.14e11, 0.0, "solMass per pixel")
+    assert literal["Ypar"] == paper["Ypar"] and literal["Fxs"] == paper["Fxs"]
+    assert paper.describe()["channels"]["Star"]["noise_unit"] == "solMass / kpc2 per pixel"
+    assert literal.describe()["channels"]["Star"]["noise_unit"] == "solMass per pixel"
     assert instrument.get_instrument("planck")["Ypar"] == instrument.ChannelModel(1e-6, 9.66)
     ideal = instrument.get_instrument("ideal")
     assert all(ideal[c] == instrument.ChannelModel() for c in ("Star", "Fxs", "Fxb", "Ypar"))
@@ -93,13 +100,24 @@ def test_noise_is_added_before_the_beam():
     assert np.allclose(out, instrument.beam(instrument.draw_noise(img.shape, 1e-8, 1), 1.4, PIX), rtol=1e-12, atol=0)
 
 
-def test_star_noise_is_a_mass_per_pixel():
+def test_star_noise_readings():
     img = np.zeros((200, 200))
     area = 97.5  # kpc^2
+    # paper: a surface density per pixel, whatever the pixel area
     out = instrument.apply_instrument("Star", img, "paper", PIX, 5, pixel_area_kpc2=area)
+    assert out.std() == pytest.approx(2.14e5, rel=0.02)
+    assert np.array_equal(out, instrument.apply_instrument("Star", img, "paper", PIX, 5))
+    # paper-literal: a mass per pixel, divided by the pixel area
+    out = instrument.apply_instrument("Star", img, "paper-literal", PIX, 5, pixel_area_kpc2=area)
     assert out.std() == pytest.approx(2.14e11 / area, rel=0.02)
     with pytest.raises(InputError, match="pixel_area_kpc2"):
-        instrument.apply_instrument("Star", img, "paper", PIX, 5)
+        instrument.apply_instrument("Star", img, "paper-literal", PIX, 5)
+    # an override keeps the preset's unit; with_star_noise sets a surface density
+    assert instrument.get_instrument("paper-literal", noise={"Star": 1e9})["Star"].mass_per_pixel
+    inst = instrument.with_star_noise("paper-literal", 3e5)
+    assert inst["Star"] == instrument.ChannelModel(3e5, 0.0) and inst["Ypar"].noise_rms == 1e-8
+    with pytest.raises(InputError, match="noise_unit"):
+        instrument.ChannelModel(1.0, 0.0, "solMass")
 
 
 def test_ideal_is_identity_and_input_untouched():
@@ -110,9 +128,22 @@ def test_ideal_is_identity_and_input_untouched():
 
 
 def test_stellar_noise_from_sample():
-    assert instrument.stellar_noise_from_sample([1e12, 3e12]) == pytest.approx(2e11)
-    with pytest.raises(InputError):
-        instrument.stellar_noise_from_sample([])
+    # a planted sample: a 4x4 image of 1e6 Msun/kpc^2 with one 4.1e7 pixel, a 2x2 one of 2e6;
+    # every pixel weighs the same: mean = (15e6 + 41e6 + 4 * 2e6) / 20 = 3.2e6
+    a = np.full((4, 4), 1e6)
+    a[1, 2] = 4.1e7
+    b = np.full((2, 2), 2e6)
+    assert instrument.stellar_noise_from_sample([a, b]) == pytest.approx(3.2e5, rel=1e-12)
+    stack = np.stack([a, 3 * a])  # one (N, ny, nx) array
+    assert instrument.stellar_noise_from_sample(stack) == pytest.approx(0.1 * 2 * a.mean(), rel=1e-12)
+    # the rule's promise: the mean pixel then has S/N = 10
+    flat = np.full((300, 300), 5e6)
+    rms = instrument.stellar_noise_from_sample([flat])
+    noisy = instrument.apply_instrument("Star", flat, instrument.with_star_noise("paper", rms), PIX, 3)
+    assert noisy.mean() / noisy.std() == pytest.approx(10.0, rel=0.02)
+    for bad in ([], [np.array([[1.0, np.nan]])], [np.array([[-1.0]])]):
+        with pytest.raises(InputError):
+            instrument.stellar_noise_from_sample(bad)
 
 
 def test_beam_margin():

@@ -258,9 +258,9 @@ def test_relations_match_the_literature(relations):
     # Y500-M500: Arnaud et al. 2010 slope 1.79
     _, slope, _ = fit_power_law(got["m500"], got["y500"])
     assert slope == pytest.approx(1.79, abs=0.15)
-    # M*-M: Moster et al. 2013 with 0.15 dex scatter
-    resid = np.log10(got["mstar_central"] / rel.stellar_mass_central(got["m200"]))
-    assert abs(np.median(resid)) < 0.1 and 0.08 < np.std(resid) < 0.25
+    # BCG + ICL within R500: Kravtsov et al. 2018 with 0.21 dex scatter (tests/test_stars.py)
+    resid = np.log10(got["mstar_bcg_icl500"] / 10 ** (12.15 + 0.39 * np.log10(got["m500"] / 10**14.5)))
+    assert abs(np.median(resid)) < 0.13 and 0.12 < np.std(resid) < 0.3
     # M-T: Arnaud et al. 2005, scatter
     resid = np.log10(got["t_sl"] / rel.temperature_x(got["m500"]))
     assert np.std(resid) < 0.1
@@ -337,7 +337,8 @@ def test_targets_straddle_the_boundary_and_their_labels_hold(tiny, snap):
         d -= snap.boxsize * np.round(d / snap.boxsize)
         within = np.einsum("ij,ij->i", d, d) <= r200**2
         # the cluster is centred on its centre once wrapped, not split in two
-        assert np.linalg.norm(np.average(d[within], axis=0, weights=mass[within])) < 0.1 * r200
+        # (the median: a massive subhalo may pull the mean)
+        assert np.linalg.norm(np.median(d[within], axis=0)) < 0.1 * r200
         raw = np.linalg.norm(pos - centre, axis=1) <= r200
         assert mass[raw].sum() < mass[within].sum()
 
@@ -455,5 +456,5 @@ def test_relations_tightly_with_more_clusters(tmp_path):
         _, slope_in, scatter_in = fit_power_law(drawn[mass_key], drawn[y])
         assert slope == pytest.approx(slope_in, abs=0.06), name
         assert scatter == pytest.approx(scatter_in, abs=0.025), name
-    resid = np.log10(got["mstar_central"] / rel.stellar_mass_central(got["m200"]))
-    assert np.std(resid) == pytest.approx(rel.SHMR_SCATTER_DEX, abs=0.03)
+    resid = np.log10(got["mstar_bcg_icl500"] / 10 ** (12.15 + 0.39 * np.log10(got["m500"] / 10**14.5)))
+    assert 0.15 < np.std(resid) < 0.25  # KVM18 0.21 at >= 1e14, less in groups (stars.py)

@@ -116,6 +116,10 @@ class DatasetConfig:
         Half-depth of the line-of-sight slab [Mpc].
     split_fractions
         Train / validation / test fractions of *haloes*.
+    star_noise
+        ``Star`` noise rms [M☉ kpc⁻² per pixel] replacing the instrument's, or
+        None for the instrument's own.  :func:`sample_star_noise` computes the
+        paper's rule (0.1 × the sample's mean noise-free ``Star`` pixel).
     """
 
     per_bin: int = 200
@@ -130,8 +134,11 @@ class DatasetConfig:
     scheme: str = "ngp"
     depth: float = 50.0
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    star_noise: float | None = None
 
     def __post_init__(self) -> None:
+        if self.star_noise is not None and not (np.isfinite(self.star_noise) and self.star_noise >= 0):
+            raise InputError(f"star_noise must be finite and >= 0, got {self.star_noise}")
         if int(self.per_bin) < 1:
             raise InputError(f"per_bin must be at least 1, got {self.per_bin}")
         lo, hi, step = self.bins
@@ -171,6 +178,13 @@ class DatasetConfig:
         if n < 1 or not np.isclose(lo + n * step, hi):
             raise InputError(f"bins {lo}:{hi}:{step} do not divide the range into whole steps")
         return lo + step * np.arange(n + 1)
+
+    def instrument_model(self):
+        """The :class:`cmcore.instrument.Instrument` of the build (preset, then ``star_noise``)."""
+        from .instrument import get_instrument, with_star_noise
+
+        inst = get_instrument(self.instrument)
+        return inst if self.star_noise is None else with_star_noise(inst, self.star_noise)
 
     @property
     def pixel_scale_arcsec(self) -> float:
@@ -393,6 +407,7 @@ class _Renderer:
         self.config = config
         self.cosmology = cosmology
         self.nthreads = nthreads
+        self.instrument = config.instrument_model()
         self.signals = particle_signals(snapshot, config.channels, workers=workers)
         # the fields have served: keep only what the projection still needs
         for pdata in snapshot.particles.values():
@@ -408,7 +423,7 @@ class _Renderer:
 
         c = self.config
         _, observed = render_observed(
-            self.snapshot, centre, channels=c.channels, redshift=task.redshift, instrument=c.instrument,
+            self.snapshot, centre, channels=c.channels, redshift=task.redshift, instrument=self.instrument,
             rng=dict(zip(c.channels, task.noise_seeds)), los=task.projection, azimuth=task.azimuth,
             npix=c.npix, fov_arcmin=c.fov_arcmin, scheme=c.scheme, depth=c.depth,
             indexes=self.indexes, cosmology=self.cosmology, signals=self.signals, nthreads=self.nthreads,
@@ -436,10 +451,8 @@ def channel_units(channel: str) -> str:
 
 
 def instrument_description(config: DatasetConfig) -> dict:
-    """Per-channel noise rms and beam FWHM of the build's instrument preset."""
-    from .instrument import get_instrument
-
-    return get_instrument(config.instrument).describe()
+    """Per-channel noise rms and beam FWHM of the build's instrument (preset and ``star_noise``)."""
+    return config.instrument_model().describe()
 
 
 def noise_field(channel: str, seed: int, redshift: float, config: DatasetConfig, cosmology=None) -> np.ndarray:
@@ -452,14 +465,14 @@ def noise_field(channel: str, seed: int, redshift: float, config: DatasetConfig,
     result, and ``image − noise_field(seed) + noise_field(new_seed)`` is the image
     with a new noise realisation (:func:`redraw_noise`).
     """
-    from .instrument import beam, beam_margin_pixels, draw_noise, get_instrument
+    from .instrument import beam, beam_margin_pixels, draw_noise
     from .observables import pixel_area_kpc2
 
-    inst = get_instrument(config.instrument)
+    inst = config.instrument_model()
     pix = config.pixel_scale_arcsec
     m = beam_margin_pixels(inst, channel, pix)
     rms = inst[channel].noise_rms
-    if channel == "Star":
+    if inst[channel].mass_per_pixel:
         rms /= pixel_area_kpc2(redshift, pix, _distance_cosmology(cosmology))
     big = config.npix + 2 * m
     noise = draw_noise((big, big), rms, int(seed))
@@ -497,6 +510,35 @@ def _render_halo(renderer, centre: np.ndarray, tasks: list[ImageTask], part: Pat
             stacks[c].append(np.asarray(images[c], dtype=np.float32))
     _atomic_savez(part, **{c: np.stack(v) for c, v in stacks.items()})
     return len(tasks)
+
+
+def sample_star_noise(snapshot: str | os.PathLike, halos: str | os.PathLike,
+                      config: DatasetConfig | None = None, *, cosmology=None, workers: int = 1,
+                      progress: bool = False) -> float:
+    """The paper's stellar noise for the sample ``config`` selects [M☉ kpc⁻² per pixel].
+
+    Renders the noise-free ``Star`` image of every image of the plan (same
+    haloes, projections, azimuths and redshifts as :func:`build_dataset`) and
+    returns :func:`cmcore.instrument.stellar_noise_from_sample` of them:
+    0.1 × the mean pixel, so that the mean pixel has S/N = 10.
+    """
+    from tqdm.auto import tqdm
+
+    from .halos import read_halos
+    from .instrument import stellar_noise_from_sample
+
+    config = config or DatasetConfig()
+    cat = read_halos(halos)
+    rows, _, _ = select_haloes(cat.halo_id, cat.m200, config)
+    if rows.size == 0:
+        raise InputError(f"no halo of {halos} falls in the mass bins {config.bins}")
+    star_config = dataclasses.replace(config, channels=("Star",), instrument="ideal", star_noise=None)
+    renderer = make_renderer(Path(snapshot), star_config, cosmology=cosmology, workers=int(workers))
+    row_of = {int(cat.halo_id[r]): r for r in rows}
+    plan = plan_images(rows, cat.halo_id, star_config)
+    images = (renderer.render(np.asarray(cat.centre[row_of[t.halo_id]], dtype=float), t)["Star"]
+              for t in tqdm(plan, unit="img", desc="Star noise", disable=not progress))
+    return stellar_noise_from_sample(images)
 
 
 def build_dataset(

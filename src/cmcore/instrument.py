@@ -3,9 +3,13 @@
 Presets
 -------
 ``paper``
-    Table 1: ``Star`` noise 2.14 × 10¹¹ M☉ per pixel, no beam; ``Fxs``/``Fxb``
-    noise 9 × 10⁻¹⁶ erg s⁻¹ cm⁻² per pixel, beam FWHM 4″ (Chandra-like);
-    ``Ypar`` noise 10⁻⁸ per pixel, beam FWHM 1.4′ (ACT-like).
+    Table 1: ``Star`` noise 2.14 × 10¹¹ M☉ Mpc⁻² = :data:`PAPER_STAR_NOISE`
+    M☉ kpc⁻² per pixel, no beam; ``Fxs``/``Fxb`` noise 9 × 10⁻¹⁶ erg s⁻¹ cm⁻²
+    per pixel, beam FWHM 4″ (Chandra-like); ``Ypar`` noise 10⁻⁸ per pixel, beam
+    FWHM 1.4′ (ACT-like).
+``paper-literal``
+    As ``paper`` but Table 1's ``Star`` noise read literally as a mass per pixel,
+    :data:`LITERAL_STAR_NOISE_MSUN` M☉ per pixel (divided by the pixel area S).
 ``planck``
     As ``paper`` but ``Ypar`` noise 10⁻⁶ and FWHM 9.66′ (Planck-like, §2.2).
 ``ideal``
@@ -15,18 +19,28 @@ Order: the noise is added to the noise-free image first, then the sum is
 convolved with the beam — the paper's order ("Gaussian random noise added and
 are then smoothed"), so the quoted rms is that of the unsmoothed noise.
 
-Units of the noise rms are the channel's pixel units, except ``Star``: the
-paper quotes a *mass* (M☉ per pixel) while the ``Star`` image is a surface
-density (M☉ kpc⁻², eq. 2), so the ``Star`` rms is divided by the pixel area S
-[kpc²] before it is added (``pixel_area_kpc2`` of :func:`apply_instrument`).
+Units of the noise rms are the channel's pixel units (``Star``: M☉ kpc⁻², the
+surface density of eq. 2), except in a :class:`ChannelModel` with
+``noise_unit="solMass per pixel"`` (the ``paper-literal`` ``Star``): that rms is
+a mass per pixel, divided by the pixel area S [kpc²] before it is added
+(``pixel_area_kpc2`` of :func:`apply_instrument`).
 
-The stellar noise.  The paper's "1/10 the mean mass across the whole sample"
-is read here as: 0.1 × the mean, over all cutouts of the sample, of the total
-stellar mass inside the noise-free cutout (footprint × slab), computed by
-:func:`stellar_noise_from_sample`.  For a sample flat in log M200 over
-10¹³–10¹⁵ M☉ the mean M200 is ≈ 2.1 × 10¹⁴ M☉ and M*/M200 ≈ 1 % gives
-≈ 2.1 × 10¹² M☉, i.e. the paper's 2.14 × 10¹¹ M☉ rms, which is the fixed
-default of the presets.
+The stellar noise.  The paper (§2.2): "For stellar images, we take the rms to be
+1/10 the mean mass across the whole sample giving a signal-to-noise-ratio
+roughly 10, which mimics an SDSS-like observation", and Table 1 gives
+2.14 × 10¹¹ M☉ for ``Star``.  Two readings:
+
+* ``paper`` (default): the rms per pixel is 0.1 × the mean noise-free ``Star``
+  pixel value over the sample — a typical pixel then has S/N ≈ 10, as the
+  sentence says — and Table 1's number is that rms in the units of the signal
+  of eq. 2, a surface density, in M☉ Mpc⁻²: 2.14 × 10¹¹ M☉ Mpc⁻² =
+  2.14 × 10⁵ M☉ kpc⁻².  :func:`stellar_noise_from_sample` computes the rule on
+  any sample (``cmc dataset --star-noise sample``).
+* ``paper-literal``: 2.14 × 10¹¹ M☉ per pixel.  With 10″ pixels (≈ 100 kpc² at
+  z = 0.05) that is ≈ 2 × 10⁹ M☉ kpc⁻², above the brightest pixel of most
+  clusters: the images hold no galaxy but the largest BCGs, unlike an
+  SDSS-like observation, and unlike the paper's own Deep Dream maps, which light
+  up at the galaxies.  Kept for comparison.
 
 Beam edges: :func:`beam` uses :func:`scipy.ndimage.gaussian_filter` with
 ``mode="constant", cval=0`` (zero outside the image), truncated at 4σ.  Flux
@@ -49,8 +63,14 @@ from .observables import CHANNELS, check_channels
 
 #: FWHM / σ of a Gaussian, 2√(2 ln 2) ≈ 2.355.
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
-#: Table 1 stellar noise [M☉ per pixel]: 1/10 of the sample's mean stellar mass.
-PAPER_STAR_NOISE_MSUN = 2.14e11
+#: Table 1 stellar noise, 2.14e11 M☉ Mpc⁻², in M☉ kpc⁻² (the ``paper`` preset).
+PAPER_STAR_NOISE = 2.14e11 / 1e6
+#: Table 1 stellar noise read literally as M☉ per pixel (the ``paper-literal`` preset).
+LITERAL_STAR_NOISE_MSUN = 2.14e11
+#: Fraction of the sample's mean noise-free Star pixel taken as the rms (paper §2.2).
+STAR_NOISE_FRACTION = 0.1
+#: Units a channel's noise rms may be given in.
+NOISE_UNITS = ("channel unit per pixel", "solMass per pixel")
 #: Beam truncation radius in units of σ.
 BEAM_TRUNCATE_SIGMA = 4.0
 
@@ -62,20 +82,30 @@ class ChannelModel:
     Parameters
     ----------
     noise_rms : float
-        Rms of the Gaussian noise per pixel, before smoothing; channel units,
-        except ``Star``: M☉ per pixel.
+        Rms of the Gaussian noise per pixel, before smoothing, in ``noise_unit``.
     beam_fwhm_arcmin : float
         Full width at half maximum of the Gaussian beam [arcmin]; 0 for none.
+    noise_unit : str
+        ``"channel unit per pixel"`` (the image's own units) or ``"solMass per
+        pixel"`` (``Star`` only: a mass, divided by the pixel area).
     """
 
     noise_rms: float = 0.0
     beam_fwhm_arcmin: float = 0.0
+    noise_unit: str = NOISE_UNITS[0]
 
     def __post_init__(self) -> None:
         for name in ("noise_rms", "beam_fwhm_arcmin"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
                 raise InputError(f"{name} must be finite and >= 0, got {value}")
+        if self.noise_unit not in NOISE_UNITS:
+            raise InputError(f"noise_unit must be one of {NOISE_UNITS}, got {self.noise_unit!r}")
+
+    @property
+    def mass_per_pixel(self) -> bool:
+        """True when the rms is a mass per pixel (divided by the pixel area)."""
+        return self.noise_unit == NOISE_UNITS[1]
 
 
 @dataclass(frozen=True)
@@ -97,7 +127,8 @@ class Instrument:
             "channels": {
                 ch: {
                     "noise_rms": self[ch].noise_rms,
-                    "noise_unit": "solMass per pixel" if ch == "Star" else "channel unit per pixel",
+                    "noise_unit": "solMass / kpc2 per pixel" if ch == "Star" and not self[ch].mass_per_pixel
+                    else self[ch].noise_unit,
                     "beam_fwhm_arcmin": self[ch].beam_fwhm_arcmin,
                 }
                 for ch in CHANNELS
@@ -106,7 +137,7 @@ class Instrument:
 
 
 _PAPER = {
-    "Star": ChannelModel(PAPER_STAR_NOISE_MSUN, 0.0),
+    "Star": ChannelModel(PAPER_STAR_NOISE, 0.0),
     "Fxs": ChannelModel(9e-16, 4.0 / 60.0),
     "Fxb": ChannelModel(9e-16, 4.0 / 60.0),
     "Ypar": ChannelModel(1e-8, 1.4),
@@ -115,6 +146,8 @@ _PAPER = {
 #: The named presets.
 PRESETS: dict[str, Instrument] = {
     "paper": Instrument("paper", _PAPER),
+    "paper-literal": Instrument("paper-literal", {
+        **_PAPER, "Star": ChannelModel(LITERAL_STAR_NOISE_MSUN, 0.0, NOISE_UNITS[1])}),
     "planck": Instrument("planck", {**_PAPER, "Ypar": ChannelModel(1e-6, 9.66)}),
     "ideal": Instrument("ideal", {ch: ChannelModel() for ch in CHANNELS}),
 }
@@ -131,9 +164,11 @@ def get_instrument(
     Parameters
     ----------
     preset : str or Instrument
-        ``"paper"``, ``"planck"``, ``"ideal"`` or an :class:`Instrument`.
+        ``"paper"``, ``"paper-literal"``, ``"planck"``, ``"ideal"`` or an
+        :class:`Instrument`.
     noise : mapping, optional
-        ``{channel: rms}`` overriding the preset (units of :class:`ChannelModel`).
+        ``{channel: rms}`` overriding the preset, in the preset channel's
+        ``noise_unit``.
     beam : mapping, optional
         ``{channel: fwhm_arcmin}`` overriding the preset.
 
@@ -156,27 +191,48 @@ def get_instrument(
     chans = {ch: inst[ch] for ch in CHANNELS}
     for ch, rms in (noise or {}).items():
         check_channels([ch])
-        chans[ch] = ChannelModel(float(rms), chans[ch].beam_fwhm_arcmin)
+        chans[ch] = ChannelModel(float(rms), chans[ch].beam_fwhm_arcmin, chans[ch].noise_unit)
     for ch, fwhm in (beam or {}).items():
         check_channels([ch])
-        chans[ch] = ChannelModel(chans[ch].noise_rms, float(fwhm))
+        chans[ch] = ChannelModel(chans[ch].noise_rms, float(fwhm), chans[ch].noise_unit)
     return Instrument(f"{inst.name}+custom", chans)
 
 
-def stellar_noise_from_sample(stellar_masses_in_cutouts: np.ndarray) -> float:
-    """Stellar noise rms [M☉ per pixel] from a sample: 0.1 × mean cutout stellar mass.
+def with_star_noise(instrument: str | Instrument, rms: float) -> Instrument:
+    """``instrument`` with its ``Star`` noise replaced by ``rms`` [M☉ kpc⁻² per pixel]."""
+    inst = get_instrument(instrument)
+    chans = {ch: inst[ch] for ch in CHANNELS}
+    chans["Star"] = ChannelModel(float(rms), inst["Star"].beam_fwhm_arcmin)
+    return Instrument(f"{inst.name}+star-noise", chans)
+
+
+def stellar_noise_from_sample(star_images) -> float:
+    """The paper's stellar noise rule: rms = 0.1 × mean noise-free ``Star`` pixel.
 
     Parameters
     ----------
-    stellar_masses_in_cutouts : array_like
-        For each cutout of the sample, the total stellar mass [M☉] in its
-        noise-free image (Σ over pixels of ``Star`` × S, i.e. all star particles
-        in the footprint and the ±depth slab).
+    star_images : array_like or iterable of array_like
+        The noise-free ``Star`` images of the whole sample [M☉ kpc⁻²], one array
+        (N, ny, nx) or a sequence of 2-D images (sizes may differ; every pixel
+        weighs the same).
+
+    Returns
+    -------
+    float
+        Rms per pixel [M☉ kpc⁻²], so that the mean pixel has S/N = 10.
     """
-    m = np.asarray(stellar_masses_in_cutouts, dtype=np.float64)
-    if m.size == 0 or not np.all(np.isfinite(m)):
-        raise InputError("need at least one finite stellar mass to set the stellar noise")
-    return float(0.1 * m.mean())
+    if isinstance(star_images, np.ndarray):
+        star_images = [star_images]
+    total, count = 0.0, 0
+    for image in star_images:
+        a = np.asarray(image, dtype=np.float64)
+        if not np.all(np.isfinite(a)) or np.any(a < 0):
+            raise InputError("Star images must be finite and non-negative to set the stellar noise")
+        total += float(a.sum())
+        count += a.size
+    if count == 0:
+        raise InputError("need at least one Star pixel to set the stellar noise")
+    return STAR_NOISE_FRACTION * total / count
 
 
 def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
@@ -244,8 +300,8 @@ def apply_instrument(
     rng : Generator, int or None
         Noise generator or seed; the same seed gives the same noise.
     pixel_area_kpc2 : float, optional
-        Physical pixel area S [kpc²]; needed for ``Star`` with noise (its rms is
-        a mass per pixel, divided by S).
+        Physical pixel area S [kpc²]; needed when the channel's noise is a mass
+        per pixel (``paper-literal`` ``Star``), which is divided by S.
 
     Returns
     -------
@@ -259,9 +315,9 @@ def apply_instrument(
     out = image.copy()
     if model.noise_rms > 0:
         rms = model.noise_rms
-        if channel == "Star":
+        if model.mass_per_pixel:
             if pixel_area_kpc2 is None or not pixel_area_kpc2 > 0:
-                raise InputError("Star noise is a mass per pixel: give pixel_area_kpc2 > 0")
+                raise InputError(f"{channel} noise is a mass per pixel: give pixel_area_kpc2 > 0")
             rms = rms / pixel_area_kpc2
         out += draw_noise(image.shape, rms, rng)
     return beam(out, model.beam_fwhm_arcmin, pixel_arcsec)

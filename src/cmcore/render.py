@@ -361,7 +361,7 @@ def write_fits(
         ("AZIMUTH", float(np.degrees(cutout.azimuth)), "[deg] rotation about the line of sight"),
         ("INSTRUME", cutout.instrument.name, "cmc instrument preset"),
         ("NOISE", model.noise_rms,
-         "[Msun/pix] noise rms" if cutout.channel == "Star" else "[BUNIT] noise rms per pixel"),
+         "[Msun/pix] noise rms" if model.mass_per_pixel else "[BUNIT] noise rms per pixel"),
         ("BEAMFWHM", model.beam_fwhm_arcmin, "[arcmin] Gaussian beam FWHM"),
         ("SCHEME", cutout.scheme, "deposition scheme"),
         ("DEPTH", cutout.depth, "[Mpc] comoving half-depth of the slab"),

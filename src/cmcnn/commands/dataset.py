@@ -18,6 +18,18 @@ def _floats(text: str, n: int, what: str) -> tuple[float, ...]:
     return values
 
 
+def _star_noise(text: str) -> str | float:
+    if text in ("preset", "sample"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"--star-noise must be preset, sample or a number >= 0, got {text!r}")
+    return value
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
 
@@ -32,7 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--projections", type=_names, default=("x", "y", "z", "diag"), help="default x,y,z,diag")
     p.add_argument("--channels", type=_names, default=("Star", "Fxs", "Fxb", "Ypar"),
                    help="default Star,Fxs,Fxb,Ypar")
-    p.add_argument("--instrument", default="paper", help="instrument preset: paper, planck or ideal (default paper)")
+    p.add_argument("--instrument", default="paper",
+                   help="instrument preset: paper, paper-literal, planck or ideal (default paper)")
+    p.add_argument("--star-noise", type=_star_noise, default="preset", metavar="preset|sample|RMS",
+                   help="Star noise rms per pixel: the preset's (default); 'sample', 0.1 x the mean "
+                        "noise-free Star pixel of this sample (the paper's rule, one extra Star-only "
+                        "pass); or RMS in Msun/kpc^2")
     p.add_argument("--z-range", type=lambda s: _floats(s, 2, "--z-range"), default=(0.03, 0.07),
                    metavar="ZLO:ZHI", help="placement redshifts, uniform (default 0.03:0.07)")
     p.add_argument("--scheme", default="ngp", choices=("ngp", "cic", "sph"), help="deposition scheme (default ngp)")
@@ -44,16 +61,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
     import sys
     import warnings
 
-    from cmcore.dataset import DatasetConfig, build_dataset
+    from cmcore.dataset import DatasetConfig, build_dataset, sample_star_noise
 
     config = DatasetConfig(
         per_bin=args.per_bin, bins=args.bins, projections=args.projections, channels=args.channels,
         instrument=args.instrument, z_range=args.z_range, seed=args.seed, npix=args.npix,
         fov_arcmin=args.fov, scheme=args.scheme,
+        star_noise=args.star_noise if isinstance(args.star_noise, float) else None,
     )
+    if args.star_noise == "sample" and "Star" in config.channels:
+        rms = sample_star_noise(args.snapshot, args.halos, config, workers=args.workers,
+                                progress=not args.no_progress)
+        print(f"Star noise from the sample: {rms:.4g} Msun/kpc^2 per pixel (0.1 x mean noise-free pixel)")
+        config = dataclasses.replace(config, star_noise=rms)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = lambda msg, *a, **k: print(f"cmc dataset: warning: {msg}", file=sys.stderr)

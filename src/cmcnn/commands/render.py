@@ -18,10 +18,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--z", dest="redshift", type=float, default=0.05, help="placement redshift (default 0.05)")
     p.add_argument("--azimuth", type=float, default=0.0, help="rotation about the line of sight [deg] (default 0)")
     p.add_argument("--scheme", default="ngp", choices=("ngp", "cic", "sph"), help="deposition (default ngp)")
-    p.add_argument("--instrument", default="paper", choices=("paper", "planck", "ideal"),
+    p.add_argument("--instrument", default="paper", choices=("paper", "paper-literal", "planck", "ideal"),
                    help="noise and beam preset (default paper, Yan et al. 2020 Table 1)")
     p.add_argument("--noise", type=float, default=None, metavar="RMS",
-                   help="noise rms per pixel, overriding the preset (channel units; Star: Msun per pixel)")
+                   help="noise rms per pixel, overriding the preset (channel units, Star: Msun/kpc^2; "
+                        "Msun per pixel with paper-literal)")
     p.add_argument("--beam", type=float, default=None, metavar="FWHM_ARCMIN",
                    help="Gaussian beam FWHM [arcmin], overriding the preset (0: none)")
     p.add_argument("--npix", type=int, default=120, help="pixels per side (default 120)")

@@ -13,7 +13,11 @@ from the particles alone (periodic, spherical apertures):
 * M_gas,500, f_gas,500 = M_gas/M500;
 * the spectroscopic-like temperature in 0.15–1 R500, weights ρ m T^−3/4
   (Mazzotta et al. 2004), and the mass-weighted one within R500;
-* the stellar mass within 50 kpc (the central galaxy) and within R500.
+* the stellar mass within 50 kpc (the central galaxy) and within R500;
+* from the star particles' IDs (which galaxy of which halo each belongs to, as a
+  subhalo finder would give): the BCG + ICL and the satellite stellar mass
+  within R500, and the richness, the number of the halo's satellites with
+  M* >= 10¹⁰ M☉ within R200.
 
 :func:`image_luminosities` measures the soft-band luminosity as an observer
 does: the ``Fxs`` flux of a rendered, noise-free image summed inside the
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import os
 
+import h5py
 import numpy as np
 from scipy.spatial import cKDTree
 
@@ -31,9 +36,10 @@ from ..observables import default_cosmology, xray_luminosities
 from ..readers import read_snapshot
 from ..snapshot import ParticleData
 from .relations import KEV_K, bremsstrahlung_proxy, compton_y_per_particle
+from .stars import BCG_APERTURE, FIRST_SATELLITE, GALAXY_SHIFT, RICHNESS_MIN_MASS
 
 #: Aperture of the central galaxy's stellar mass [Mpc].
-CENTRAL_APERTURE = 0.05
+CENTRAL_APERTURE = BCG_APERTURE
 
 
 def measure(snapshot: str | os.PathLike, halos: str | os.PathLike) -> dict:
@@ -45,8 +51,11 @@ def measure(snapshot: str | os.PathLike, halos: str | os.PathLike) -> dict:
         ``halo_id``, ``m200``, ``r200`` (from the catalogue), ``m500``, ``r500``,
         ``y500`` [Mpc²], ``lx_proxy`` [M☉² Mpc⁻³ K^½], ``m_gas500``,
         ``f_gas500``, ``t_sl`` [K], ``t_sl_kev``, ``t_mw500`` [K],
-        ``lx_soft500``, ``lx_bol500`` [erg/s], ``mstar_central``, ``mstar500`` [M☉].
+        ``lx_soft500``, ``lx_bol500`` [erg/s], ``mstar_central``, ``mstar500``,
+        ``mstar_bcg_icl500``, ``mstar_sat500`` [M☉], ``richness200``.
     """
+    from .universe import decode_ids
+
     snap = read_snapshot(snapshot)
     cat = read_halos(halos)
     box = snap.boxsize
@@ -60,7 +69,12 @@ def measure(snapshot: str | os.PathLike, halos: str | os.PathLike) -> dict:
     rho, temp = gas.fields["density"].astype(float), gas.fields["temperature"].astype(float)
     out = {k: np.zeros(len(cat)) for k in ("y500", "lx_proxy", "m_gas500", "t_sl", "t_mw500",
                                            "lx_soft500", "lx_bol500", "mstar_central",
-                                           "mstar500")}
+                                           "mstar500", "mstar_bcg_icl500", "mstar_sat500",
+                                           "richness200")}
+    if stars is not None:
+        with h5py.File(snapshot, "r") as f:
+            uid, _, index = decode_ids(f["PartType4/ParticleIDs"][:])
+        galaxy = index >> GALAXY_SHIFT
     for i, (centre, r5) in enumerate(zip(np.mod(cat.centre, box), r500)):
         idx = np.asarray(gas_tree.query_ball_point(centre, r5), dtype=np.intp)
         d = gas.positions[idx] - centre
@@ -81,6 +95,15 @@ def measure(snapshot: str | os.PathLike, halos: str | os.PathLike) -> dict:
         if star_tree is not None:
             for key, radius in (("mstar_central", CENTRAL_APERTURE), ("mstar500", r5)):
                 out[key][i] = stars.masses[star_tree.query_ball_point(centre, radius)].sum()
+            idx = np.asarray(star_tree.query_ball_point(centre, r5), dtype=np.intp)
+            own = idx[uid[idx] == cat.halo_id[i]]
+            sat = galaxy[own] >= FIRST_SATELLITE
+            out["mstar_bcg_icl500"][i] = stars.masses[own[~sat]].sum()
+            out["mstar_sat500"][i] = stars.masses[own[sat]].sum()
+            idx = np.asarray(star_tree.query_ball_point(centre, cat.r200[i]), dtype=np.intp)
+            own = idx[(uid[idx] == cat.halo_id[i]) & (galaxy[idx] >= FIRST_SATELLITE)]
+            per_galaxy = np.bincount(galaxy[own], weights=stars.masses[own])
+            out["richness200"][i] = np.count_nonzero(per_galaxy >= RICHNESS_MIN_MASS * (1 - 1e-9))
     out.update(halo_id=cat.halo_id, m200=cat.m200, r200=cat.r200, m500=m500, r500=r500,
                f_gas500=out["m_gas500"] / m500, t_sl_kev=out["t_sl"] / KEV_K)
     return out

@@ -20,6 +20,8 @@ import numpy as np
 from ..errors import InputError
 from ..fileio import atomic_write
 from . import relations as rel
+from . import stars
+from .cosmo import COSMOLOGY
 from .literature import RELATIONS, offsets
 from .measure import image_luminosities, measure
 
@@ -32,11 +34,13 @@ def plot_relations(directory: str | os.PathLike, out: str | os.PathLike, dpi: in
     """Write the relations figure of the universe in ``directory`` to ``out``.
 
     Top row: field-halo mass function vs Tinker et al. 2008; M200 measured vs
-    drawn; c200 vs Diemer & Joyce 2019; central M*–M200 vs Moster et al. 2013.
-    Below, each relation of :data:`cmcore.synth.literature.RELATIONS` with its
+    drawn; c200 vs Diemer & Joyce 2019; richness–M200.  Below, each relation of :data:`cmcore.synth.literature.RELATIONS` with its
     residual panel: L_X(0.5–2 keV) within R500 from the particles and from
     ``Fxs`` images (Pratt et al. 2009), Y500 (Arnaud et al. 2010), T_sl
-    (Arnaud et al. 2005), f_gas (Vikhlinin et al. 2009).  The figure is
+    (Arnaud et al. 2005), f_gas (Vikhlinin et al. 2009).  Bottom row, the stars
+    (:func:`plot_stellar_panels`): satellites, M*(<50 kpc) and BCG + ICL vs
+    Kravtsov et al. 2018, the stellar fraction within R500 vs Kravtsov et al.
+    2018 and Gonzalez et al. 2013.  The figure is
     written atomically; the offsets are added to ``synth.json`` (atomically).
 
     Parameters
@@ -85,10 +89,11 @@ def plot_relations(directory: str | os.PathLike, out: str | os.PathLike, dpi: in
 
     panels = [r for r in RELATIONS if r.key in got]
     ncol = max(4, len(panels))
-    fig = plt.figure(figsize=(3.6 * ncol, 11.5))
-    grid = fig.add_gridspec(3, ncol, height_ratios=[1.0, 1.0, 0.45], hspace=0.45, wspace=0.32)
+    fig = plt.figure(figsize=(3.6 * ncol, 15.5))
+    grid = fig.add_gridspec(4, ncol, height_ratios=[1.0, 1.0, 0.45, 1.0], hspace=0.45, wspace=0.32)
     top = [fig.add_subplot(grid[0, j]) for j in range(4)]
     _top_row(top, meta, drawn, got, m_grid)
+    plot_stellar_panels([*(fig.add_subplot(grid[3, j]) for j in range(4)), top[3]], got, m_grid)
     for j, r in enumerate(panels):
         ax = fig.add_subplot(grid[1, j])
         res = fig.add_subplot(grid[2, j], sharex=ax)
@@ -133,7 +138,7 @@ def _catalogue_centres(halos: Path, got: dict) -> np.ndarray:
 
 
 def _top_row(ax, meta: dict, drawn: dict, got: dict, m_grid: np.ndarray) -> None:
-    """Mass function, M200 measured vs drawn, c200, central M*–M200."""
+    """Mass function, M200 measured vs drawn, c200 (the fourth axis: richness)."""
     mf = meta["field_mass_function"]
     edges = np.asarray(mf["log10_m_edges"])
     n, e = np.asarray(mf["drawn"]), np.asarray(mf["expected"])
@@ -156,11 +161,71 @@ def _top_row(ax, meta: dict, drawn: dict, got: dict, m_grid: np.ndarray) -> None
         ax[2].plot(m_grid, c_mean * 10 ** (sign * rel.CONCENTRATION_SCATTER_DEX), "k:")
     ax[2].set(xlabel="M200c [M☉]", ylabel="c200c", title="concentration (±0.16 dex)")
 
-    ax[3].loglog(got["m200"], got["mstar_central"], ".", label="M*(<50 kpc) from particles")
-    ms = rel.stellar_mass_central(m_grid)
-    ax[3].plot(m_grid, ms, "k-", label="Moster et al. 2013")
-    for sign in (-1, 1):
-        ax[3].plot(m_grid, ms * 10 ** (sign * rel.SHMR_SCATTER_DEX), "k:")
-    ax[3].set(xlabel="M200c [M☉]", ylabel="M* central [M☉]", title="stellar-to-halo mass")
-    for a_ in ax:
+    for a_ in ax[:3]:
         a_.legend(fontsize=7)
+
+
+#: Kravtsov et al. 2018 clusters (h70): M500 [M☉] and total stellar mass within R500 [M☉].
+KVM18_M500 = np.array([15.60, 10.30, 7.00, 5.34, 2.35, 1.86, 1.34, 0.46, 0.47]) * 1e14
+KVM18_MSTAR500 = np.array([15.34, 12.35, 8.34, 5.48, 2.68, 3.48, 2.86, 1.88, 1.85]) * 1e12
+#: Gonzalez et al. 2013 (ApJ 778, 14) Tables 2-3 (WMAP7 h = 0.702): M500 [1e14 M☉], f*,500 (3D), error.
+GONZALEZ13 = np.array([
+    [2.26, 0.024, 0.002], [5.15, 0.013, 0.001], [0.95, 0.028, 0.003], [3.46, 0.017, 0.002],
+    [3.59, 0.013, 0.002], [0.99, 0.030, 0.004], [0.95, 0.041, 0.005], [3.23, 0.022, 0.002],
+    [2.26, 0.023, 0.003], [2.41, 0.023, 0.003], [2.37, 0.022, 0.003], [1.45, 0.020, 0.003],
+])
+
+
+def plot_stellar_panels(axes, got: dict, m_grid: np.ndarray) -> None:
+    """Stellar panels, measured from the particles against the literature.
+
+    ``axes``: five axes for satellites within R500, M*(<50 kpc), BCG + ICL
+    within R500 (Kravtsov et al. 2018), the stellar fraction within R500
+    (Kravtsov et al. 2018; Gonzalez et al. 2013) and the richness–M200 relation.
+    """
+    a_sat, a_bcg, a_icl, a_frac, a_rich = axes
+    m_grid = m_grid[m_grid < 2e15]
+
+    def band(ax, y, scatter, label):
+        ax.plot(m_grid, y, "k-", label=label)
+        for sign in (-1, 1) if scatter else ():
+            ax.plot(m_grid, y * 10 ** (sign * scatter), "k:")
+
+    a_sat.loglog(got["m500"], np.maximum(got["mstar_sat500"], 1e9), ".", label="from particles")
+    band(a_sat, stars.satellite_mass_500(m_grid), None,
+         "Kravtsov et al. 2018 total − BCG+ICL")
+    a_sat.set(xlabel="M500 [M☉]", ylabel="M* satellites (<R500) [M☉]", title="satellite stellar mass")
+
+    a_bcg.loglog(got["m500"], got["mstar_central"], ".", label="M*(<50 kpc) from particles")
+    band(a_bcg, stars.median_central_within(m_grid), stars.BCG_ICL_SCATTER_DEX,
+         "Kravtsov et al. 2018 BCG+ICL, share in 50 kpc")
+    a_bcg.plot(m_grid, stars.bcg_icl_mass(m_grid), "C3--", label="Kravtsov et al. 2018 BCG+ICL")
+    a_bcg.set(xlabel="M500 [M☉]", ylabel="M* (<50 kpc) [M☉]", title="central galaxy (BCG)")
+
+    a_icl.loglog(got["m500"], got["mstar_bcg_icl500"], ".", label="BCG + ICL (<R500) from particles")
+    band(a_icl, stars.bcg_icl_mass(m_grid), stars.BCG_ICL_SCATTER_DEX, "Kravtsov et al. 2018")
+    a_icl.set(xlabel="M500 [M☉]", ylabel="M* BCG+ICL [M☉]", title="BCG + intracluster light")
+
+    a_frac.loglog(got["m500"], got["mstar500"] / got["m500"], ".", label="all stars (<R500) / M500")
+    f_line = stars.total_stellar_mass_500(m_grid) / m_grid
+    band(a_frac, f_line, stars.TOTAL_SCATTER_DEX, "fit to Kravtsov et al. 2018 (±1σ)")
+    a_frac.plot(KVM18_M500, KVM18_MSTAR500 / KVM18_M500, "ks", mfc="none", label="Kravtsov et al. 2018")
+    h_conv = 0.702 / COSMOLOGY.h  # their WMAP7 h; M500 ∝ 1/h (X-ray), M* ∝ 1/h² (light), f* ∝ 1/h
+    a_frac.errorbar(GONZALEZ13[:, 0] * 1e14 * h_conv, GONZALEZ13[:, 1] * h_conv,
+                    yerr=GONZALEZ13[:, 2] * h_conv, fmt="C3^",
+                    ms=4, label="Gonzalez et al. 2013")
+    a_frac.set(xlabel="M500 [M☉]", ylabel="f*(<R500)", title="stellar fraction", ylim=(3e-3, 0.1))
+
+    a_rich.loglog(got["m200"], np.maximum(got["richness200"], 0.5), ".",
+                  label="N(M* ≥ 1e10 M☉, <R200) from particles")
+    c = rel.concentration_mean(m_grid)
+    x500 = rel.nfw_r500_over_r200(c)
+    m500 = m_grid * rel.nfw_mu(c * x500) / rel.nfw_mu(c)
+    n = stars.richness_mean(m500, x500)
+    a_rich.plot(m_grid, n, "k-", label="model mean (CSMF × KVM18 satellites)")
+    pivot = np.argmin(np.abs(m_grid - 3e14))
+    a_rich.plot(m_grid, n[pivot] * (m_grid / m_grid[pivot]) ** 0.84, "C3--",
+                label="slope 0.84 (Lin, Mohr & Stanford 2004)")
+    a_rich.set(xlabel="M200c [M☉]", ylabel="richness", title="richness–M200")
+    for a_ in axes:
+        a_.legend(fontsize=6)

@@ -10,9 +10,11 @@ at z = 0.03–0.07, i.e. 6–14 kpc per pixel):
   a cluster-core gas density of ~10⁻²⁶ g cm⁻³ (1.5 × 10¹⁴ M☉ Mpc⁻³) a 1.6 × 10⁹ M☉
   particle has H ≈ 50 kpc, several pixels: every pixel inside R200 receives
   tens of overlapping kernels, and H grows outwards as ρ^(-1/3).
-* The ``Star`` channel is deposited per particle; its noise rms is 2.14 × 10¹⁰ M☉
-  per pixel (Table 1), so a star particle of 2.5 × 10⁸ M☉ is ~1 % of one noise
-  σ: stellar shot noise is far below the instrument noise.
+* The ``Star`` channel is deposited per particle (NGP/CIC).  With the ``paper``
+  instrument's noise (:data:`cmcore.instrument.PAPER_STAR_NOISE` M☉ kpc⁻² per
+  pixel) a single 2.5 × 10⁸ M☉ star particle in a ~100 kpc² pixel is ~10 σ:
+  galaxies, the ICL and the particle sampling of both are visible, as in
+  BAHAMAS, whose star particles are heavier (~1.6 × 10⁹ M☉).
 * Dark matter enters only the M200 labels: a 10¹³ M☉ halo holds ~1000 DM
   particles within R200, enough for M200 to ~3 % (Poisson).
 
@@ -28,6 +30,8 @@ from ..errors import InputError
 #: BAHAMAS particle masses for h = 0.6932 (WMAP9) [M☉].
 _M_DM_BAHAMAS = 5.5e9 / 0.6932
 _M_GAS_BAHAMAS = 1.09e9 / 0.6932
+#: BAHAMAS gravitational softening, 4 kpc/h (McCarthy et al. 2017), in Mpc.
+_SOFTENING_BAHAMAS = 4e-3 / 0.6932
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,10 @@ class SynthConfig:
         smaller ones are one star particle carrying their whole mass.
     min_galaxy_mass : float
         Galaxies below this stellar mass [M☉] are not realised.
+    galaxy_size_floor : float
+        Smallest 3D half-mass radius of a galaxy [Mpc].  Default: BAHAMAS's
+        softening, 4 kpc/h (≈ 5.8 kpc), below which the paper's simulated
+        galaxies cannot be smaller; 0 keeps the Shen et al. 2003 sizes.
     r_trunc : float
         Haloes are realised out to r_trunc · R200 (about the splashback radius).
     subhalo_min_mass : float
@@ -96,6 +104,7 @@ class SynthConfig:
     m_star: float = 2.5e8
     galaxy_split_mass: float = 1e10
     min_galaxy_mass: float = 1e8
+    galaxy_size_floor: float = _SOFTENING_BAHAMAS
     r_trunc: float = 2.0
     subhalo_min_mass: float = 1e11
     batch_particles: int = 4_000_000
@@ -110,6 +119,8 @@ class SynthConfig:
             raise InputError("log_m_min must be below log_m_max")
         if min(self.m_dm, self.m_gas, self.m_star) <= 0:
             raise InputError("particle masses must be positive")
+        if not self.galaxy_size_floor >= 0:
+            raise InputError(f"galaxy_size_floor must be >= 0, got {self.galaxy_size_floor}")
 
     def as_dict(self) -> dict:
         """All parameters as a JSON-ready dict."""

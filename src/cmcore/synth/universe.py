@@ -38,6 +38,7 @@ from ..errors import InputError
 from ..fileio import atomic_write
 from ..halos import HaloCatalogue, cosmology_to_json, spherical_overdensity, write_halos
 from . import relations as rel
+from . import stars
 from .cosmo import COSMOLOGY, h, rho_crit
 from .haloes import (EXCESS_R_MAX, LINES_OF_SIGHT, ExcessModel, cumulative_abundance,
                      halo_extent, in_columns, minimum_image, running_integral,
@@ -48,9 +49,20 @@ from .profiles import (N_NGB, cumulative_mass, ellipsoid_axes, gas_integrals, ga
                        random_rotation, realise_gas, sample_radii, stochastic_count)
 from .writer import SnapshotWriter
 
-#: Particle-ID layout: uid << 28 | type << 26 | index.
+#: Particle-ID layout: uid << 32 | type << 30 | index; a star particle's index is
+#: galaxy << stars.GALAXY_SHIFT | particle (galaxy 0 BCG, 1 ICL, >= 2 satellites).
 _ID_TYPE = {"gas": 0, "dm": 1, "stars": 2}
-_ID_INDEX_BITS, _ID_UID_SHIFT = 26, 28
+_ID_INDEX_BITS, _ID_UID_SHIFT = 30, 32
+
+
+def decode_ids(ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Halo uid, particle type code and index of synthetic particle IDs.
+
+    For star particles, ``index >> stars.GALAXY_SHIFT`` is the galaxy number
+    within the halo (0 the BCG, 1 the ICL, >= 2 satellites).
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    return (ids >> _ID_UID_SHIFT, (ids >> _ID_INDEX_BITS) & 3, ids & ((1 << _ID_INDEX_BITS) - 1))
 
 
 def _rng(seed: int, key: tuple) -> np.random.Generator:
@@ -139,14 +151,25 @@ def _subhalo_offsets(rng: np.random.Generator, m_sub: float, distance: float, m_
     return isotropic(rng, n) * nfw_radii(rng, n, r200_sub, c_sub, r_tidal)[:, None]
 
 
-def _galaxy(rng: np.random.Generator, m_gal: float, centre_offset, config: SynthConfig) -> dict:
-    """Star particles of one galaxy: a Hernquist sphere of Shen et al. 2003 size
-    above ``config.galaxy_split_mass``, one particle below."""
-    r_half = float(rel.galaxy_half_mass_radius(m_gal)) * 10 ** (rel.SIZE_SCATTER_DEX * rng.normal())
+def _galaxy(rng: np.random.Generator, m_gal: float, centre_offset, config: SynthConfig,
+            number: int, r_half: float | None = None) -> dict:
+    """Star particles of galaxy ``number`` of a halo: a Hernquist sphere of Shen et al.
+    2003 size (floored at ``config.galaxy_size_floor``) above
+    ``config.galaxy_split_mass``, one particle below."""
+    if r_half is None:
+        r_half = max(float(stars.galaxy_half_mass_radius(m_gal)) * 10 ** (
+            rel.SIZE_SCATTER_DEX * rng.normal()), config.galaxy_size_floor)
     n = max(1, int(round(m_gal / config.m_star))) if m_gal >= config.galaxy_split_mass else 1
     radii = hernquist_radii(rng, n, r_half) if n > 1 else np.zeros(1)
     return {"positions": centre_offset + isotropic(rng, n) * radii[:, None],
-            "masses": np.full(n, m_gal / n)}
+            "masses": np.full(n, m_gal / n), "index": _star_index(number, n)}
+
+
+def _star_index(number: int, n: int) -> np.ndarray:
+    if n >= 1 << stars.GALAXY_SHIFT or number >= 1 << (_ID_INDEX_BITS - stars.GALAXY_SHIFT):
+        raise InputError(f"galaxy {number} with {n} star particles does not fit the ID layout; "
+                         "raise m_star")
+    return (number << stars.GALAXY_SHIFT) + np.arange(n, dtype=np.int64)
 
 
 def _assemble(parts: dict, halo: Halo, boxsize: float, m_dm: float) -> dict:
@@ -161,8 +184,9 @@ def _assemble(parts: dict, halo: Halo, boxsize: float, m_dm: float) -> dict:
             raise InputError(f"halo {halo.uid} has {n} {ptype} particles: too many for the ID layout")
         merged["positions"] = np.mod(merged["positions"] + halo.centre, boxsize)
         merged["positions"][merged["positions"] >= boxsize] = 0.0
-        merged["ids"] = ((halo.uid << _ID_UID_SHIFT) | (_ID_TYPE[ptype] << _ID_INDEX_BITS)) + np.arange(
-            n, dtype=np.int64)
+        index = merged.pop("index", None)
+        merged["ids"] = ((halo.uid << _ID_UID_SHIFT) | (_ID_TYPE[ptype] << _ID_INDEX_BITS)) + (
+            np.arange(n, dtype=np.int64) if index is None else index)
         if ptype == "dm":
             merged["masses"] = np.full(n, m_dm)
         particles[ptype] = merged
@@ -205,22 +229,30 @@ def realise_halo(halo: Halo, seed: int, config: SynthConfig, boxsize: float):
     gas = gas_model(m500, r500, f_gas, shape, t_x, cool_core)
     in500, in200 = gas_integrals(gas, r500), gas_integrals(gas, r200)
 
-    mstar = float(rel.stellar_mass_central(m200)) * 10 ** (rel.SHMR_SCATTER_DEX * rng.normal())
+    content = stars.draw_stellar_content(rng, m200, m500, r200, r500, r_max, config.min_galaxy_mass,
+                                         config.galaxy_size_floor)
     sub_m, sub_pos, sub_r = _draw_subhaloes(rng, m200, r_max, axes_dm, rotation,
                                             config.subhalo_min_mass)
-    m_dm200 = max(m200 - in200["mass"] - mstar - float(sub_m[sub_r < r200].sum()), 0.3 * m200)
+    # satellites: CSMF galaxies (clusters), Moster galaxies of subhaloes (field), mixed in between
+    galaxies = [(m, p) for m, p in zip(content.sat_masses, isotropic(rng, content.sat_masses.size)
+                                       * content.sat_radii[:, None])]
+    for m_sub, pos, d in zip(sub_m, sub_pos, sub_r):
+        m_sat = float(rel.stellar_mass_central(m_sub / rel.SUBHALO_STRIPPED_FRACTION)) * 10 ** (
+            rel.SHMR_SCATTER_DEX * rng.normal())
+        if rng.uniform() >= content.weight:
+            galaxies.append((m_sat, pos))
+    galaxies = [g for g in galaxies if g[0] >= config.min_galaxy_mass]
+    sat_in200 = sum(m for m, p in galaxies if np.dot(p, p) < r200**2)
+    m_dm200 = max(m200 - in200["mass"] - content.m_bcg - content.m_icl - sat_in200
+                  - float(sub_m[sub_r < r200].sum()), 0.3 * m200)
     n_dm = stochastic_count(rng, m_dm200 * float(rel.nfw_mu(c * config.r_trunc) / rel.nfw_mu(c)),
                             config.m_dm)
     parts: dict[str, list] = {"dm": [], "gas": [], "stars": []}
     parts["dm"].append({"positions": place(rng, nfw_radii(rng, n_dm, r200, c, r_max), axes_dm,
                                            rotation)})
-    galaxies = [(mstar, np.zeros(3))]
     for m_sub, pos, d in zip(sub_m, sub_pos, sub_r):
         m_host = m200 * float(rel.nfw_mu(c * d / r200) / rel.nfw_mu(c))
         parts["dm"].append({"positions": pos + _subhalo_offsets(rng, m_sub, d, m_host, config.m_dm)})
-        m_sat = float(rel.stellar_mass_central(m_sub / rel.SUBHALO_STRIPPED_FRACTION)) * 10 ** (
-            rel.SHMR_SCATTER_DEX * rng.normal())
-        galaxies.append((m_sat, pos))
 
     offsets, gas_fields = realise_gas(rng, gas, r_max, config.m_gas, axes_gas, rotation)
     x = gas_fields.pop("radius") / r500
@@ -228,16 +260,28 @@ def realise_halo(halo: Halo, seed: int, config: SynthConfig, boxsize: float):
     gas_fields["electron_abundance"] = np.full(x.size, rel.ELECTRON_ABUNDANCE)
     gas_fields["masses"] = np.full(x.size, config.m_gas)
     parts["gas"].append({"positions": offsets, **gas_fields})
-    for m_gal, pos in galaxies:
-        if m_gal >= config.min_galaxy_mass:
-            parts["stars"].append(_galaxy(rng, m_gal, pos, config))
+    if content.m_bcg >= config.min_galaxy_mass:
+        parts["stars"].append(_galaxy(rng, content.m_bcg, np.zeros(3), config, stars.BCG_GALAXY,
+                                      content.r_half_bcg))
+    n_icl = stochastic_count(rng, content.m_icl, config.m_star)
+    if n_icl:
+        parts["stars"].append({"positions": place(rng, nfw_radii(rng, n_icl, r200, c, r500), axes_dm,
+                                                  rotation),
+                               "masses": np.full(n_icl, config.m_star),
+                               "index": _star_index(stars.ICL_GALAXY, n_icl)})
+    for k, (m_gal, pos) in enumerate(galaxies):
+        parts["stars"].append(_galaxy(rng, m_gal, pos, config, stars.FIRST_SATELLITE + k))
     particles = _assemble(parts, halo, boxsize, config.m_dm)
 
     y_per_mass_t = float(rel.compton_y_per_particle(1.0, 1.0))
     props = dict(
         m200=m200, r200=r200, c200=c, s=s, q=q, m500=m500, r500=r500, cool_core=cool_core,
-        f_gas500=f_gas, t_x=t_x, x_c=shape["x_c"], beta=shape["beta"], mstar_central=mstar,
-        n_sub=int(sub_m.size), mstar_satellites=float(sum(g[0] for g in galaxies[1:])),
+        f_gas500=f_gas, t_x=t_x, x_c=shape["x_c"], beta=shape["beta"],
+        mstar_central=content.central_within(stars.BCG_APERTURE, r500, c, r200),
+        mstar_bcg=content.m_bcg, mstar_icl=content.m_icl, r_half_bcg=content.r_half_bcg,
+        mstar_sat500_intended=content.m_sat500_intended, stellar_weight=content.weight,
+        n_sub=int(sub_m.size), n_satellites=len(galaxies),
+        mstar_satellites=float(sum(g[0] for g in galaxies)),
         y500_intended=y_per_mass_t * in500["mass_t"], lx_proxy_intended=in500["l_proxy"],
         m_gas500_intended=in500["mass"],
     )
@@ -402,14 +446,16 @@ def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.Pa
         "code_version": __version__, "seed": seed, "config": config.as_dict(),
         "boxsize_mpc": boxsize, "redshift": 0.0, "cosmology": json.loads(cosmology_to_json(COSMOLOGY)),
         "sigma8": COSMOLOGY.meta["sigma8"], "n_s": COSMOLOGY.meta["n"],
-        "rho_crit_msun_mpc3": rho_c, "relations": rel.relations_table(),
+        "rho_crit_msun_mpc3": rho_c, "relations": {**rel.relations_table(), "cluster_stars": stars.relations_table()},
         "realisation": {
             "geometry": "triaxial: spherical profile on volume-preserving ellipsoids, random rotation",
             "smoothing_length": f"(4 pi/3) H^3 rho = {N_NGB} m at the analytic density",
-            "mass_budget": "within R200: gas profile + central galaxy + subhaloes + smooth NFW = M200",
+            "mass_budget": "within R200: gas profile + BCG + ICL + satellites + subhaloes + smooth NFW "
+                           "= M200 drawn (the catalogue's M200 is measured from the particles)",
             "excess_r_max_mpc": EXCESS_R_MAX, "lines_of_sight": LINES_OF_SIGHT.tolist(),
-            "particle_ids": "uid << 28 | type << 26 | index (type 0 gas, 1 dm, 2 stars); "
-                            "uid: targets 0..N-1, then field haloes",
+            "particle_ids": "uid << 32 | type << 30 | index (type 0 gas, 1 dm, 2 stars); "
+                            "uid: targets 0..N-1, then field haloes; star index: galaxy << "
+                            f"{stars.GALAXY_SHIFT} | particle (0 BCG, 1 ICL, >= 2 satellites)",
         },
         "n_particles": counts, "n_targets": len(targets),
         "n_field_realised": {k: sum(f.kind == k for f in field_haloes) for k in ("field", "excess")},

@@ -1,0 +1,297 @@
+"""Stellar content of haloes: central galaxy, intracluster light and satellites.
+
+Clusters and groups follow the observed cluster relations; field haloes keep the
+Moster et al. 2013 stellar-to-halo mass relation; a documented smooth transition
+joins the two.
+
+=========================  ======================================================  ===========
+component                  relation (source)                                       scatter
+=========================  ======================================================  ===========
+BCG + ICL (total)          median log M* = 12.15 + 0.39 log(M500 / 10^14.5 M☉)     ≈ 0.2 dex
+                           (Kravtsov, Vikhlinin & Meshcheryakov 2018, AstL 44, 8:
+                           BCG masses from profiles integrated to large radius,
+                           i.e. BCG + its extended envelope; scatter 0.21 dex):
+                           drawn as a share of the total, below
+ICL share                  45 % of BCG + ICL in the diffuse component, 55 % in     —
+                           the galaxy proper (ICL/(BCG+ICL) ≈ 0.3–0.6, Zhang et
+                           al. 2019; Montes 2022 review)
+ICL profile                traces the dark matter: NFW with the halo's own          —
+                           concentration, truncated at R500 (Montes & Trujillo
+                           2019; Alonso Asensio et al. 2020)
+total stars (< R500)       log M* = 12.70 + 0.60 log(M500 / 10^14.5 M☉): the       0.09 dex
+                           least-squares fit to the nine clusters of KVM18 (their
+                           total slope 0.59 ± 0.08; Gonzalez et al. 2013 lie
+                           ≈ 0.1 dex above at 10¹⁴ M☉)
+BCG + ICL share            s = (BCG + ICL)/total within R500, logit-normal about    0.65 in
+                           its KVM18 median; log s scatters by 0.19 dex at          logit s
+                           10¹⁴ M☉, so log(BCG + ICL) by 0.21 with the total's 0.09
+satellites (total < R500)  (1 − s) × total: anti-correlated with the BCG, as        derived
+                           KVM18's total (0.09 dex) scatters less than its BCGs
+satellite masses           conditional stellar mass function of Yang, Mo & van     Poisson
+                           den Bosch 2008: dN/dlog M ∝ (M/M_s)^(α+1) e^−(M/M_s)²,
+                           α = −1.118, M_s = 10^10.9 M☉; N(>10¹⁰ M☉) then rises
+                           as M500^0.72–0.76 (Lin, Mohr & Stanford 2004: 0.84)
+satellite positions        NFW number density, c = 2.9 (Lin, Mohr & Stanford       —
+                           2004): less concentrated than the dark matter
+field centrals             Moster, Naab & White 2013 (z = 0, M200c)               0.15 dex
+galaxy sizes               Shen et al. 2003 early types, R50 = 2.88e-6 M*^0.56 kpc  0.1 dex
+                           (3D: × 4/3), floored at 4 kpc/h (BAHAMAS softening)
+=========================  ======================================================  ===========
+
+Transition.  With t = (log10 M500 − 12)/(13 − 12) clipped to [0, 1] and the
+smooth step w = 3t² − 2t³, the central's median is
+log M*_c = w log M*_BCG+ICL(KVM18) + (1 − w) log M*_Moster(M200), its scatter
+w 0.21 + (1 − w) 0.15 dex, the ICL share w · 45 %; CSMF satellites are drawn
+with their number scaled by w, and the Moster satellites of subhaloes are kept
+with probability 1 − w.  Above M500 = 10¹³ M☉ every halo has the cluster
+content, below 10¹² M☉ the field content, with no jump in between (the mean of
+every component is continuous and smooth in mass).
+
+KVM18 quote h70 masses; for WMAP9 (h = 0.693) the conversion shifts stellar
+masses by < 0.01 dex and is not applied.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .cosmo import h, rho_crit
+from .haloes import running_integral
+from .relations import SHMR_SCATTER_DEX, SIZE_SCATTER_DEX, nfw_mu, stellar_mass_central
+from .relations import galaxy_half_mass_radius as shen_half_mass_radius
+
+#: KVM18 pivot mass [M☉ M500c].
+KVM18_PIVOT = 10**14.5
+#: KVM18 BCG (+ envelope) fit: log10 norm at the pivot, slope, scatter [dex].
+BCG_ICL_NORM, BCG_ICL_SLOPE, BCG_ICL_SCATTER_DEX = 12.15, 0.39, 0.21
+#: Total stellar mass within R500: fit to KVM18's nine clusters (norm, slope, rms [dex]).
+TOTAL_NORM, TOTAL_SLOPE, TOTAL_SCATTER_DEX = 12.70, 0.60, 0.09
+#: Scatter of logit((BCG + ICL)/total) about its median (KVM18 BCG / total fits).
+SHARE_SCATTER_LOGIT = 0.65
+#: Fraction of BCG + ICL in the diffuse intracluster light.
+ICL_FRACTION = 0.45
+#: Yang, Mo & van den Bosch 2008 satellite CSMF: faint-end slope α, log10 M_s [M☉].
+CSMF_ALPHA, CSMF_LOG_MS = -1.118, 10.9
+#: NFW concentration of the satellite number density (Lin, Mohr & Stanford 2004).
+SAT_CONCENTRATION = 2.9
+#: log10 M500 range of the field → cluster transition.
+TRANSITION_LOG_M500 = (12.0, 13.0)
+#: Aperture of "the central galaxy" stellar mass [Mpc] (KVM18, Gonzalez et al. 2013).
+BCG_APERTURE = 0.05
+#: Galaxies above this stellar mass count towards the richness [M☉].
+RICHNESS_MIN_MASS = 1e10
+#: BAHAMAS gravitational softening, 4 kpc/h (McCarthy et al. 2017), in Mpc.
+BAHAMAS_SOFTENING = 4e-3 / h()
+#: Star-particle index layout: galaxy << GALAXY_SHIFT | particle (0 BCG, 1 ICL, 2… satellites).
+GALAXY_SHIFT = 16
+BCG_GALAXY, ICL_GALAXY, FIRST_SATELLITE = 0, 1, 2
+
+
+def transition_weight(m500):
+    """Weight w of the cluster relations (0 field, 1 cluster), smooth in log M500."""
+    lo, hi = TRANSITION_LOG_M500
+    t = np.clip((np.log10(np.asarray(m500, dtype=float)) - lo) / (hi - lo), 0.0, 1.0)
+    return 3 * t**2 - 2 * t**3
+
+
+def bcg_icl_mass(m500):
+    """Median BCG + ICL stellar mass [M☉] at M500 [M☉] (KVM18)."""
+    return 10 ** (BCG_ICL_NORM + BCG_ICL_SLOPE * np.log10(np.asarray(m500, dtype=float) / KVM18_PIVOT))
+
+
+def total_stellar_mass_500(m500):
+    """Median BCG + ICL + satellites within R500 [M☉] (fit to the KVM18 clusters)."""
+    return 10 ** (TOTAL_NORM + TOTAL_SLOPE * np.log10(np.asarray(m500, dtype=float) / KVM18_PIVOT))
+
+
+def median_share(m500):
+    """Median (BCG + ICL)/total within R500: the ratio of the KVM18 medians, at most 0.95."""
+    return np.minimum(bcg_icl_mass(m500) / total_stellar_mass_500(m500), 0.95)
+
+
+def satellite_mass_500(m500):
+    """Median stellar mass in satellites within R500 [M☉]: (1 − median share) × total."""
+    return (1.0 - median_share(m500)) * total_stellar_mass_500(m500)
+
+
+def csmf_shape(mstar):
+    """Unnormalised satellite CSMF dN/dlog10 M* (Yang, Mo & van den Bosch 2008 form)."""
+    x = np.asarray(mstar, dtype=float) / 10**CSMF_LOG_MS
+    return x ** (CSMF_ALPHA + 1) * np.exp(-(x**2))
+
+
+def _csmf_table(m_min: float):
+    """log10 M grid and running integrals of number and mass above ``m_min``."""
+    logm = np.linspace(np.log10(m_min), CSMF_LOG_MS + 1.2, 400)
+    phi = csmf_shape(10**logm)
+    return logm, running_integral(phi, logm), running_integral(phi * 10**logm, logm)
+
+
+def mean_satellite_mass(m_min: float) -> float:
+    """Mean stellar mass [M☉] of a CSMF satellite above ``m_min``."""
+    _, n, m = _csmf_table(m_min)
+    return float(m[-1] / n[-1])
+
+
+def fraction_above(m_cut: float, m_min: float) -> float:
+    """Fraction of CSMF satellites above ``m_min`` that exceed ``m_cut``."""
+    logm, n, _ = _csmf_table(m_min)
+    return float(1.0 - np.interp(np.log10(m_cut), logm, n) / n[-1])
+
+
+def nfw_enclosed_fraction(x, c):
+    """μ(c x)/μ(c): NFW mass fraction within x = r/R200 (of the mass within R200)."""
+    return nfw_mu(c * np.asarray(x, dtype=float)) / nfw_mu(c)
+
+
+def richness_mean(m500, x500, m_min: float = 1e8):
+    """Mean number of satellites above :data:`RICHNESS_MIN_MASS` within R200.
+
+    ``x500`` = R500/R200 of the halo; the CSMF normalisation puts
+    :func:`satellite_mass_500` within R500 and the NFW (c = 2.9) profile
+    carries it to R200.
+    """
+    n500 = satellite_mass_500(m500) / mean_satellite_mass(m_min)
+    n200 = n500 / nfw_enclosed_fraction(x500, SAT_CONCENTRATION)
+    return n200 * fraction_above(RICHNESS_MIN_MASS, m_min)
+
+
+def galaxy_half_mass_radius(mstar, floor: float = 0.0):
+    """Median 3D half-mass radius [Mpc] (Shen et al. 2003 R50 × 4/3), at least ``floor``."""
+    return np.maximum(shen_half_mass_radius(mstar), floor)
+
+
+def hernquist_fraction(r, r_half):
+    """Mass fraction of a Hernquist sphere (truncated at 10 a) within radius ``r``."""
+    a = np.asarray(r_half, dtype=float) / (1.0 + np.sqrt(2.0))
+    inside = (np.asarray(r, dtype=float) / (np.asarray(r, dtype=float) + a)) ** 2
+    return np.minimum(inside / (10.0 / 11.0) ** 2, 1.0)
+
+
+@dataclass
+class StellarContent:
+    """What one halo's stars are: masses, sizes and satellite draws.
+
+    Attributes
+    ----------
+    weight : float
+        Transition weight w (1 cluster, 0 field).
+    m_bcg, m_icl : float
+        Stellar mass of the galaxy proper and of the ICL [M☉].
+    r_half_bcg : float
+        3D half-mass radius of the galaxy proper [Mpc].
+    m_sat500_intended : float
+        Drawn stellar mass of CSMF satellites within R500 (before Poisson) [M☉].
+    sat_masses : ndarray
+        CSMF satellite stellar masses [M☉].
+    sat_radii : ndarray
+        Their distances from the centre [Mpc].
+    """
+
+    weight: float
+    m_bcg: float
+    m_icl: float
+    r_half_bcg: float
+    m_sat500_intended: float
+    sat_masses: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    sat_radii: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def central_within(self, r: float, r500: float, c200: float, r200: float) -> float:
+        """Expected BCG + ICL stellar mass within a sphere of radius ``r`` [M☉]."""
+        icl = nfw_enclosed_fraction(min(r, r500) / r200, c200) / nfw_enclosed_fraction(r500 / r200, c200)
+        return float(self.m_bcg * hernquist_fraction(r, self.r_half_bcg) + self.m_icl * icl)
+
+
+def draw_stellar_content(rng: np.random.Generator, m200: float, m500: float, r200: float,
+                         r500: float, r_max: float, m_min: float, size_floor: float) -> StellarContent:
+    """Draw the central, ICL and CSMF satellites of one halo.
+
+    Parameters
+    ----------
+    m200, m500 : float
+        Halo masses [M☉].
+    r200, r500, r_max : float
+        Radii [Mpc]; satellites are placed out to ``r_max``.
+    m_min : float
+        Smallest satellite realised [M☉].
+    size_floor : float
+        Smallest half-mass radius [Mpc].
+    """
+    w = float(transition_weight(m500))
+    z_total, z_share, z_field = rng.normal(size=3)
+    total = float(total_stellar_mass_500(m500)) * 10 ** (TOTAL_SCATTER_DEX * z_total)
+    logit = np.log(median_share(m500) / (1.0 - median_share(m500))) + SHARE_SCATTER_LOGIT * z_share
+    share = float(1.0 / (1.0 + np.exp(-logit)))
+    field_central = float(stellar_mass_central(m200)) * 10 ** (SHMR_SCATTER_DEX * z_field)
+    m_central = float(10 ** (w * np.log10(share * total) + (1 - w) * np.log10(field_central)))
+    m_icl = w * ICL_FRACTION * m_central
+    m_bcg = m_central - m_icl
+    r_half = float(shen_half_mass_radius(m_bcg)) * 10 ** (SIZE_SCATTER_DEX * rng.normal())
+    m_sat500 = (1.0 - share) * total
+    content = StellarContent(w, m_bcg, m_icl, max(r_half, size_floor), m_sat500)
+    if w <= 0:
+        return content
+    logm, cum_n, _ = _csmf_table(m_min)
+    n500 = m_sat500 / mean_satellite_mass(m_min)
+    x = np.geomspace(1e-3, r_max / r200, 400)
+    cum_r = nfw_enclosed_fraction(x, SAT_CONCENTRATION)
+    n_all = w * n500 * cum_r[-1] / float(nfw_enclosed_fraction(r500 / r200, SAT_CONCENTRATION))
+    n = rng.poisson(n_all)
+    content.sat_masses = 10 ** np.interp(rng.uniform(0, cum_n[-1], n), cum_n, logm)
+    u = rng.uniform(0, cum_r[-1], n)
+    inner = u < cum_r[0]
+    radii = np.interp(u, cum_r, x)
+    radii[inner] = x[0] * (u[inner] / cum_r[0]) ** (1 / 3)
+    content.sat_radii = radii * r200
+    return content
+
+
+def relations_table() -> dict:
+    """The stellar relations above, for ``synth.json``."""
+    return {
+        "bcg_icl": {"model": "Kravtsov, Vikhlinin & Meshcheryakov 2018: log M* = norm + slope "
+                             "log10(M500/10^14.5)", "norm": BCG_ICL_NORM, "slope": BCG_ICL_SLOPE,
+                    "scatter_dex": BCG_ICL_SCATTER_DEX, "icl_fraction": ICL_FRACTION,
+                    "icl_profile": "NFW of the halo's concentration, truncated at R500"},
+        "total_500": {"model": "fit to the 9 clusters of KVM18: log M* = norm + slope "
+                               "log10(M500/10^14.5)", "norm": TOTAL_NORM, "slope": TOTAL_SLOPE,
+                      "scatter_dex": TOTAL_SCATTER_DEX},
+        "share": {"model": "(BCG+ICL)/total within R500, logit-normal about the ratio of the "
+                           "KVM18 medians (at most 0.95)", "scatter_logit": SHARE_SCATTER_LOGIT},
+        "satellites": {"model": "(1 - share) x total_500 within R500",
+                       "csmf": "Yang, Mo & van den Bosch 2008 form", "alpha": CSMF_ALPHA,
+                       "log_ms": CSMF_LOG_MS, "number": "Poisson",
+                       "profile": f"NFW c = {SAT_CONCENTRATION} (Lin, Mohr & Stanford 2004)"},
+        "transition": {"log_m500": list(TRANSITION_LOG_M500),
+                       "rule": "w = smoothstep in log M500; log M*_c = w KVM18 + (1-w) Moster 2013; "
+                               "CSMF satellites x w; subhalo satellites kept with probability 1-w"},
+        "galaxy_ids": f"star index = galaxy << {GALAXY_SHIFT} | particle; galaxy 0 BCG, 1 ICL, "
+                      ">= 2 satellites",
+    }
+
+
+def median_central_within(m500, aperture: float = BCG_APERTURE, size_floor: float = BAHAMAS_SOFTENING):
+    """Median BCG + ICL stellar mass within ``aperture`` [M☉] of cluster haloes of M500.
+
+    The cluster regime (w = 1), median concentration, median galaxy size: the
+    line the measured M*(<50 kpc) scatter about.
+    """
+    from .relations import concentration_mean, nfw_r500_over_r200
+
+    m500 = np.atleast_1d(np.asarray(m500, dtype=float))
+    out = np.empty(m500.size)
+    for i, m in enumerate(m500):
+        m200 = m
+        for _ in range(20):  # M200 from M500 at the median concentration
+            c = float(concentration_mean(m200))
+            x500 = float(nfw_r500_over_r200(c)[0])
+            m200 = m * float(nfw_mu(c) / nfw_mu(c * x500))
+        r200 = (3 * m200 / (4 * np.pi * 200 * rho_crit(0.0))) ** (1 / 3)
+        total = float(bcg_icl_mass(m))
+        m_bcg, m_icl = (1 - ICL_FRACTION) * total, ICL_FRACTION * total
+        r_half = float(galaxy_half_mass_radius(m_bcg, size_floor))
+        icl = nfw_enclosed_fraction(min(aperture, x500 * r200) / r200, c) / nfw_enclosed_fraction(x500, c)
+        out[i] = m_bcg * hernquist_fraction(aperture, r_half) + m_icl * icl
+    return out
+
