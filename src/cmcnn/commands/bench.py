@@ -12,7 +12,7 @@ import argparse
 import importlib
 
 NAME = "bench"
-HELP = ("run a benchmark (kernels, dataset, train: ratios against a baseline; synth: a "
+HELP = ("run a benchmark (kernels, dataset, train, interpret: ratios against a baseline; synth: a "
         "recorded scale run) and write its JSON and table atomically")
 
 #: Benchmark targets: name -> (one-line help, module implementing it).
@@ -25,6 +25,8 @@ TARGETS: dict[str, tuple[str, str]] = {
               "cmcnn.benchmarks.train"),
     "synth": ("synthetic-universe generator: wall time, peak memory and particles of a preset",
               "cmcore.benchmarks.synth"),
+    "interpret": ("Gaussian-mask scan: exact windowed reuse against brute force through onnxruntime",
+                  "cmcnn.benchmarks.interpret"),
 }
 
 
