@@ -87,7 +87,7 @@ def _mask(args, out: Path) -> int:
 
     full = np.kron(res.delta, np.ones((args.stride, args.stride)))[:model.npix, :model.npix]
     files.append(plot_panels(inp, [(f"mask ΔM (σ = {args.sigma:g} px)", full, r"$\Delta\log_{10}M$ [dex]")],
-                             out / f"{name}.png", title=f"M_pred = 10^{res.log10_m:.3f} Msun"))
+                             out / f"{name}.png", title=f"log10 M_pred = {res.log10_m:.4f}"))
     summary = {"method": res.method, "log10_m_pred": res.log10_m, "sigma_px": args.sigma, "stride": args.stride,
                "mask_radius_px": mask_radius(args.sigma), "seconds": res.seconds,
                "delta_min": float(res.delta.min()), "delta_max": float(res.delta.max()),
@@ -119,7 +119,7 @@ def _deepdream(args, out: Path) -> int:
         files += write_map(out, f"{name}_{ch}", res.change[..., c], header)
     files.append(plot_panels(inp, [(f"Deep Dream, {args.iterations} it.", res.change, "change of I")],
                              out / f"{name}.png",
-                             title=f"log10 M_pred {res.log10_m[0]:.3f} -> {res.log10_m[-1]:.3f}"))
+                             title=f"log10 M_pred {res.log10_m[0]:.4f} -> {res.log10_m[-1]:.4f}"))
     (out / f"{name}.json").write_text(json.dumps(
         {"iterations": args.iterations, "step": res.step, "log10_m_pred": res.log10_m,
          "log10_m200_true": inp.log10_m200_true, "files": [str(f) for f in files]}, indent=1))
