@@ -98,3 +98,22 @@ def write_planted_dataset(path, *, n_halos: int = 60, projections: int = 2, npix
 def planted_dataset(tmp_path):
     """A small planted dataset (see :func:`write_planted_dataset`)."""
     return write_planted_dataset(tmp_path / "planted.h5")
+
+
+@pytest.fixture(scope="session")
+def onnx_models(tmp_path_factory):
+    """Planted dataset, two 1-epoch runs (``Ypar`` and all channels) and their ONNX exports.
+
+    Returns a dict with ``data``, ``run1``, ``run4``, ``model1``, ``model4`` (paths).
+    """
+    from cmcnn.export import export_run
+    from cmcnn.training import TrainConfig, train
+
+    d = tmp_path_factory.mktemp("onnx_models")
+    data = write_planted_dataset(d / "planted.h5")
+    out = {"data": data}
+    for key, channels in (("1", ["Ypar"]), ("4", "all")):
+        train(data, d / f"run{key}", TrainConfig(channels=channels, epochs=1), progress=False)
+        export_run(d / f"run{key}", d / f"model{key}.onnx")
+        out[f"run{key}"], out[f"model{key}"] = d / f"run{key}", d / f"model{key}.onnx"
+    return out

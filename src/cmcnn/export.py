@@ -1,0 +1,268 @@
+"""``cmc export``: a trained network as an ONNX model with its preprocessing inside.
+
+The Keras model of a run (:func:`cmcnn.training.load_run`) already contains the asinh
+preprocessing (:class:`cmcnn.models.AsinhScaling`), so the exported graph takes images
+in the dataset's physical units: input ``image`` (batch, npix, npix, C) float32, NHWC,
+batch dimension dynamic; output ``log10_m200`` (batch, 1), log10(M200c/M☉).
+
+Conversion goes through ``tf2onnx.convert.from_function`` on a ``tf.function`` with an
+input signature (``tf2onnx.convert.from_keras`` fails on Keras 3 models), opset 17 by
+default (tf2onnx 1.17 rejects 19 and above).  The model's ``metadata_props`` are those
+of :mod:`cmcnn.modelinfo`.  Before the file is written, onnxruntime and Keras predict the
+same validation images; if they differ by more than ``tolerance`` (1e-5 dex) the export
+fails and nothing is written.  The file appears complete or not at all.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cmcore._version import __version__
+from cmcore.errors import CmcError, FileFormatError, InputError
+from cmcore.fileio import atomic_write
+
+from . import modelinfo as mi
+
+#: Opsets tf2onnx 1.17 accepts for this network (19 and above are rejected).
+OPSETS = (17, 18)
+
+
+class ParityError(CmcError):
+    """onnxruntime's output differs from TensorFlow's beyond the tolerance."""
+
+
+@dataclass
+class ExportSummary:
+    """What :func:`export_run` wrote and checked."""
+
+    path: Path
+    opset: int
+    n_parity_images: int
+    max_abs_diff: float
+    metadata: dict[str, str]
+
+
+def keras_to_onnx(model, *, opset: int = 17):
+    """Convert a built Keras model to an ONNX ``ModelProto`` (input ``image``, output ``log10_m200``).
+
+    Parameters
+    ----------
+    model : keras.Model
+        One input of shape (None, npix, npix, C), one output of shape (None, 1).
+    opset : int
+        ONNX opset, 17 or 18.
+
+    Returns
+    -------
+    onnx.ModelProto
+        With the batch dimension named ``batch``.
+    """
+    if opset not in OPSETS:
+        raise InputError(f"opset must be one of {OPSETS} (tf2onnx 1.17 rejects 19+), got {opset}")
+    import tensorflow as tf
+    import tf2onnx
+
+    shape = tuple(model.inputs[0].shape)
+    spec = [tf.TensorSpec((None, *shape[1:]), tf.float32, name=mi.INPUT_NAME)]
+
+    @tf.function(input_signature=spec)
+    def forward(image):
+        return {mi.OUTPUT_NAME: model(image, training=False)}
+
+    proto, _ = tf2onnx.convert.from_function(forward, input_signature=spec, opset=opset)
+    for value in (*proto.graph.input, *proto.graph.output):
+        dim0 = value.type.tensor_type.shape.dim[0]
+        dim0.ClearField("dim_value")
+        dim0.dim_param = "batch"
+    names = ([i.name for i in proto.graph.input], [o.name for o in proto.graph.output])
+    if names != ([mi.INPUT_NAME], [mi.OUTPUT_NAME]):
+        raise CmcError(f"unexpected graph inputs/outputs after conversion: {names}")
+    return proto
+
+
+def onnx_predict(model_bytes: bytes, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """log10 M200 from an ONNX model's bytes, on onnxruntime's CPU provider (for checks)."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    out = [sess.run(None, {mi.INPUT_NAME: images[s:s + batch_size]})[0]
+           for s in range(0, len(images), batch_size)]
+    return np.concatenate(out).reshape(-1).astype(np.float64)
+
+
+def parity(model, model_bytes: bytes, images: np.ndarray, tolerance: float = 1e-5) -> float:
+    """Max |onnxruntime − Keras| on ``images``; :class:`ParityError` when above ``tolerance``."""
+    keras_out = np.asarray(model(images, training=False), dtype=np.float64).reshape(-1)
+    ort_out = onnx_predict(model_bytes, images)
+    diff = np.abs(ort_out - keras_out)
+    worst = float(np.max(diff)) if diff.size else 0.0
+    if not np.all(np.isfinite(ort_out)) or not worst <= tolerance:
+        i = int(np.nanargmax(diff)) if np.any(np.isfinite(diff)) else 0
+        raise ParityError(
+            f"onnxruntime and TensorFlow disagree on {int(np.sum(~(diff <= tolerance)))} of {diff.size} "
+            f"validation images (max |difference| {worst:.3g} dex > tolerance {tolerance:g}; "
+            f"image {i}: onnxruntime {ort_out[i]:.7f}, TensorFlow {keras_out[i]:.7f}); nothing written")
+    return worst
+
+
+def read_metrics(path: str | os.PathLike, run_name: str) -> dict:
+    """The test metrics of one network from an evaluation's ``metrics.json``.
+
+    Accepts an estimator's own file (with ``table2``) or a report's (``estimators``
+    list: the one named after the run, or the only network in it).
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise FileFormatError(f"metrics file {path} is unreadable ({exc})") from None
+    if isinstance(data, dict) and "table2" in data:
+        return data
+    ests = data.get("estimators") if isinstance(data, dict) else None
+    if not isinstance(ests, list):
+        raise FileFormatError(f"{path} is not an evaluation metrics.json (no table2 or estimators)")
+    named = [e for e in ests if e.get("name") == run_name]
+    nets = [e for e in ests if e.get("kind") == "network"]
+    pick = named or (nets if len(nets) == 1 else [])
+    if len(pick) != 1:
+        raise InputError(f"{path} holds {len(ests)} estimators and none is named {run_name!r}; "
+                         "give the run's own metrics.json (REPORT/<name>/metrics.json)")
+    return pick[0]
+
+
+def model_metadata(config: dict, run: Path, *, metrics: dict | None, max_abs_diff: float,
+                   n_parity: int) -> dict[str, str]:
+    """The ``metadata_props`` of a run's exported model (keys of :mod:`cmcnn.modelinfo`)."""
+    from cmcore.observables import CHANNEL_UNITS
+
+    attrs = config.get("dataset_attrs") or {}
+    channels = list(config["channels"])
+    try:
+        units = json.loads(attrs["units"]) if attrs.get("units") else {}
+    except (TypeError, ValueError):
+        units = {}
+    units = {c: units.get(c, CHANNEL_UNITS[c]) for c in channels}
+    npix = int(config["npix"])
+    scale = attrs.get("pixel_scale_arcsec")
+    if scale is None:
+        raise InputError(f"{run}: config.json records no pixel scale of the training dataset")
+    try:
+        ds_config = json.loads(attrs["config"]) if attrs.get("config") else {}
+    except (TypeError, ValueError):
+        ds_config = {}
+    history = _best(run)
+    training = {"run": run.name, "epochs": config.get("epochs"), "best_epoch": history.get("epoch"),
+                "best_val_loss": history.get("val_loss"), "seed": config.get("seed"),
+                "n_train": config.get("n_train"), "n_validation": config.get("n_validation"),
+                "optimizer": config.get("optimizer"), "augment": config.get("augment"),
+                "created": config.get("created")}
+    return {
+        "cmc_format": mi.FORMAT, "cmc_format_version": mi.FORMAT_VERSION,
+        "channels": json.dumps(channels), "units": json.dumps(units),
+        "npix": str(npix), "pixel_scale_arcsec": repr(float(scale)),
+        "fov_arcmin": repr(float(attrs.get("fov_arcmin") or npix * float(scale) / 60.0)),
+        "input_name": mi.INPUT_NAME, "input_layout": "NHWC", "input_dtype": "float32",
+        "output_name": mi.OUTPUT_NAME, "output_units": mi.OUTPUT_UNITS,
+        "instrument": str(ds_config.get("instrument", "unknown")),
+        "instrument_detail": attrs.get("instrument") or "{}",
+        "dataset_sha256": str(config.get("data_sha256", "")),
+        "dataset_name": Path(str(config.get("data", ""))).name,
+        "test_metrics": mi.NO_METRICS if metrics is None else json.dumps(metrics, allow_nan=False),
+        "code_version": __version__, "trained_with": str(config.get("code_version", "")),
+        "training": json.dumps(training), "scaling": json.dumps(config.get("scaling", {})),
+        "parity_max_abs_diff": f"{max_abs_diff:.3g}", "parity_images": str(n_parity),
+        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _best(run: Path) -> dict:
+    from .training import read_history
+
+    hist = read_history(run)
+    return min(hist, key=lambda h: h["val_loss"]) if hist else {}
+
+
+def validation_images(config: dict, data: str | os.PathLike | None, n: int) -> np.ndarray:
+    """Up to ``n`` validation images (n, npix, npix, C) of the run's dataset (or ``data``)."""
+    from .data import ImageSource
+
+    path = Path(data) if data is not None else Path(str(config.get("data", "")))
+    if not path.is_file():
+        raise InputError(f"the parity check needs the training dataset's validation images: {path} "
+                         "not found (pass --data)")
+    source = ImageSource(path, config["channels"], cache="none")
+    try:
+        if source.npix != int(config["npix"]):
+            raise InputError(f"{path} has {source.npix}-pixel images, the run {config['npix']}")
+        rows = source.rows("validation")
+        if rows.size == 0:
+            rows = np.arange(source.n_images)
+        rows = rows[np.linspace(0, rows.size - 1, min(n, rows.size)).astype(np.int64)]
+        return source.read(np.unique(rows))
+    finally:
+        source.close()
+
+
+def export_run(run: str | os.PathLike, out: str | os.PathLike, *, weights: str = "best",
+               data: str | os.PathLike | None = None, metrics: str | os.PathLike | None = None,
+               opset: int = 17, n_check: int = 64, tolerance: float = 1e-5) -> ExportSummary:
+    """Export a training run's network to ONNX, after checking onnxruntime against Keras.
+
+    Parameters
+    ----------
+    run : path-like
+        Run directory of ``cmc train``.
+    out : path-like
+        ONNX file to write (atomically; left untouched when the export fails).
+    weights : {"best", "last"}
+        Lowest-validation-loss weights (default) or those of the last epoch.
+    data : path-like, optional
+        Dataset for the parity images (default: the run's training dataset).
+    metrics : path-like, optional
+        An evaluation's ``metrics.json`` recorded as the test metrics; without it the
+        metadata says ``none measured``.
+    opset : int
+        17 or 18.
+    n_check : int
+        Validation images in the parity check.
+    tolerance : float
+        Largest |onnxruntime − Keras| allowed [dex].
+
+    Returns
+    -------
+    ExportSummary
+    """
+    from .training import load_run
+
+    run, out = Path(run), Path(out)
+    if opset not in OPSETS:
+        raise InputError(f"opset must be one of {OPSETS} (tf2onnx 1.17 rejects 19+), got {opset}")
+    if n_check < 1:
+        raise InputError(f"--check-images must be >= 1, got {n_check}")
+    if out.suffix != ".onnx":
+        raise InputError(f"output file must end in .onnx, got {out}")
+    model, config = load_run(run, weights=weights)
+    metrics_obj = read_metrics(metrics, run.name) if metrics is not None else None
+    images = validation_images(config, data, n_check)
+    proto = keras_to_onnx(model, opset=opset)
+    worst = parity(model, proto.SerializeToString(), images, tolerance)
+    meta = model_metadata(config, run, metrics=metrics_obj, max_abs_diff=worst, n_parity=len(images))
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = "cmc"
+    proto.producer_version = __version__
+    proto.doc_string = (f"cmc network {run.name}: log10(M200c/Msun) from {mi.INPUT_NAME} "
+                        f"(batch, {config['npix']}, {config['npix']}, {len(config['channels'])}) "
+                        f"in physical units, channels {', '.join(config['channels'])}")
+    blob = proto.SerializeToString()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out) as tmp:
+        tmp.write_bytes(blob)
+    return ExportSummary(out, opset, len(images), worst, meta)

@@ -1,0 +1,311 @@
+"""Bulk prediction with onnxruntime: :class:`Predictor` and ``cmc predict``.
+
+This path never imports TensorFlow: a user who only predicts needs onnxruntime (or
+onnxruntime-gpu), NumPy, astropy and h5py.  The model is an ONNX file written by
+``cmc export`` (:mod:`cmcnn.export`); its metadata (:mod:`cmcnn.modelinfo`) says what
+every input must look like, and :mod:`cmcnn.cutouts` checks each one.
+
+Streaming: inputs are cut into batches of ``batch_size``; ``readers`` threads read
+and check batches (at most ``readers + 1`` ahead, so memory does not grow with the
+number of inputs) while the main thread runs the network (onnxruntime releases the
+GIL); results come out in input order.
+
+Example
+-------
+>>> from cmcnn import Predictor                               # doctest: +SKIP
+>>> p = Predictor("ypar.onnx")
+>>> p.predict(images)                      # (n, 120, 120, 1) float32 -> (n,) log10 M200
+>>> for r in p.predict_files(["cutouts/"]):
+...     print(r.name, r.log10_m200 if r.reason is None else r.reason)
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cmcore.errors import FileFormatError, InputError
+
+from .cutouts import Batch, ReadOptions, expand_inputs, iter_batches
+from .modelinfo import INPUT_NAME, ModelInfo
+
+#: Short names accepted by ``--providers``.
+PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+                    "tensorrt": "TensorrtExecutionProvider", "rocm": "ROCMExecutionProvider",
+                    "migraphx": "MIGraphXExecutionProvider", "coreml": "CoreMLExecutionProvider",
+                    "dml": "DmlExecutionProvider", "openvino": "OpenVINOExecutionProvider"}
+
+
+def resolve_providers(spec: str | Sequence[str] | None) -> list[str]:
+    """Execution providers in priority order: CUDA then CPU when CUDA is available, else CPU.
+
+    Parameters
+    ----------
+    spec : str or sequence of str, optional
+        Comma-separated or listed names (``cuda``, ``cpu``, … or onnxruntime's full
+        names).  A provider this onnxruntime build lacks is refused.
+    """
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if spec is None:
+        cuda = "CUDAExecutionProvider"
+        return [cuda, "CPUExecutionProvider"] if cuda in available else ["CPUExecutionProvider"]
+    names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    full = [PROVIDER_ALIASES.get(n.lower(), n) for n in names]
+    missing = [n for n, f in zip(names, full) if f not in available]
+    if missing or not full:
+        raise InputError(f"execution provider(s) {', '.join(missing) or '(none)'} not available in this "
+                         f"onnxruntime (available: {', '.join(available)})")
+    return full
+
+
+@dataclass(frozen=True)
+class Result:
+    """One input's outcome: a prediction, or the reason it was refused."""
+
+    name: str
+    hdu: int
+    index: int
+    log10_m200: float
+    filled_pixels: int = 0
+    reason: str | None = None
+
+
+class Predictor:
+    """A cmc ONNX model in an onnxruntime session.
+
+    Parameters
+    ----------
+    model : path-like
+        ONNX file from ``cmc export``.
+    providers : str or sequence of str, optional
+        Execution providers (:func:`resolve_providers`); default CUDA when available, else CPU.
+    threads : int, optional
+        onnxruntime intra-op threads (default: one per core).
+
+    Attributes
+    ----------
+    info : ModelInfo
+        Channels, units, image size, pixel scale … from the model's metadata.
+    providers : list of str
+        The providers the session actually uses.
+    """
+
+    def __init__(self, model: str | os.PathLike, *, providers: str | Sequence[str] | None = None,
+                 threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(model)
+        if not self.path.is_file():
+            raise FileFormatError(f"model {self.path} does not exist")
+        wanted = resolve_providers(providers)
+        if "CUDAExecutionProvider" in wanted and hasattr(ort, "preload_dlls"):
+            try:  # CUDA/cuDNN from the nvidia-* wheels of onnxruntime-gpu[cuda,cudnn], if present
+                ort.preload_dlls()
+            except Exception:  # noqa: BLE001 - system libraries may serve instead
+                pass
+        opts = ort.SessionOptions()
+        if threads is not None:
+            if threads < 0:
+                raise InputError(f"--threads must be >= 0, got {threads}")
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=wanted)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+            raise FileFormatError(f"{self.path} is not a loadable ONNX model ({exc})") from None
+        self.info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map, str(self.path))
+        inp = self.session.get_inputs()[0]
+        if inp.name != INPUT_NAME or len(inp.shape) != 4 or tuple(inp.shape[1:]) != self.info.input_shape:
+            raise FileFormatError(f"{self.path}: input {inp.name} {inp.shape} does not match its metadata "
+                                  f"(image (batch, {', '.join(map(str, self.info.input_shape))}))")
+        self.providers = self.session.get_providers()
+
+    # ---------------------------------------------------------------- arrays
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """The network on one batch (k, npix, npix, C) float32, unchecked; returns (k,) float64."""
+        if len(images) == 0:
+            return np.zeros(0)
+        out = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)})[0]
+        return out.reshape(-1).astype(np.float64)
+
+    def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """log10(M200c/M☉) of images in the model's physical units.
+
+        Parameters
+        ----------
+        images : array_like
+            (n, npix, npix, C) (NHWC, channels in ``info.channels`` order), or
+            (n, npix, npix) for a single-channel model, or one image without the
+            leading axis.  Must be finite.
+        batch_size : int
+            Images per onnxruntime call.
+
+        Returns
+        -------
+        ndarray, (n,)
+        """
+        x = np.asarray(images)
+        npix, c = self.info.npix, self.info.n_channels
+        if x.shape == (npix, npix, c) or (c == 1 and x.shape == (npix, npix)):
+            x = x.reshape(1, npix, npix, c)
+        elif c == 1 and x.ndim == 3 and x.shape[1:] == (npix, npix):
+            x = x[..., None]
+        if x.ndim != 4 or x.shape[1:] != (npix, npix, c):
+            raise InputError(f"images of shape {x.shape}: the model takes (n, {npix}, {npix}, {c}) "
+                             f"(channels {', '.join(self.info.channels)})")
+        x = x.astype(np.float32, copy=False)
+        bad = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
+        if bad.any():
+            raise InputError(f"{int(bad.sum())} image(s) contain NaN or inf (first: index {int(np.argmax(bad))})")
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        return np.concatenate([self.run(x[s:s + batch_size]) for s in range(0, len(x), batch_size)]
+                              or [np.zeros(0)])
+
+    # ---------------------------------------------------------------- files
+    def stream(self, inputs: Iterable[str | os.PathLike], *, options: ReadOptions | None = None,
+               batch_size: int = 256, readers: int = 2, on_total=None) -> Iterator[tuple[Batch, np.ndarray]]:
+        """Read, check and predict inputs batch by batch, in input order.
+
+        Parameters
+        ----------
+        inputs : iterable of path-like
+            FITS files, directories, glob patterns, ``.npy`` stacks, cmc dataset files.
+        options : ReadOptions, optional
+            Checks and the non-finite policy (:mod:`cmcnn.cutouts`).
+        batch_size : int
+            Inputs per batch.
+        readers : int
+            Reader threads (≥ 1).
+        on_total : callable, optional
+            Called once with the number of inputs found, before the first batch.
+
+        Yields
+        ------
+        (Batch, ndarray)
+            The batch (names, HDUs, indices, refusals) and its log10 M200.
+        """
+        options = options or ReadOptions()
+        if batch_size < 1 or readers < 1:
+            raise InputError(f"--batch-size and --readers must be >= 1, got {batch_size} and {readers}")
+        sources = expand_inputs(inputs, self.info, options)
+        if on_total is not None:
+            on_total(sum(s.n for s in sources))
+        with ThreadPoolExecutor(readers, thread_name_prefix="cmc-reader") as pool:
+            for batch in iter_batches(sources, self.info, options, batch_size, pool.submit, readers + 1):
+                yield batch, self.run(batch.images)
+
+    def predict_files(self, inputs: Iterable[str | os.PathLike], **kwargs) -> Iterator[Result]:
+        """:meth:`stream` one :class:`Result` at a time (refusals included, with their reason)."""
+        for batch, logm in self.stream(inputs, **kwargs):
+            for name, reason in batch.refusals:
+                yield Result(name, -1, -1, float("nan"), 0, reason)
+            for i, name in enumerate(batch.names):
+                yield Result(name, int(batch.hdus[i]), int(batch.indices[i]), float(logm[i]),
+                             int(batch.filled[i]))
+
+
+# --------------------------------------------------------------------------- the command
+class Progress:
+    """A bar on a terminal; otherwise one line every ``every`` seconds on stderr."""
+
+    def __init__(self, enabled: bool = True, every: float = 5.0, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = enabled and self.stream.isatty()
+        self.every = every
+        self.total = 0
+        self.done = self.refused = 0
+        self.t0 = self.last = time.perf_counter()
+        self.bar = None
+
+    def start(self, total: int) -> None:
+        self.total = total
+        self.t0 = self.last = time.perf_counter()
+        if self.tty:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="cutout", file=self.stream, smoothing=0.1)
+
+    def update(self, n: int, refused: int) -> None:
+        self.done += n
+        self.refused += refused
+        if self.bar is not None:
+            self.bar.update(n)
+            if refused:
+                self.bar.set_postfix(refused=self.refused)
+        elif self.enabled and time.perf_counter() - self.last >= self.every:
+            self.last = time.perf_counter()
+            print(f"cmc predict: {self.line()}", file=self.stream, flush=True)
+
+    def line(self) -> str:
+        dt = max(time.perf_counter() - self.t0, 1e-9)
+        rate = self.done / dt
+        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+        return (f"{self.done}/{self.total} inputs, {rate:.0f}/s, {self.refused} refused"
+                + (f", ETA {eta:.0f} s" if self.done < self.total and np.isfinite(eta) else ""))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@dataclass
+class PredictSummary:
+    """What one :func:`predict_to_table` call did."""
+
+    out: Path
+    n_inputs: int
+    n_predicted: int
+    refusals: list[tuple[str, str]]
+    seconds: float
+    providers: list[str]
+
+
+def predict_to_table(model: str | os.PathLike, inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
+                     options: ReadOptions | None = None, batch_size: int = 256, readers: int = 2,
+                     providers: str | Sequence[str] | None = None, threads: int | None = None,
+                     progress: bool = True, log=None) -> PredictSummary:
+    """``cmc predict``: predict every input, write the table, collect the refusals.
+
+    Each refusal is printed (one line, through ``log``) when met and listed in the
+    summary; the run goes on with the other inputs.
+    """
+    from .writers import prediction_table, table_format
+
+    table_format(out)
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    pred = Predictor(model, providers=providers, threads=threads)
+    bar = Progress(progress)
+    refusals: list[tuple[str, str]] = []
+    n_pred = 0
+    meta = {"model": str(Path(model).resolve()), "channels": ",".join(pred.info.channels),
+            "dataset_sha256": pred.info.dataset_sha256, "code_version": pred.info.code_version}
+    if progress:
+        log(f"cmc predict: {pred.path.name}: {pred.info.describe()}; providers {', '.join(pred.providers)}")
+    t0 = time.perf_counter()
+    try:
+        with prediction_table(out, meta) as table:
+            for batch, logm in pred.stream(inputs, options=options, batch_size=batch_size, readers=readers,
+                                           on_total=bar.start):
+                for name, reason in batch.refusals:
+                    if bar.bar is not None:
+                        bar.bar.write(f"refused {name}: {reason}", file=sys.stderr)
+                    elif progress:
+                        log(f"refused {name}: {reason}")
+                refusals.extend(batch.refusals)
+                table.write(batch.names, batch.hdus, batch.indices, logm, batch.filled)
+                n_pred += len(batch.names)
+                bar.update(batch.n_inputs, len(batch.refusals))
+    finally:
+        bar.close()
+    return PredictSummary(Path(out), n_pred + len(refusals), n_pred, refusals, time.perf_counter() - t0,
+                          pred.providers)

@@ -1,0 +1,135 @@
+"""Prediction tables written as they stream in: CSV, Parquet or HDF5, chosen by suffix.
+
+Columns, one row per predicted input in input order:
+
+=================  ================================================================
+``name``           the input file
+``hdu``            FITS HDU the cutout was read from (−1 for stacks)
+``index``          row in a ``.npy`` or dataset stack (−1 for FITS)
+``log10_m200``     predicted log10(M200c/M☉)
+``m200``           10**log10_m200 [M☉]
+``filled_pixels``  pixels filled under the non-finite policy (0 unless opted in)
+=================  ================================================================
+
+The file is written under a temporary name and renamed when complete
+(:func:`cmcore.fileio.atomic_write`), so an interrupted run leaves no partial table.
+Parquet needs ``pyarrow``.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from cmcore.errors import InputError
+from cmcore.fileio import atomic_write
+
+COLUMNS = ("name", "hdu", "index", "log10_m200", "m200", "filled_pixels")
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".h5": "h5", ".hdf5": "h5"}
+
+
+def table_format(path: str | os.PathLike) -> str:
+    """``csv``, ``parquet`` or ``h5`` from the file's suffix (refusing others)."""
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise InputError(f"output {path}: choose a .csv, .parquet or .h5 file")
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise InputError("Parquet output needs pyarrow (pip install pyarrow); or write .csv or .h5") from None
+    return fmt
+
+
+class _Csv:
+    def __init__(self, path: Path, meta: dict) -> None:
+        self.fh = open(path, "w", newline="")
+        self.w = csv.writer(self.fh, lineterminator="\n")
+        self.w.writerow(COLUMNS)
+
+    def write(self, names, hdus, indices, logm, filled) -> None:
+        self.w.writerows(zip(names, hdus.tolist(), indices.tolist(), (f"{v:.7f}" for v in logm),
+                             (f"{10.0 ** v:.7e}" for v in logm), filled.tolist()))
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+class _Parquet:
+    ROWS = 65536
+
+    def __init__(self, path: Path, meta: dict) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.pa = pa
+        self.schema = pa.schema([("name", pa.string()), ("hdu", pa.int64()), ("index", pa.int64()),
+                                 ("log10_m200", pa.float64()), ("m200", pa.float64()),
+                                 ("filled_pixels", pa.int64())],
+                                metadata={k.encode(): str(v).encode() for k, v in meta.items()})
+        self.w = pq.ParquetWriter(str(path), self.schema)
+        self.buf: list[tuple] = []
+        self.n = 0
+
+    def write(self, names, hdus, indices, logm, filled) -> None:
+        self.buf.append((list(names), hdus, indices, logm, filled))
+        self.n += len(names)
+        if self.n >= self.ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.buf:
+            return
+        cols = [sum((b[0] for b in self.buf), [])] + [np.concatenate([b[i] for b in self.buf]) for i in (1, 2, 3)]
+        cols.insert(4, 10.0 ** cols[3])
+        cols.append(np.concatenate([b[4] for b in self.buf]))
+        self.w.write_table(self.pa.Table.from_arrays(cols, schema=self.schema))
+        self.buf, self.n = [], 0
+
+    def close(self) -> None:
+        self._flush()
+        self.w.close()
+
+
+class _Hdf5:
+    def __init__(self, path: Path, meta: dict) -> None:
+        import h5py
+
+        self.f = h5py.File(path, "w")
+        self.f.attrs.update({k: str(v) for k, v in meta.items()})
+        str_t = h5py.string_dtype()
+        self.d = {c: self.f.create_dataset(c, shape=(0,), maxshape=(None,), chunks=(4096,),
+                                           dtype=str_t if c == "name" else (np.float64 if "m200" in c else np.int64))
+                  for c in COLUMNS}
+        self.d["log10_m200"].attrs["units"] = "log10(Msun)"
+        self.d["m200"].attrs["units"] = "Msun"
+
+    def write(self, names, hdus, indices, logm, filled) -> None:
+        n0 = self.d["name"].shape[0]
+        for c, v in zip(COLUMNS, (np.asarray(names, dtype=object), hdus, indices, logm, 10.0 ** logm, filled)):
+            self.d[c].resize((n0 + len(v),))
+            self.d[c][n0:] = v
+
+    def close(self) -> None:
+        self.f.close()
+
+
+@contextmanager
+def prediction_table(path: str | os.PathLike, meta: dict | None = None):
+    """Context manager yielding a writer with ``write(names, hdus, indices, log10_m200, filled)``.
+
+    The table appears at ``path`` only when the block ends without an exception.
+    ``meta`` (string values) goes into the file's metadata (Parquet schema metadata,
+    HDF5 root attributes; CSV has none).
+    """
+    fmt = table_format(path)
+    cls = {"csv": _Csv, "parquet": _Parquet, "h5": _Hdf5}[fmt]
+    with atomic_write(path) as tmp:
+        w = cls(tmp, meta or {})
+        try:
+            yield w
+        finally:
+            w.close()
