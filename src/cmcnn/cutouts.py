@@ -672,12 +672,13 @@ def write_cube(out: str | os.PathLike, cutouts: Sequence[str | os.PathLike],
     for p, h in zip(cutouts, heads):
         if pixel_scales_arcsec(h) != s0:
             raise InputError(f"{p} has another pixel scale than {cutouts[0]}")
+    units = [str(h.get("BUNIT", "")) for h in heads]
     header = heads[0]
     for key in ("CHANNEL", "BUNIT"):
         header.remove(key, ignore_missing=True)
-    for k, (name, h) in enumerate(zip(names, heads), start=1):
+    for k, (name, unit) in enumerate(zip(names, units), start=1):
         header[f"CHANNEL{k}"] = (name, f"observable of plane {k}")
-        header[f"BUNIT{k}"] = (str(h.get("BUNIT", "")), f"unit of plane {k}")
+        header[f"BUNIT{k}"] = (unit, f"unit of plane {k}")
     header["CTYPE3"] = ("CHANNEL", "plane index")
     hdu = fits.PrimaryHDU(np.stack(planes), header=header)
     with atomic_write(out) as tmp:
