@@ -14,7 +14,7 @@ import pytest
 from astropy.io import fits
 
 from cmcnn import cli
-from cmcnn.cutouts import ReadOptions, pixel_scales_arcsec, read_fits, write_cube
+from cmcnn.cutouts import ReadOptions, Refused, pixel_scales_arcsec, read_fits, write_cube
 from cmcnn.modelinfo import ModelInfo
 from cmcnn.predict import Predictor, resolve_providers
 
@@ -107,11 +107,20 @@ def test_fast_fits_reader_equals_astropy(tmp_path, onnx_models):
     paths["scaled"] = tmp_path / "f.fits"
     expect_hdu = {"f64": 0, "f32": 0, "ext": 1, "gz": 0, "fz": 1, "scaled": 0}
     for key, path in paths.items():
-        out = np.empty((NPIX, NPIX, 1), np.float32)
-        hdu_read, filled = read_fits(str(path), info, ReadOptions(), out)
-        assert (hdu_read, filled) == (expect_hdu[key], 0), key
         ref = next(h.data for h in fits.open(path) if h.data is not None and h.data.ndim == 2)
-        np.testing.assert_array_equal(out[..., 0], np.asarray(ref, np.float32), err_msg=key)
+        for reader in ("fast", "astropy"):
+            out = np.empty((NPIX, NPIX, 1), np.float32)
+            hdu_read, filled = read_fits(str(path), info, ReadOptions(fits_reader=reader), out)
+            assert (hdu_read, filled) == (expect_hdu[key], 0), (key, reader)
+            np.testing.assert_array_equal(out[..., 0], np.asarray(ref, np.float32), err_msg=f"{key} {reader}")
+    # the fast path and astropy give the same verdicts on refused headers too
+    bad = _cutout(tmp_path / "g.fits", img, scale=11.0, bunit="erg s-1 cm-2")
+    msgs = set()
+    for reader in ("fast", "astropy", "fast"):  # the second fast read comes from the verdict cache
+        with pytest.raises(Refused) as exc:
+            read_fits(str(bad), info, ReadOptions(fits_reader=reader), np.empty((NPIX, NPIX, 1), np.float32))
+        msgs.add(str(exc.value))
+    assert msgs == {"HDU 0: BUNIT is 'erg s-1 cm-2', the model takes 'dimensionless'"}
 
 
 @pytest.mark.parametrize("cards", [

@@ -34,12 +34,16 @@ Checks (:func:`check_cutout`), each failing with a one-line reason:
 FITS files go through a fast reader (one ``read`` of the file, the header cards parsed
 here, the data block viewed with NumPy): uncompressed files whose image is IEEE float
 (BITPIX −32/−64) without ``BSCALE``/``BZERO``.  Anything else (gzip, tile compression,
-integer data, scaled data) goes through ``astropy.io.fits``; both give the same arrays.
+integer data, scaled data) goes through ``astropy.io.fits``; both give the same arrays
+(``fits_reader="astropy"`` sends every file through astropy).
 """
 from __future__ import annotations
 
 import glob
+import math
 import os
+import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -75,8 +79,11 @@ class ReadOptions:
     nonfinite: str = "refuse"
     max_fill_fraction: float = 0.1
     hdu: int | None = None
+    fits_reader: str = "fast"
 
     def __post_init__(self) -> None:
+        if self.fits_reader not in ("fast", "astropy"):
+            raise InputError(f"FITS reader must be fast or astropy, got {self.fits_reader!r}")
         if self.nonfinite not in NONFINITE_POLICIES:
             raise InputError(f"non-finite policy must be one of {', '.join(NONFINITE_POLICIES)}, "
                              f"got {self.nonfinite!r}")
@@ -332,12 +339,31 @@ def check_cutout(data: np.ndarray, header: Mapping, info: ModelInfo, options: Re
     Refused
         With the one-line reason.
     """
-    npix, c = info.npix, info.n_channels
-    while data.ndim > 2 + (c > 1) and data.shape[0] == 1:  # degenerate leading axes
+    data = _squeeze(data, info)
+    check_header(data.shape, header, info, options)
+    return _place(data, out, options)
+
+
+def _squeeze(data: np.ndarray, info: ModelInfo) -> np.ndarray:
+    while data.ndim > 2 + (info.n_channels > 1) and data.shape[0] == 1:  # degenerate leading axes
         data = data[0]
+    return data
+
+
+def _place(data: np.ndarray, out: np.ndarray, options: ReadOptions) -> int:
+    if data.ndim == 2:
+        out[..., 0] = data
+    else:
+        out[...] = np.moveaxis(data, 0, -1)
+    return repair_nonfinite(out, options)
+
+
+def check_header(shape: tuple[int, ...], header: Mapping, info: ModelInfo, options: ReadOptions) -> None:
+    """Checks 1-4 of the module docstring on an image's shape and header; :class:`Refused` if one fails."""
+    npix, c = info.npix, info.n_channels
     if c == 1:
-        if data.shape != (npix, npix):
-            raise Refused(f"image of shape {_shape(data)}, the model takes {npix}x{npix}")
+        if shape != (npix, npix):
+            raise Refused(f"image of shape {_shape(shape)}, the model takes {npix}x{npix}")
         card = header.get("CHANNEL")
         if card is not None and str(card).strip() != info.channels[0]:
             raise Refused(f"CHANNEL card is {str(card).strip()!r}, the model takes {info.channels[0]!r}")
@@ -345,8 +371,8 @@ def check_cutout(data: np.ndarray, header: Mapping, info: ModelInfo, options: Re
         if bunit is not None:
             _check_unit(str(bunit), info.units[info.channels[0]])
     else:
-        if data.shape != (c, npix, npix):
-            raise Refused(f"image of shape {_shape(data)}, the model takes a cube of {c} planes "
+        if shape != (c, npix, npix):
+            raise Refused(f"image of shape {_shape(shape)}, the model takes a cube of {c} planes "
                           f"({', '.join(info.channels)}) of {npix}x{npix}")
         names = [header.get(f"CHANNEL{k}") for k in range(1, c + 1)]
         if any(n is None for n in names):
@@ -365,22 +391,17 @@ def check_cutout(data: np.ndarray, header: Mapping, info: ModelInfo, options: Re
             raise Refused("no celestial WCS to check the pixel scale (use --no-wcs-check to accept)")
     else:
         _check_scale(scales, info, options)
-    if c == 1:
-        out[..., 0] = data
-    else:
-        out[...] = np.moveaxis(data, 0, -1)
-    return repair_nonfinite(out, options)
 
 
-def _shape(data: np.ndarray) -> str:
-    return "x".join(str(s) for s in data.shape)
+def _shape(shape: tuple[int, ...]) -> str:
+    return "x".join(str(s) for s in shape)
 
 
 def repair_nonfinite(image: np.ndarray, options: ReadOptions) -> int:
     """Apply the non-finite policy to one (npix, npix, C) image in place; return pixels filled."""
-    finite = np.isfinite(image)
-    if finite.all():
+    if math.isfinite(image.sum()):  # NaN and inf propagate into the sum (an overflow only costs the full check)
         return 0
+    finite = np.isfinite(image)
     bad = int(finite.size - np.count_nonzero(finite))
     if options.nonfinite == "refuse":
         raise Refused(f"{bad} NaN/inf pixel(s) (use --fill-nonfinite zero|median to fill them)")
@@ -439,22 +460,23 @@ def _card_value(raw: str):
         return v
 
 
+_END = b"END" + b" " * 77
+_CARD = re.compile(r"(.{8})(.{2})(.{70})", re.S)
+
+
 def _parse_header(buf: bytes, start: int) -> tuple[Cards, int] | None:
     """Cards of the header at ``start`` and the offset of its data, or ``None`` if truncated."""
-    cards = Cards()
     pos = start
-    n = len(buf)
-    while pos + _BLOCK <= n:
-        block = buf[pos:pos + _BLOCK].decode("ascii", "replace")
-        pos += _BLOCK
-        for i in range(0, _BLOCK, 80):
-            card = block[i:i + 80]
-            key = card[:8].rstrip()
-            if key == "END":
-                return cards, pos
-            if card[8:10] == "= " and key not in cards:
-                cards[key] = card[10:]
-    return None
+    while True:  # the END card, on a card boundary
+        end = buf.find(_END, pos)
+        if end < 0:
+            return None
+        if (end - start) % 80 == 0:
+            break
+        pos = end + 1
+    text = buf[start:end].decode("ascii", "replace")
+    cards = Cards((k.rstrip(), v) for k, eq, v in _CARD.findall(text) if eq == "= ")
+    return cards, start + -(-(end + 80 - start) // _BLOCK) * _BLOCK
 
 
 def _data_bytes(cards: Cards) -> int:
@@ -471,11 +493,14 @@ def _data_bytes(cards: Cards) -> int:
 
 def _fast_fits(path: str, hdu: int | None):
     """(data, header, hdu) through the fast path, or ``None`` when astropy must read the file."""
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
         if size > _FAST_MAX_BYTES:
             return None
-        buf = fh.read()
+        buf = os.read(fd, size)
+    finally:
+        os.close(fd)
     if not buf.startswith(b"SIMPLE  ="):
         return None
     pos, k = 0, 0
@@ -493,7 +518,7 @@ def _fast_fits(path: str, hdu: int | None):
             if bitpix not in (-32, -64) or "BSCALE" in cards or "BZERO" in cards:
                 return None
             shape = tuple(int(cards[f"NAXIS{i}"]) for i in range(naxis, 0, -1))
-            count = int(np.prod(shape)) if shape else 0
+            count = math.prod(shape) if shape else 0
             if data_at + count * (abs(bitpix) // 8) > len(buf):
                 return None
             dtype = ">f4" if bitpix == -32 else ">f8"
@@ -523,6 +548,37 @@ def _astropy_fits(path: str, hdu: int | None):
     raise Refused("holds no image HDU")
 
 
+#: Header cards the checks read; a FITS header's verdict is cached on their raw values.
+_CHECKED = ("CHANNEL", "BUNIT", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CDELT1", "CDELT2",
+            "CD1_1", "CD1_2", "CD2_1", "CD2_2", "PC1_1", "PC1_2", "PC2_1", "PC2_2")
+_verdicts: dict = {}
+_verdicts_lock = threading.Lock()
+
+
+def _cached_check(shape: tuple[int, ...], cards: Cards, info: ModelInfo, options: ReadOptions) -> None:
+    """:func:`check_header`, remembered for headers whose checked cards are identical.
+
+    Survey cutouts of one kind share their WCS scale, units and channel cards, so the
+    checks (WCS arithmetic, unit parsing) run once per distinct set of those cards.
+    """
+    keys = _CHECKED + tuple(f"{k}{i}" for i in range(1, info.n_channels + 1) for k in ("CHANNEL", "BUNIT")
+                            if info.n_channels > 1)
+    key = (id(info), options, shape, tuple(dict.get(cards, k) for k in keys))
+    verdict = _verdicts.get(key)
+    if verdict is None:
+        try:
+            check_header(shape, cards, info, options)
+            verdict = ""
+        except Refused as exc:
+            verdict = str(exc)
+        with _verdicts_lock:
+            if len(_verdicts) > 4096:
+                _verdicts.clear()
+            _verdicts[key] = verdict
+    if verdict:
+        raise Refused(verdict)
+
+
 def read_fits(path: str, info: ModelInfo, options: ReadOptions, out: np.ndarray) -> tuple[int, int]:
     """Read, check and place one FITS cutout into ``out`` (npix, npix, C).
 
@@ -532,14 +588,18 @@ def read_fits(path: str, info: ModelInfo, options: ReadOptions, out: np.ndarray)
         The HDU read and the pixels filled under the non-finite policy.
     """
     try:
-        fast = _fast_fits(path, options.hdu)
+        fast = _fast_fits(path, options.hdu) if options.fits_reader == "fast" else None
         data, header, k = fast if fast is not None else _astropy_fits(path, options.hdu)
     except Refused:
         raise
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise Refused(f"unreadable FITS file ({exc.__class__.__name__}: {exc})") from None
     try:
-        return k, check_cutout(data, header, info, options, out)
+        if fast is None:
+            return k, check_cutout(data, header, info, options, out)
+        data = _squeeze(data, info)
+        _cached_check(data.shape, header, info, options)
+        return k, _place(data, out, options)
     except Refused as exc:
         raise Refused(f"HDU {k}: {exc}") from None
 

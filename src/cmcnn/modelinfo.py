@@ -97,3 +97,10 @@ class ModelInfo:
         chans = ", ".join(f"{c} [{self.units[c] or 'dimensionless'}]" for c in self.channels)
         return (f"{chans}; {self.npix}x{self.npix} px of {self.pixel_scale_arcsec:g} arcsec; "
                 f"instrument {self.instrument}")
+
+
+def minimal_metadata(channels, npix: int, pixel_scale_arcsec: float, units: Mapping[str, str]) -> dict[str, str]:
+    """The keys :class:`ModelInfo` needs, for a network that is not from a training run (benchmarks)."""
+    return {"cmc_format": FORMAT, "cmc_format_version": FORMAT_VERSION, "channels": json.dumps(list(channels)),
+            "units": json.dumps({c: units[c] for c in channels}), "npix": str(int(npix)),
+            "pixel_scale_arcsec": repr(float(pixel_scale_arcsec)), "test_metrics": NO_METRICS}

@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="FITS cutouts (files, directories, quoted globs), .npy stacks, cmc dataset .h5 files")
     p.add_argument("--out", required=True, help="predictions table: .csv, .parquet (needs pyarrow) or .h5")
-    p.add_argument("--batch-size", type=int, default=256, help="cutouts per inference call (default 256)")
+    p.add_argument("--batch-size", type=int, default=64, help="cutouts per inference call (default 64)")
     p.add_argument("--readers", type=int, default=2, help="threads reading and checking inputs (default 2)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: one per core)")
     p.add_argument("--providers", default=None,
@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "median of the channel's finite pixels")
     p.add_argument("--max-fill-fraction", type=float, default=0.1,
                    help="with --fill-nonfinite: refuse a channel with more NaN/inf pixels than this (default 0.1)")
+    p.add_argument("--fits-reader", default="fast", choices=("fast", "astropy"),
+                   help="fast: parse plain float FITS directly, astropy for the rest (default); "
+                        "astropy: every file through astropy.io.fits")
     p.add_argument("--refusals", default=None, metavar="FILE",
                    help="also write every refusal (name<TAB>reason) to FILE")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
@@ -42,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from cmcnn.predict import predict_to_table
 
     options = ReadOptions(pixel_scale_rtol=args.pixel_scale_rtol, require_wcs=not args.no_wcs_check,
-                          nonfinite=args.fill_nonfinite, max_fill_fraction=args.max_fill_fraction, hdu=args.hdu)
+                          nonfinite=args.fill_nonfinite, max_fill_fraction=args.max_fill_fraction, hdu=args.hdu,
+                          fits_reader=args.fits_reader)
     s = predict_to_table(args.model, args.inputs, args.out, options=options, batch_size=args.batch_size,
                          readers=args.readers, providers=args.providers, threads=args.threads,
                          progress=not args.no_progress)

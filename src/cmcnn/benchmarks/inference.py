@@ -1,0 +1,375 @@
+"""Benchmark of inference (``cmc bench inference``, ``bench/inference.py``).
+
+On the paper's single-channel network at full size (120 × 120 × 1, random weights,
+asinh scaling fitted on mock Ypar images; the speed does not depend on the weights):
+
+1. **Model throughput**: onnxruntime against Keras ``predict`` on the same model,
+   batch sizes 1–1024, with 1 and 2 threads, each engine and thread count in a
+   process of its own (TensorFlow's thread pools slow onnxruntime down when both
+   live in one process).  Beside it, the machine's float32 matrix-multiply rate
+   (NumPy ``matmul``, 2048², same thread counts, own processes) and the fraction of
+   it the network reaches (FLOPs per image counted from the layers).
+2. **Per-file reading**: µs per FITS cutout to read and check it, astropy.io.fits
+   against the fast reader of :mod:`cmcnn.cutouts` (one thread, same files).
+3. **End to end**: ``cmc predict MODEL DIR --out predictions.csv`` in a subprocess
+   over 10^3–10^5 separate FITS cutouts on disk: cutouts/s and peak resident memory
+   (``wait4``); variants (FITS reader, reader threads) on the middle count.
+
+The files are written once into ``--workdir`` (and kept for reruns: delete it to
+reclaim the space, ~60 kB per float32 cutout); they are read from the page cache
+as written.  Every figure is a ratio against its baseline from the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+NPIX = 120
+PIXEL_ARCSEC = 10.0
+CHANNEL = "Ypar"
+BATCHES = (1, 4, 16, 64, 256, 1024)
+THREADS = (1, 2)
+
+
+def _env(threads: int | None = None) -> dict:
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if threads is not None:
+        for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[k] = str(threads)
+    return env
+
+
+def _worker(kind: str, workdir: Path, *args: str, threads: int | None = None) -> dict:
+    """Run one measurement in a fresh process; its last stdout line is JSON."""
+    cmd = [sys.executable, "-m", "cmcnn.benchmarks.inference", "--worker", kind, "--workdir", str(workdir), *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(threads))
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark worker {kind} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def mock_images(n: int, seed: int = 0) -> np.ndarray:
+    """(n, 120, 120) Ypar-like images: a β-model-ish blob of random size and amplitude plus noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:NPIX, :NPIX] - (NPIX - 1) / 2
+    r2 = xx**2 + yy**2
+    amp = 10 ** rng.uniform(-6.5, -4.5, n)
+    rc = rng.uniform(2.0, 12.0, n)
+    img = amp[:, None, None] * (1 + r2[None] / rc[:, None, None] ** 2) ** -1.0
+    return (img + rng.normal(0.0, 1e-8, img.shape)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- workers
+def _setup(workdir: Path) -> dict:
+    """Build the network, fit its scaling, save weights and the ONNX model; count its FLOPs."""
+    import keras
+
+    from ..export import keras_to_onnx
+    from ..modelinfo import minimal_metadata
+    from ..models import build_model, fit_scaling
+
+    keras.utils.set_random_seed(0)
+    model = build_model([CHANNEL], npix=NPIX)
+    model.get_layer("scaling").set_constants(*fit_scaling(mock_images(64)[..., None]))
+    model.save_weights(workdir / "model.weights.h5")
+    proto = keras_to_onnx(model, opset=17)
+    for k, v in minimal_metadata([CHANNEL], NPIX, PIXEL_ARCSEC, {CHANNEL: ""}).items():
+        e = proto.metadata_props.add()
+        e.key, e.value = k, v
+    (workdir / "model.onnx").write_bytes(proto.SerializeToString())
+    flops = 0
+    for layer in model.layers:
+        cls = layer.__class__.__name__
+        if cls == "Conv2D":
+            _, h, w, cout = layer.output.shape
+            kh, kw = layer.kernel_size
+            flops += 2 * h * w * cout * kh * kw * layer.input.shape[-1]
+        elif cls == "Dense":
+            flops += 2 * layer.input.shape[-1] * layer.units
+    return {"mflop_per_image": flops / 1e6, "parameters": int(model.count_params())}
+
+
+def _time_batches(call, x: np.ndarray, batches: Sequence[int], seconds: float) -> list[dict]:
+    rows = []
+    for b in batches:
+        n = max(b, 256)
+        call(x[:b])  # warm-up (and tracing for Keras)
+        done, t0 = 0, time.perf_counter()
+        while True:
+            call(x[:n], b)
+            done += n
+            if time.perf_counter() - t0 >= seconds:
+                break
+        dt = time.perf_counter() - t0
+        rows.append({"batch": b, "images": done, "seconds": dt, "images_per_second": done / dt})
+    return rows
+
+
+def _engine(kind: str, workdir: Path, threads: int, batches: Sequence[int], seconds: float) -> dict:
+    x = mock_images(max(max(batches), 256), seed=1)[..., None]
+    ref = x[:16]
+    if kind == "ort":
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(str(workdir / "model.onnx"), so, providers=["CPUExecutionProvider"])
+
+        def call(a, b=None):
+            b = b or len(a)
+            for s in range(0, len(a), b):
+                sess.run(None, {"image": a[s:s + b]})
+
+        pred = sess.run(None, {"image": ref})[0]
+    else:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        from ..models import build_model
+
+        model = build_model([CHANNEL], npix=NPIX)
+        model.load_weights(workdir / "model.weights.h5")
+
+        def call(a, b=None):
+            model.predict(a, batch_size=b or len(a), verbose=0)
+
+        pred = model.predict(ref, verbose=0)
+    np.save(workdir / f"pred-{kind}-{threads}.npy", np.asarray(pred).reshape(-1))
+    return {"engine": kind, "threads": threads, "rows": _time_batches(call, x, batches, seconds)}
+
+
+def _matmul(n: int = 2048, repeat: int = 5) -> dict:
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeat))
+    return {"n": n, "gflops": 2 * n**3 / best / 1e9}
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------- cutouts on disk
+def write_cutouts(folder: Path, n: int, *, dtype: str = "float32", log=print) -> Path:
+    """``n`` FITS cutouts like ``cmc render``'s (TAN WCS, BUNIT, CHANNEL) in ``folder`` (kept if complete)."""
+    from astropy.io import fits
+
+    from cmcore.render import cutout_wcs
+
+    folder.mkdir(parents=True, exist_ok=True)
+    done = folder / ".complete"
+    if done.is_file() and done.read_text() == f"{n} {dtype}":
+        return folder
+    log(f"writing {n} FITS cutouts ({dtype}) to {folder}")
+    header = cutout_wcs(NPIX, PIXEL_ARCSEC).to_header()
+    header["BUNIT"] = ("", "pixel unit")
+    header["CHANNEL"] = (CHANNEL, "observable (Yan et al. 2020)")
+    pool = mock_images(256, seed=2).astype(dtype)
+    hdu = fits.PrimaryHDU(pool[0], header=header)
+    head = hdu.header.tostring().encode("ascii")
+    big = ">f4" if dtype == "float32" else ">f8"
+    pad = (-pool[0].nbytes) % 2880
+    for i in range(n):
+        with open(folder / f"cutout{i:06d}.fits", "wb") as fh:
+            fh.write(head)
+            fh.write(pool[i % len(pool)].astype(big).tobytes())
+            fh.write(b"\0" * pad)
+    done.write_text(f"{n} {dtype}")
+    return folder
+
+
+def _read_per_file(folder: Path, n: int, info) -> dict:
+    """µs per file to read and check FITS cutouts in one thread: astropy against the fast reader."""
+    from ..cutouts import ReadOptions, read_fits
+
+    files = sorted(str(p) for p in folder.glob("cutout*.fits"))[:n]
+    out = np.empty((NPIX, NPIX, 1), np.float32)
+    res = {}
+    for reader in ("astropy", "fast"):
+        opts = ReadOptions(fits_reader=reader)
+        t0 = time.perf_counter()
+        for f in files:
+            read_fits(f, info, opts, out)
+        res[reader] = (time.perf_counter() - t0) / len(files) * 1e6
+    return {"files": len(files), "us_per_file": res, "speedup": res["astropy"] / res["fast"]}
+
+
+def _predict_e2e(model: Path, folder: Path, out: Path, extra: Sequence[str]) -> dict:
+    """``cmc predict`` in a subprocess: wall time, cutouts/s, peak RSS [MiB]."""
+    cmd = [sys.executable, "-m", "cmcnn.cli", "predict", str(model), str(folder), "--out", str(out),
+           "--no-progress", *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read().decode()
+    proc.stdout.close()
+    proc.stderr.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"cmc predict failed ({proc.returncode}):\n{err[-3000:]}")
+    with open(out) as fh:
+        rows = sum(1 for _ in fh) - 1
+    return {"seconds": wall, "cutouts": rows, "cutouts_per_second": rows / wall,
+            "peak_rss_mib": usage.ru_maxrss / 1024.0}
+
+
+# --------------------------------------------------------------------------- driver
+def run(workdir: Path, *, batches: Sequence[int] = BATCHES, threads: Sequence[int] = THREADS,
+        files: Sequence[int] = (1000, 10000, 100000), seconds: float = 2.0, log=print) -> dict:
+    """All three parts; returns the result dictionary (see :func:`format_table`)."""
+    from cmcore.benchmarks import machine_info
+
+    from ..predict import Predictor
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    log("building and exporting the 120x120 single-channel network")
+    setup = _worker("setup", workdir)
+    matmul = {t: _worker("matmul", workdir, threads=t)["gflops"] for t in threads}
+    engines = []
+    for t in threads:
+        for kind in ("keras", "ort"):
+            log(f"{kind} with {t} thread(s), batches {list(batches)}")
+            engines.append(_worker(kind, workdir, "--threads", str(t), "--batches", *map(str, batches),
+                                   "--seconds", str(seconds), threads=t))
+    preds = [np.load(workdir / f"pred-{e['engine']}-{e['threads']}.npy") for e in engines]
+    agree = float(max(np.max(np.abs(p - preds[0])) for p in preds))
+    info = Predictor(workdir / "model.onnx").info
+    e2e, variants, reading = [], [], None
+    for n in sorted(files):
+        folder = write_cutouts(workdir / f"cutouts-{n}", n, log=log)
+        if reading is None:
+            reading = _read_per_file(folder, min(n, 2000), info)
+        log(f"cmc predict over {n} cutouts")
+        e2e.append({"files": n, **_predict_e2e(workdir / "model.onnx", folder, workdir / "pred.csv", [])})
+    mid = sorted(files)[len(files) // 2]
+    for name, extra in (("astropy reader, 2 reader threads", ["--fits-reader", "astropy"]),
+                        ("fast reader, 1 reader thread", ["--readers", "1"]),
+                        ("fast reader, 2 reader threads (default)", []),
+                        ("fast reader, 4 reader threads", ["--readers", "4"]),
+                        ("fast reader, batch 256", ["--batch-size", "256"])):
+        log(f"variant: {name}")
+        variants.append({"variant": name, "files": mid,
+                         **_predict_e2e(workdir / "model.onnx", workdir / f"cutouts-{mid}", workdir / "pred.csv",
+                                        extra)})
+    (workdir / "pred.csv").unlink(missing_ok=True)
+    return {"benchmark": "inference", "machine": machine_info(), "network": {**setup, "npix": NPIX,
+            "channels": [CHANNEL]}, "matmul_gflops": {str(t): g for t, g in matmul.items()},
+            "engines": engines, "max_abs_diff_between_engines": agree, "read_per_file": reading,
+            "end_to_end": e2e, "variants": variants, "seconds_per_point": seconds}
+
+
+def format_table(r: dict) -> str:
+    m, net = r["machine"], r["network"]
+    mf = net["mflop_per_image"]
+    lines = [f"inference benchmark: single-channel network {net['npix']}x{net['npix']}x1, "
+             f"{net['parameters']:,} parameters, {mf:.1f} MFLOP per image",
+             f"machine: {m['cpu_model']}, {m['usable_cores']} usable cores; {m['date_utc']}",
+             "float32 matmul (NumPy, 2048^2): " + ", ".join(f"{t} thread(s) {g:.1f} GFLOP/s"
+                                                              for t, g in r["matmul_gflops"].items()),
+             "", "1. model throughput, images/s (each engine and thread count in its own process)"]
+    by = {(e["engine"], e["threads"]): {row["batch"]: row["images_per_second"] for row in e["rows"]}
+          for e in r["engines"]}
+    threads = sorted({t for _, t in by})
+    batches = sorted(next(iter(by.values())))
+    lines.append(f"{'threads':>7} {'batch':>6} {'Keras':>9} {'ORT':>9} {'ORT/Keras':>9} {'ORT GFLOP/s':>11} "
+                 f"{'of matmul':>9}")
+    for t in threads:
+        for b in batches:
+            k, o = by[("keras", t)][b], by[("ort", t)][b]
+            g = o * mf / 1e3
+            lines.append(f"{t:>7} {b:>6} {k:>9.1f} {o:>9.1f} {o / k:>8.2f}x {g:>11.1f} "
+                         f"{g / r['matmul_gflops'][str(t)]:>8.0%}")
+    lines.append(f"max |Keras - ORT| over engines on 16 images: {r['max_abs_diff_between_engines']:.2g} dex")
+    rd = r["read_per_file"]
+    lines += ["", f"2. reading + checking one FITS cutout (one thread, {rd['files']} files): "
+              f"astropy {rd['us_per_file']['astropy']:.0f} us, fast reader {rd['us_per_file']['fast']:.0f} us "
+              f"({rd['speedup']:.1f}x)", "",
+              "3. end to end: cmc predict DIR --out predictions.csv (defaults: batch 64, 2 reader threads)",
+              f"{'files':>7} {'seconds':>8} {'cutouts/s':>9} {'peak RSS MiB':>12}"]
+    for e in r["end_to_end"]:
+        lines.append(f"{e['files']:>7} {e['seconds']:>8.1f} {e['cutouts_per_second']:>9.0f} {e['peak_rss_mib']:>12.0f}")
+    if r["variants"]:
+        base = next(v for v in r["variants"] if "default" in v["variant"])["cutouts_per_second"]
+        lines.append(f"variants on {r['variants'][0]['files']} files:")
+        for v in r["variants"]:
+            lines.append(f"  {v['variant']:<42} {v['cutouts_per_second']:>7.0f} cutouts/s "
+                         f"({v['cutouts_per_second'] / base:.2f}x default), peak {v['peak_rss_mib']:.0f} MiB")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the inference benchmark (shared by ``cmc bench inference`` and the script)."""
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "cmc-bench-inference",
+                        help="model and FITS cutouts (kept for reruns; default $TMPDIR/cmc-bench-inference)")
+    parser.add_argument("--batches", type=int, nargs="+", default=list(BATCHES), help="batch sizes")
+    parser.add_argument("--threads", type=int, nargs="+", default=list(THREADS), help="thread counts")
+    parser.add_argument("--files", type=float, nargs="+", default=[1e3, 1e4, 1e5],
+                        help="numbers of FITS cutouts for the end-to-end runs (default 1e3 1e4 1e5)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="time per throughput point (default 2)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"),
+                        help="folder for inference.json and inference.txt (default bench/results)")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run with parsed options: table on stdout, JSON and text in ``args.out``."""
+    files = [int(f) for f in args.files]
+    if min(files) < 1 or min(args.batches) < 1 or min(args.threads) < 1 or args.seconds <= 0:
+        raise ValueError("--files, --batches, --threads and --seconds must be positive")
+    t0 = time.perf_counter()
+    result = run(args.workdir, batches=args.batches, threads=args.threads, files=files, seconds=args.seconds,
+                 log=lambda s: print(s, file=sys.stderr, flush=True))
+    result["wall_seconds"] = time.perf_counter() - t0
+    table = format_table(result)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "inference.json").write_text(json.dumps(result, indent=1))
+    (args.out / "inference.txt").write_text(table + "\n")
+    print(f"\nwritten {args.out / 'inference.json'} and inference.txt")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``bench/inference.py`` and of the worker processes."""
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["--worker"]:
+        p = argparse.ArgumentParser()
+        p.add_argument("--worker")
+        p.add_argument("--workdir", type=Path)
+        p.add_argument("--threads", type=int, default=1)
+        p.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
+        p.add_argument("--seconds", type=float, default=2.0)
+        a = p.parse_args(argv)
+        if a.worker == "setup":
+            res = _setup(a.workdir)
+        elif a.worker == "matmul":
+            res = _matmul()
+        else:
+            res = _engine(a.worker, a.workdir, a.threads, a.batches, a.seconds)
+        print(json.dumps(res))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
