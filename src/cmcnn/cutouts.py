@@ -148,7 +148,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike], info: ModelInfo,
         item = os.fspath(item)
         if os.path.isdir(item):
             with os.scandir(item) as it:
-                names = sorted(e.name for e in it if _kind(e.name) and not e.name.startswith("."))
+                names = sorted(e.name for e in it if _kind(e.name) and not e.name.startswith(".") and e.is_file())
             for name in names:
                 add_file(os.path.join(item, name))
         elif os.path.exists(item):
@@ -563,7 +563,7 @@ def _cached_check(shape: tuple[int, ...], cards: Cards, info: ModelInfo, options
     """
     keys = _CHECKED + tuple(f"{k}{i}" for i in range(1, info.n_channels + 1) for k in ("CHANNEL", "BUNIT")
                             if info.n_channels > 1)
-    key = (id(info), options, shape, tuple(dict.get(cards, k) for k in keys))
+    key = (info.key, options, shape, tuple(dict.get(cards, k) for k in keys))
     verdict = _verdicts.get(key)
     if verdict is None:
         try:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cmcore.errors import FileFormatError
 
@@ -57,6 +58,11 @@ class ModelInfo:
     code_version: str = ""
     test_metrics: dict | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def key(self) -> tuple:
+        """What the input checks depend on (hashable)."""
+        return (self.channels, tuple(sorted(self.units.items())), self.npix, self.pixel_scale_arcsec)
 
     @property
     def n_channels(self) -> int:
