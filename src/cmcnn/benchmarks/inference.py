@@ -102,18 +102,20 @@ def _setup(workdir: Path) -> dict:
 
 
 def _time_batches(call, x: np.ndarray, batches: Sequence[int], seconds: float) -> list[dict]:
+    """Wall and CPU time (all threads of this process) per batch size."""
     rows = []
     for b in batches:
         n = max(b, 256)
         call(x[:b])  # warm-up (and tracing for Keras)
-        done, t0 = 0, time.perf_counter()
+        done, t0, c0 = 0, time.perf_counter(), time.process_time()
         while True:
             call(x[:n], b)
             done += n
             if time.perf_counter() - t0 >= seconds:
                 break
-        dt = time.perf_counter() - t0
-        rows.append({"batch": b, "images": done, "seconds": dt, "images_per_second": done / dt})
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        rows.append({"batch": b, "images": done, "seconds": dt, "cpu_seconds": cpu,
+                     "images_per_second": done / dt, "images_per_cpu_second": done / cpu})
     return rows
 
 
@@ -153,11 +155,16 @@ def _engine(kind: str, workdir: Path, threads: int, batches: Sequence[int], seco
 
 
 def _matmul(n: int = 2048, repeat: int = 5) -> dict:
+    """float32 matmul rate: per wall second and per CPU second (one core's share)."""
     rng = np.random.default_rng(0)
     a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeat))
-    return {"n": n, "gflops": 2 * n**3 / best / 1e9}
+    wall, cpu = [], []
+    for _ in range(repeat):
+        c0 = time.process_time()
+        wall.append(_timed(lambda: a @ b))
+        cpu.append(time.process_time() - c0)
+    return {"n": n, "gflops": 2 * n**3 / min(wall) / 1e9, "gflops_per_cpu_second": 2 * n**3 / min(cpu) / 1e9}
 
 
 def _timed(fn) -> float:
@@ -227,8 +234,9 @@ def _predict_e2e(model: Path, folder: Path, out: Path, extra: Sequence[str]) -> 
         raise RuntimeError(f"cmc predict failed ({proc.returncode}):\n{err[-3000:]}")
     with open(out) as fh:
         rows = sum(1 for _ in fh) - 1
-    return {"seconds": wall, "cutouts": rows, "cutouts_per_second": rows / wall,
-            "peak_rss_mib": usage.ru_maxrss / 1024.0}
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"seconds": wall, "cpu_seconds": cpu, "cutouts": rows, "cutouts_per_second": rows / wall,
+            "cpu_ms_per_cutout": cpu / rows * 1e3, "peak_rss_mib": usage.ru_maxrss / 1024.0}
 
 
 # --------------------------------------------------------------------------- driver
@@ -242,7 +250,8 @@ def run(workdir: Path, *, batches: Sequence[int] = BATCHES, threads: Sequence[in
     workdir.mkdir(parents=True, exist_ok=True)
     log("building and exporting the 120x120 single-channel network")
     setup = _worker("setup", workdir)
-    matmul = {t: _worker("matmul", workdir, threads=t)["gflops"] for t in threads}
+    load_start = os.getloadavg()
+    matmul = {t: _worker("matmul", workdir, threads=t) for t in threads}
     engines = []
     for t in threads:
         for kind in ("keras", "ort"):
@@ -271,7 +280,8 @@ def run(workdir: Path, *, batches: Sequence[int] = BATCHES, threads: Sequence[in
                                         extra)})
     (workdir / "pred.csv").unlink(missing_ok=True)
     return {"benchmark": "inference", "machine": machine_info(), "network": {**setup, "npix": NPIX,
-            "channels": [CHANNEL]}, "matmul_gflops": {str(t): g for t, g in matmul.items()},
+            "channels": [CHANNEL]}, "matmul": {str(t): g for t, g in matmul.items()},
+            "load_average_start": load_start, "load_average_end": os.getloadavg(),
             "engines": engines, "max_abs_diff_between_engines": agree, "read_per_file": reading,
             "end_to_end": e2e, "variants": variants, "seconds_per_point": seconds}
 
@@ -279,39 +289,53 @@ def run(workdir: Path, *, batches: Sequence[int] = BATCHES, threads: Sequence[in
 def format_table(r: dict) -> str:
     m, net = r["machine"], r["network"]
     mf = net["mflop_per_image"]
+    cores = m["usable_cores"] or 1
+    per_core = max(v["gflops_per_cpu_second"] for v in r["matmul"].values())
     lines = [f"inference benchmark: single-channel network {net['npix']}x{net['npix']}x1, "
              f"{net['parameters']:,} parameters, {mf:.1f} MFLOP per image",
-             f"machine: {m['cpu_model']}, {m['usable_cores']} usable cores; {m['date_utc']}",
-             "float32 matmul (NumPy, 2048^2): " + ", ".join(f"{t} thread(s) {g:.1f} GFLOP/s"
-                                                              for t, g in r["matmul_gflops"].items()),
-             "", "1. model throughput, images/s (each engine and thread count in its own process)"]
-    by = {(e["engine"], e["threads"]): {row["batch"]: row["images_per_second"] for row in e["rows"]}
-          for e in r["engines"]}
+             f"machine: {m['cpu_model']}, {cores} usable cores; {m['date_utc']}; load average "
+             f"{r['load_average_start'][0]:.1f} at the start, {r['load_average_end'][0]:.1f} at the end",
+             "float32 matmul (NumPy, 2048^2): " + ", ".join(
+                 f"{t} thread(s) {v['gflops']:.1f} GFLOP/s ({v['gflops_per_cpu_second']:.1f} per CPU-second)"
+                 for t, v in r["matmul"].items()),
+             "", "1. model throughput (each engine and thread count in its own process)",
+             "   images/s: wall clock; per CPU-s: images per second of CPU time the process got (all its threads)"]
+    by = {(e["engine"], e["threads"]): {row["batch"]: row for row in e["rows"]} for e in r["engines"]}
     threads = sorted({t for _, t in by})
     batches = sorted(next(iter(by.values())))
-    lines.append(f"{'threads':>7} {'batch':>6} {'Keras':>9} {'ORT':>9} {'ORT/Keras':>9} {'ORT GFLOP/s':>11} "
-                 f"{'of matmul':>9}")
+    lines.append(f"{'threads':>7} {'batch':>6} {'Keras/s':>8} {'ORT/s':>8} {'ratio':>6} {'Keras/CPU-s':>11} "
+                 f"{'ORT/CPU-s':>9} {'ratio':>6} {'ORT GFLOP/CPU-s':>15} {'of matmul':>9}")
     for t in threads:
         for b in batches:
             k, o = by[("keras", t)][b], by[("ort", t)][b]
-            g = o * mf / 1e3
-            lines.append(f"{t:>7} {b:>6} {k:>9.1f} {o:>9.1f} {o / k:>8.2f}x {g:>11.1f} "
-                         f"{g / r['matmul_gflops'][str(t)]:>8.0%}")
+            g = o["images_per_cpu_second"] * mf / 1e3
+            lines.append(f"{t:>7} {b:>6} {k['images_per_second']:>8.1f} {o['images_per_second']:>8.1f} "
+                         f"{o['images_per_second'] / k['images_per_second']:>5.2f}x "
+                         f"{k['images_per_cpu_second']:>11.1f} {o['images_per_cpu_second']:>9.1f} "
+                         f"{o['images_per_cpu_second'] / k['images_per_cpu_second']:>5.2f}x {g:>15.1f} "
+                         f"{g / per_core:>8.0%}")
     lines.append(f"max |Keras - ORT| over engines on 16 images: {r['max_abs_diff_between_engines']:.2g} dex")
     rd = r["read_per_file"]
     lines += ["", f"2. reading + checking one FITS cutout (one thread, {rd['files']} files): "
               f"astropy {rd['us_per_file']['astropy']:.0f} us, fast reader {rd['us_per_file']['fast']:.0f} us "
               f"({rd['speedup']:.1f}x)", "",
               "3. end to end: cmc predict DIR --out predictions.csv (defaults: batch 64, 2 reader threads)",
-              f"{'files':>7} {'seconds':>8} {'cutouts/s':>9} {'peak RSS MiB':>12}"]
+              f"   projected = {cores} cores / CPU time per cutout: the rate if the process had the "
+              f"{cores} cores to itself",
+              f"{'files':>7} {'seconds':>8} {'cutouts/s':>9} {'CPU ms/cutout':>13} {'projected/s':>11} "
+              f"{'peak RSS MiB':>12}"]
     for e in r["end_to_end"]:
-        lines.append(f"{e['files']:>7} {e['seconds']:>8.1f} {e['cutouts_per_second']:>9.0f} {e['peak_rss_mib']:>12.0f}")
+        lines.append(f"{e['files']:>7} {e['seconds']:>8.1f} {e['cutouts_per_second']:>9.0f} "
+                     f"{e['cpu_ms_per_cutout']:>13.2f} {cores / e['cpu_ms_per_cutout'] * 1e3:>11.0f} "
+                     f"{e['peak_rss_mib']:>12.0f}")
     if r["variants"]:
-        base = next(v for v in r["variants"] if "default" in v["variant"])["cutouts_per_second"]
-        lines.append(f"variants on {r['variants'][0]['files']} files:")
+        base = next(v for v in r["variants"] if "default" in v["variant"])
+        lines.append(f"variants on {r['variants'][0]['files']} files (ratios of CPU time per cutout: "
+                     "default / variant):")
         for v in r["variants"]:
-            lines.append(f"  {v['variant']:<42} {v['cutouts_per_second']:>7.0f} cutouts/s "
-                         f"({v['cutouts_per_second'] / base:.2f}x default), peak {v['peak_rss_mib']:.0f} MiB")
+            lines.append(f"  {v['variant']:<42} {v['cutouts_per_second']:>6.0f} cutouts/s, "
+                         f"{v['cpu_ms_per_cutout']:.2f} CPU ms/cutout "
+                         f"({base['cpu_ms_per_cutout'] / v['cpu_ms_per_cutout']:.2f}x), peak {v['peak_rss_mib']:.0f} MiB")
     return "\n".join(lines)
 
 
