@@ -383,18 +383,17 @@ def test_streaming_reads_a_bounded_window_ahead(onnx_models, tmp_path, monkeypat
     assert max(gaps) <= 3 * 8
 
 
-def test_progress_lines_when_not_a_terminal(onnx_models, tmp_path):
-    import io
-
-    from cmcnn.predict import Progress
-
-    s = io.StringIO()
-    bar = Progress(True, every=0.0, stream=s)
-    bar.start(10)
-    bar.update(4, 1)
-    bar.update(6, 0)
-    lines = s.getvalue().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("cmc predict: 4/10 inputs") and "1 refused" in lines[0]
+def test_progress_and_refusal_lines_when_not_a_terminal(onnx_models, tmp_path, capsys):
+    _cutout(tmp_path / "a.fits", _ypar(np.random.default_rng(9)), scale=20.0)
+    assert cli.main(["predict", str(onnx_models["model1"]), str(tmp_path / "a.fits"), str(onnx_models["data"]),
+                     "--out", str(tmp_path / "p.csv")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    n = 1 + h5py.File(onnx_models["data"])["images/Ypar"].shape[0]
+    assert err[0].startswith("cmc predict: model1.onnx: Ypar [dimensionless]; 24x24 px of 10 arcsec")
+    assert err[1] == f"refused {tmp_path / 'a.fits'}: HDU 0: pixel scale 20, 20 arcsec from the WCS, " \
+                     "the model takes 10 arcsec (tolerance 0.01)"
+    assert any(line.startswith(f"cmc predict [1 refused]: {n}/{n} cutout") for line in err)
+    assert err[-2:] == ["cmc predict: 1 input(s) refused:", f"  {tmp_path / 'a.fits'}: " + err[1].split(": ", 1)[1]]
 
 
 def test_prediction_never_imports_tensorflow(onnx_models, tmp_path):

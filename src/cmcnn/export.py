@@ -181,10 +181,16 @@ def model_metadata(config: dict, run: Path, *, metrics: dict | None, max_abs_dif
 
 
 def _best(run: Path) -> dict:
-    from .training import read_history
+    from .evaluate import read_history
 
-    hist = read_history(run)
-    return min(hist, key=lambda h: h["val_loss"]) if hist else {}
+    path = run / "history.csv"
+    if not path.is_file():
+        return {}
+    h = read_history(path)
+    if h["epoch"].size == 0:
+        return {}
+    best = int(np.nanargmin(h["val_loss"]))
+    return {"epoch": int(h["epoch"][best]), "val_loss": float(h["val_loss"][best])}
 
 
 def validation_images(config: dict, data: str | os.PathLike | None, n: int) -> np.ndarray:

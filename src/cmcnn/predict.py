@@ -217,51 +217,6 @@ class Predictor:
 
 
 # --------------------------------------------------------------------------- the command
-class Progress:
-    """A bar on a terminal; otherwise one line every ``every`` seconds on stderr."""
-
-    def __init__(self, enabled: bool = True, every: float = 5.0, stream=None) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.tty = enabled and self.stream.isatty()
-        self.every = every
-        self.total = 0
-        self.done = self.refused = 0
-        self.t0 = self.last = time.perf_counter()
-        self.bar = None
-
-    def start(self, total: int) -> None:
-        self.total = total
-        self.t0 = self.last = time.perf_counter()
-        if self.tty:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, unit="cutout", file=self.stream, smoothing=0.1)
-
-    def update(self, n: int, refused: int) -> None:
-        self.done += n
-        self.refused += refused
-        if self.bar is not None:
-            self.bar.update(n)
-            if refused:
-                self.bar.set_postfix(refused=self.refused)
-        elif self.enabled and time.perf_counter() - self.last >= self.every:
-            self.last = time.perf_counter()
-            print(f"cmc predict: {self.line()}", file=self.stream, flush=True)
-
-    def line(self) -> str:
-        dt = max(time.perf_counter() - self.t0, 1e-9)
-        rate = self.done / dt
-        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-        return (f"{self.done}/{self.total} inputs, {rate:.0f}/s, {self.refused} refused"
-                + (f", ETA {eta:.0f} s" if self.done < self.total and np.isfinite(eta) else ""))
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 @dataclass
 class PredictSummary:
     """What one :func:`predict_to_table` call did."""
@@ -283,12 +238,14 @@ def predict_to_table(model: str | os.PathLike, inputs: Sequence[str | os.PathLik
     Each refusal is printed (one line, through ``log``) when met and listed in the
     summary; the run goes on with the other inputs.
     """
+    from cmcore.progress import progress_bar
+
     from .writers import prediction_table, table_format
 
     table_format(out)
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     pred = Predictor(model, providers=providers, threads=threads)
-    bar = Progress(progress)
+    bars = []
     refusals: list[tuple[str, str]] = []
     n_pred = 0
     meta = {"model": str(Path(model).resolve()), "channels": ",".join(pred.info.channels),
@@ -298,18 +255,22 @@ def predict_to_table(model: str | os.PathLike, inputs: Sequence[str | os.PathLik
     t0 = time.perf_counter()
     try:
         with prediction_table(out, meta) as table:
-            for batch, logm in pred.stream(inputs, options=options, batch_size=batch_size, readers=readers,
-                                           on_total=bar.start):
+            stream = pred.stream(inputs, options=options, batch_size=batch_size, readers=readers,
+                                 on_total=lambda n: bars.append(progress_bar(total=n, desc="cmc predict",
+                                                                             unit="cutout", disable=not progress)))
+            for batch, logm in stream:
+                bar = bars[0]
                 for name, reason in batch.refusals:
-                    if bar.bar is not None:
-                        bar.bar.write(f"refused {name}: {reason}", file=sys.stderr)
-                    elif progress:
-                        log(f"refused {name}: {reason}")
+                    if progress:
+                        getattr(bar, "write", log)(f"refused {name}: {reason}")
                 refusals.extend(batch.refusals)
                 table.write(batch.names, batch.hdus, batch.indices, logm, batch.filled)
                 n_pred += len(batch.names)
-                bar.update(batch.n_inputs, len(batch.refusals))
+                if batch.refusals:
+                    bar.set_postfix_str(f"{len(refusals)} refused")
+                bar.update(batch.n_inputs)
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
     return PredictSummary(Path(out), n_pred + len(refusals), n_pred, refusals, time.perf_counter() - t0,
                           pred.providers)

@@ -22,6 +22,7 @@ as written.  Every figure is a ratio against its baseline from the same run.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -279,7 +280,13 @@ def run(workdir: Path, *, batches: Sequence[int] = BATCHES, threads: Sequence[in
                          **_predict_e2e(workdir / "model.onnx", workdir / f"cutouts-{mid}", workdir / "pred.csv",
                                         extra)})
     (workdir / "pred.csv").unlink(missing_ok=True)
-    return {"benchmark": "inference", "machine": machine_info(), "network": {**setup, "npix": NPIX,
+    machine = machine_info()
+    for pkg in ("onnxruntime", "onnxruntime-gpu", "tensorflow", "keras", "tf2onnx", "onnx"):
+        try:
+            machine[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return {"benchmark": "inference", "machine": machine, "network": {**setup, "npix": NPIX,
             "channels": [CHANNEL]}, "matmul": {str(t): g for t, g in matmul.items()},
             "load_average_start": load_start, "load_average_end": os.getloadavg(),
             "engines": engines, "max_abs_diff_between_engines": agree, "read_per_file": reading,
@@ -354,6 +361,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run with parsed options: table on stdout, JSON and text in ``args.out``."""
+    from cmcore.benchmarks import write_result
+
     files = [int(f) for f in args.files]
     if min(files) < 1 or min(args.batches) < 1 or min(args.threads) < 1 or args.seconds <= 0:
         raise ValueError("--files, --batches, --threads and --seconds must be positive")
@@ -363,10 +372,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     result["wall_seconds"] = time.perf_counter() - t0
     table = format_table(result)
     print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "inference.json").write_text(json.dumps(result, indent=1))
-    (args.out / "inference.txt").write_text(table + "\n")
-    print(f"\nwritten {args.out / 'inference.json'} and inference.txt")
+    path = write_result(args.out, "inference", result, table)
+    print(f"\nwritten {path} and inference.txt")
     return 0
 
 
