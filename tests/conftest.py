@@ -101,7 +101,7 @@ def planted_dataset(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def onnx_models(tmp_path_factory):
+def trained_onnx(tmp_path_factory):
     """Planted dataset, two 1-epoch runs (``Ypar`` and all channels) and their ONNX exports.
 
     Returns a dict with ``data``, ``run1``, ``run4``, ``model1``, ``model4`` (paths).
@@ -109,7 +109,7 @@ def onnx_models(tmp_path_factory):
     from cmcnn.export import export_run
     from cmcnn.training import TrainConfig, train
 
-    d = tmp_path_factory.mktemp("onnx_models")
+    d = tmp_path_factory.mktemp("trained_onnx")
     data = write_planted_dataset(d / "planted.h5")
     out = {"data": data}
     for key, channels in (("1", ["Ypar"]), ("4", "all")):

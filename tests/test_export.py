@@ -16,13 +16,13 @@ def _session(path):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def test_graph_input_output_and_metadata(onnx_models):
-    sess = _session(onnx_models["model4"])
+def test_graph_input_output_and_metadata(trained_onnx):
+    sess = _session(trained_onnx["model4"])
     inp, outp = sess.get_inputs()[0], sess.get_outputs()[0]
     assert inp.name == "image" and inp.type == "tensor(float)"
     assert inp.shape == ["batch", 24, 24, 4] and outp.name == "log10_m200" and outp.shape == ["batch", 1]
     meta = sess.get_modelmeta().custom_metadata_map
-    cfg = json.loads((onnx_models["run4"] / "config.json").read_text())
+    cfg = json.loads((trained_onnx["run4"] / "config.json").read_text())
     assert json.loads(meta["channels"]) == ["Star", "Fxs", "Fxb", "Ypar"]
     assert json.loads(meta["units"]) == {"Star": "solMass kpc-2", "Fxs": "erg s-1 cm-2",
                                         "Fxb": "erg s-1 cm-2", "Ypar": ""}
@@ -34,12 +34,12 @@ def test_graph_input_output_and_metadata(onnx_models):
     assert float(meta["parity_max_abs_diff"]) <= 1e-5 and meta["parity_images"] == "24"
 
 
-def test_onnx_equals_keras_on_any_batch_size(onnx_models):
+def test_onnx_equals_keras_on_any_batch_size(trained_onnx):
     from cmcnn.training import load_run
 
-    model, _ = load_run(onnx_models["run1"])
+    model, _ = load_run(trained_onnx["run1"])
     rng = np.random.default_rng(5)
-    sess = _session(onnx_models["model1"])
+    sess = _session(trained_onnx["model1"])
     for n in (1, 7, 33):
         x = (rng.lognormal(-16, 2, (n, 24, 24, 1)) * rng.choice([-1, 1], (n, 24, 24, 1))).astype(np.float32)
         want = np.asarray(model(x, training=False))
@@ -48,7 +48,7 @@ def test_onnx_equals_keras_on_any_batch_size(onnx_models):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
 
-def test_parity_failure_writes_nothing(onnx_models, tmp_path, monkeypatch):
+def test_parity_failure_writes_nothing(trained_onnx, tmp_path, monkeypatch):
     import onnx.numpy_helper as nh
 
     real = ex.keras_to_onnx
@@ -63,15 +63,15 @@ def test_parity_failure_writes_nothing(onnx_models, tmp_path, monkeypatch):
     monkeypatch.setattr(ex, "keras_to_onnx", off_by_a_bit)
     out = tmp_path / "bad.onnx"
     with pytest.raises(ex.ParityError, match=r"disagree on 24 of 24 .* > tolerance 1e-05.*nothing written"):
-        ex.export_run(onnx_models["run1"], out)
+        ex.export_run(trained_onnx["run1"], out)
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
-def test_metrics_recorded(onnx_models, tmp_path):
+def test_metrics_recorded(trained_onnx, tmp_path):
     est = {"name": "run1", "kind": "network", "table2": {"n": 10, "rms_pct": 31.0}, "per_bin": []}
     report = {"split": "test", "estimators": [est, {"name": "baseline Ypar", "kind": "baseline", "table2": {}}]}
     (tmp_path / "metrics.json").write_text(json.dumps(report))
-    s = ex.export_run(onnx_models["run1"], tmp_path / "m.onnx", metrics=tmp_path / "metrics.json")
+    s = ex.export_run(trained_onnx["run1"], tmp_path / "m.onnx", metrics=tmp_path / "metrics.json")
     assert json.loads(s.metadata["test_metrics"]) == est
     meta = _session(tmp_path / "m.onnx").get_modelmeta().custom_metadata_map
     assert json.loads(meta["test_metrics"])["table2"]["rms_pct"] == 31.0
@@ -86,17 +86,31 @@ def test_read_metrics_ambiguous(tmp_path):
     assert ex.read_metrics(tmp_path / "m.json", "b")["name"] == "b"
 
 
-def test_cli_export_and_errors(onnx_models, tmp_path, capsys):
+def test_cli_export_and_errors(trained_onnx, tmp_path, capsys):
     out = tmp_path / "cli.onnx"
-    assert cli.main(["export", str(onnx_models["run1"]), "--out", str(out), "--opset", "18"]) == 0
+    assert cli.main(["export", str(trained_onnx["run1"]), "--out", str(out), "--opset", "18"]) == 0
     assert "max |diff|" in capsys.readouterr().out
     import onnx
 
     assert {o.version for o in onnx.load(str(out)).opset_import if o.domain in ("", "ai.onnx")} == {18}
     assert cli.main(["export", str(tmp_path), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "not a training run" in capsys.readouterr().err
-    assert cli.main(["export", str(onnx_models["run1"]), "--out", str(tmp_path / "x.onnx"),
+    assert cli.main(["export", str(trained_onnx["run1"]), "--out", str(tmp_path / "x.onnx"),
                      "--data", str(tmp_path / "missing.h5")]) == 2
     assert "validation images" in capsys.readouterr().err
-    assert cli.main(["export", str(onnx_models["run1"]), "--out", str(tmp_path / "x.pb")]) == 2
+    assert cli.main(["export", str(trained_onnx["run1"]), "--out", str(tmp_path / "x.pb")]) == 2
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_exported_models_split_for_mask_scans(trained_onnx):
+    """cmc interpret --method mask reads cmc export's graphs (both networks)."""
+    from cmcnn.maskscan import ScanModel, brute_force_scan, split_brute_force_scan
+    from cmcnn.predict import Predictor
+
+    for key in ("model1", "model4"):
+        scan, pred = ScanModel(trained_onnx[key]), Predictor(trained_onnx[key])
+        x = np.random.default_rng(3).lognormal(-15, 1, (2, *pred.info.input_shape)).astype(np.float32)
+        np.testing.assert_allclose(scan.predict(x), pred.predict(x), atol=1e-6)
+        a = brute_force_scan(scan, x[0], sigma=2.0, stride=6)
+        b = split_brute_force_scan(scan, x[0], sigma=2.0, stride=6)
+        np.testing.assert_allclose(a.delta, b.delta, atol=1e-5)

@@ -55,7 +55,7 @@ def _read_csv(path):
 
 
 # ---------------------------------------------------------------------------- render -> predict
-def test_render_cutout_predicted_as_onnxruntime_on_the_same_array(tiny_universe, onnx_models, tmp_path, capsys):
+def test_render_cutout_predicted_as_onnxruntime_on_the_same_array(tiny_universe, trained_onnx, tmp_path, capsys):
     from cmcore.halos import read_halos
 
     cat = read_halos(tiny_universe.halos)
@@ -66,10 +66,10 @@ def test_render_cutout_predicted_as_onnxruntime_on_the_same_array(tiny_universe,
                      "--halo-id", str(hid), "--channel", "Ypar", "--npix", str(NPIX), "--fov", "4",
                      "--seed", "2", "--out", str(fits_path)]) == 0
     out = tmp_path / "pred.h5"
-    assert cli.main(["predict", str(onnx_models["model1"]), str(fits_path), "--out", str(out)]) == 0
+    assert cli.main(["predict", str(trained_onnx["model1"]), str(fits_path), "--out", str(out)]) == 0
     data = fits.getdata(fits_path)
     assert data.shape == (NPIX, NPIX) and np.ptp(data) > 0
-    want = _ort(onnx_models["model1"], data.astype(np.float32)[None, :, :, None])
+    want = _ort(trained_onnx["model1"], data.astype(np.float32)[None, :, :, None])
     with h5py.File(out) as f:
         assert f["name"].asstr()[:].tolist() == [str(fits_path)]
         assert f["hdu"][:].tolist() == [0] and f["index"][:].tolist() == [-1]
@@ -79,8 +79,8 @@ def test_render_cutout_predicted_as_onnxruntime_on_the_same_array(tiny_universe,
 
 
 # ---------------------------------------------------------------------------- readers
-def test_fast_fits_reader_equals_astropy(tmp_path, onnx_models):
-    info = Predictor(onnx_models["model1"]).info
+def test_fast_fits_reader_equals_astropy(tmp_path, trained_onnx):
+    info = Predictor(trained_onnx["model1"]).info
     rng = np.random.default_rng(1)
     img = _ypar(rng)
     paths = {
@@ -146,7 +146,7 @@ def test_no_celestial_wcs_gives_none():
 
 
 # ---------------------------------------------------------------------------- refusals
-def test_every_refusal_path_and_the_good_inputs_predicted(onnx_models, tmp_path, capsys):
+def test_every_refusal_path_and_the_good_inputs_predicted(trained_onnx, tmp_path, capsys):
     rng = np.random.default_rng(2)
     d = tmp_path / "in"
     d.mkdir()
@@ -171,23 +171,23 @@ def test_every_refusal_path_and_the_good_inputs_predicted(onnx_models, tmp_path,
     (tmp_path / "notes.txt").write_text("x")
     inputs = [str(good[0]), str(d), str(tmp_path / "stack.npy"), str(tmp_path / "wrong.npy"),
               str(tmp_path / "missing.fits"), str(tmp_path / "nomatch*.fits"), str(tmp_path / "notes.txt"),
-              str(onnx_models["data"])]
+              str(trained_onnx["data"])]
     out = tmp_path / "p.csv"
-    rc = cli.main(["predict", str(onnx_models["model1"]), *inputs, "--out", str(out), "--batch-size", "4",
+    rc = cli.main(["predict", str(trained_onnx["model1"]), *inputs, "--out", str(out), "--batch-size", "4",
                    "--refusals", str(tmp_path / "ref.tsv")])
     err = capsys.readouterr().err
     assert rc == 1
     rows = _read_csv(out)
     names = [(Path(r["name"]).name, int(r["index"])) for r in rows]
-    n_data = h5py.File(onnx_models["data"])["images/Ypar"].shape[0]
+    n_data = h5py.File(trained_onnx["data"])["images/Ypar"].shape[0]
     assert names == ([("good0.fits", -1)] + [(f"good{i}.fits", -1) for i in range(3)]
                      + [("stack.npy", i) for i in (0, 1, 3)] + [("planted.h5", i) for i in range(n_data)])
     # the stack's and the dataset's rows equal onnxruntime on the arrays
-    with h5py.File(onnx_models["data"]) as f:
-        want = _ort(onnx_models["model1"], f["images/Ypar"][:][..., None])
+    with h5py.File(trained_onnx["data"]) as f:
+        want = _ort(trained_onnx["model1"], f["images/Ypar"][:][..., None])
     np.testing.assert_allclose([float(r["log10_m200"]) for r in rows[7:]], want, atol=1e-6)
     np.testing.assert_allclose([float(r["log10_m200"]) for r in rows[4:7]],
-                               _ort(onnx_models["model1"], stack[[0, 1, 3]]), atol=1e-6)
+                               _ort(trained_onnx["model1"], stack[[0, 1, 3]]), atol=1e-6)
     refused = dict(line.split("\t") for line in (tmp_path / "ref.tsv").read_text().splitlines())
     for name, (path, reason) in bad.items():
         assert reason in refused[str(path)], (name, refused[str(path)])
@@ -201,7 +201,7 @@ def test_every_refusal_path_and_the_good_inputs_predicted(onnx_models, tmp_path,
     assert f"{len(refused)} input(s) refused" in err
 
 
-def test_opt_ins_accept_what_is_refused_by_default(onnx_models, tmp_path, capsys):
+def test_opt_ins_accept_what_is_refused_by_default(trained_onnx, tmp_path, capsys):
     rng = np.random.default_rng(3)
     img = _ypar(rng)
     holes = img.copy()
@@ -212,7 +212,7 @@ def test_opt_ins_accept_what_is_refused_by_default(onnx_models, tmp_path, capsys
     many[:5] = np.nan  # 5 of 24 rows: more than 10 %
     _cutout(tmp_path / "c_many.fits", many)
     _cutout(tmp_path / "d_close.fits", img, scale=10.05)
-    p = Predictor(onnx_models["model1"])
+    p = Predictor(trained_onnx["model1"])
     base = str(tmp_path / "*.fits")
     res = {Path(r.name).name: r for r in p.predict_files([base])}
     assert [k for k, r in res.items() if r.reason is None] == ["d_close.fits"]  # within 1 %
@@ -223,21 +223,21 @@ def test_opt_ins_accept_what_is_refused_by_default(onnx_models, tmp_path, capsys
     assert "more than --max-fill-fraction 0.1" in res["c_many.fits"].reason
     filled = img.astype(np.float32).copy()
     filled[0, :3] = np.median(filled[np.isfinite(holes)])
-    assert res["b_holes.fits"].log10_m200 == pytest.approx(_ort(onnx_models["model1"], filled[None, ..., None])[0],
+    assert res["b_holes.fits"].log10_m200 == pytest.approx(_ort(trained_onnx["model1"], filled[None, ..., None])[0],
                                                           abs=1e-6)
     res = {Path(r.name).name: r for r in p.predict_files([base], options=ReadOptions(nonfinite="zero",
                                                                                       max_fill_fraction=0.5))}
     zeroed = np.nan_to_num(many.astype(np.float32), nan=0.0)
     assert res["c_many.fits"].filled_pixels == 5 * NPIX
-    assert res["c_many.fits"].log10_m200 == pytest.approx(_ort(onnx_models["model1"], zeroed[None, ..., None])[0],
+    assert res["c_many.fits"].log10_m200 == pytest.approx(_ort(trained_onnx["model1"], zeroed[None, ..., None])[0],
                                                          abs=1e-6)
     res = {Path(r.name).name: r for r in p.predict_files([base], options=ReadOptions(pixel_scale_rtol=1e-3))}
     assert "pixel scale 10.05" in res["d_close.fits"].reason
 
 
-def test_units_compared_as_units(onnx_models, tmp_path):
-    p = Predictor(onnx_models["model4"])
-    data = h5py.File(onnx_models["data"])
+def test_units_compared_as_units(trained_onnx, tmp_path):
+    p = Predictor(trained_onnx["model4"])
+    data = h5py.File(trained_onnx["data"])
     planes = [data[f"images/{c}"][0] for c in p.info.channels]
     units = ["Msun / kpc2", "erg / (s cm2)", "erg s-1 cm-2", ""]  # spelled differently, same units
     paths = [_cutout(tmp_path / f"{c}.fits", im, bunit=u, channel=c)
@@ -246,13 +246,13 @@ def test_units_compared_as_units(onnx_models, tmp_path):
     [r] = list(p.predict_files([tmp_path / "cube.fits"]))
     assert r.reason is None
     x = np.stack(planes, -1)[None].astype(np.float32)
-    assert r.log10_m200 == pytest.approx(_ort(onnx_models["model4"], x)[0], abs=1e-6)
+    assert r.log10_m200 == pytest.approx(_ort(trained_onnx["model4"], x)[0], abs=1e-6)
     hdr = fits.getheader(tmp_path / "cube.fits")
     assert [hdr[f"CHANNEL{k}"] for k in (1, 2, 3, 4)] == ["Star", "Fxs", "Fxb", "Ypar"]
 
 
-def test_cube_refusals(onnx_models, tmp_path):
-    p = Predictor(onnx_models["model4"])
+def test_cube_refusals(trained_onnx, tmp_path):
+    p = Predictor(trained_onnx["model4"])
     rng = np.random.default_rng(4)
     paths = [_cutout(tmp_path / f"{c}.fits", rng.normal(0, 1e-8, (NPIX, NPIX)), bunit=u, channel=c)
              for c, u in p.info.units.items()]
@@ -273,20 +273,20 @@ def test_cube_refusals(onnx_models, tmp_path):
     assert "the model takes a cube of 4 planes" in res["flat.fits"]
 
 
-def test_dataset_without_the_channel_is_refused(onnx_models, tmp_path):
+def test_dataset_without_the_channel_is_refused(trained_onnx, tmp_path):
     from conftest import write_planted_dataset
 
     other = write_planted_dataset(tmp_path / "star_only.h5", n_halos=5, channels=("Star",))
-    res = list(Predictor(onnx_models["model1"]).predict_files([other]))
+    res = list(Predictor(trained_onnx["model1"]).predict_files([other]))
     assert len(res) == 1 and "has no image channel(s) Ypar" in res[0].reason
 
 
 # ---------------------------------------------------------------------------- API, formats, providers
-def test_predictor_array_api(onnx_models):
-    p = Predictor(onnx_models["model1"])
+def test_predictor_array_api(trained_onnx):
+    p = Predictor(trained_onnx["model1"])
     assert p.info.channels == ("Ypar",) and p.info.npix == NPIX and p.providers[-1] == "CPUExecutionProvider"
     x = _ypar(np.random.default_rng(6), 5).astype(np.float32)
-    want = _ort(onnx_models["model1"], x[..., None])
+    want = _ort(trained_onnx["model1"], x[..., None])
     np.testing.assert_allclose(p.predict(x, batch_size=2), want, atol=1e-6)
     np.testing.assert_allclose(p.predict(x[..., None]), want, atol=1e-6)
     np.testing.assert_allclose(p.predict(x[0]), want[:1], atol=1e-6)
@@ -305,11 +305,11 @@ def test_cmcnn_import_is_light():
     assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr
 
 
-def test_output_formats_agree(onnx_models, tmp_path):
+def test_output_formats_agree(trained_onnx, tmp_path):
     pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
-    args = ["predict", str(onnx_models["model1"]), str(onnx_models["data"]), "--no-progress"]
+    args = ["predict", str(trained_onnx["model1"]), str(trained_onnx["data"]), "--no-progress"]
     for suffix in ("csv", "parquet", "h5"):
         assert cli.main([*args, "--out", str(tmp_path / f"p.{suffix}")]) == 0
     rows = _read_csv(tmp_path / "p.csv")
@@ -322,17 +322,17 @@ def test_output_formats_agree(onnx_models, tmp_path):
     np.testing.assert_allclose([float(r["log10_m200"]) for r in rows], h5["log10_m200"], atol=1e-7)
 
 
-def test_parquet_without_pyarrow_is_a_clear_error(onnx_models, tmp_path, monkeypatch, capsys):
+def test_parquet_without_pyarrow_is_a_clear_error(trained_onnx, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
-    assert cli.main(["predict", str(onnx_models["model1"]), str(onnx_models["data"]),
+    assert cli.main(["predict", str(trained_onnx["model1"]), str(trained_onnx["data"]),
                      "--out", str(tmp_path / "p.parquet")]) == 2
     assert "Parquet output needs pyarrow" in capsys.readouterr().err
-    assert cli.main(["predict", str(onnx_models["model1"]), str(onnx_models["data"]),
+    assert cli.main(["predict", str(trained_onnx["model1"]), str(trained_onnx["data"]),
                      "--out", str(tmp_path / "p.txt")]) == 2
     assert "choose a .csv, .parquet or .h5 file" in capsys.readouterr().err
 
 
-def test_providers(onnx_models, tmp_path, capsys):
+def test_providers(trained_onnx, tmp_path, capsys):
     import onnxruntime as ort
 
     assert resolve_providers("cpu") == ["CPUExecutionProvider"]
@@ -340,25 +340,25 @@ def test_providers(onnx_models, tmp_path, capsys):
     assert default[-1] == "CPUExecutionProvider"
     assert ("CUDAExecutionProvider" in default) == ("CUDAExecutionProvider" in ort.get_available_providers())
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        assert cli.main(["predict", str(onnx_models["model1"]), str(onnx_models["data"]), "--providers", "cuda",
+        assert cli.main(["predict", str(trained_onnx["model1"]), str(trained_onnx["data"]), "--providers", "cuda",
                          "--out", str(tmp_path / "p.csv")]) == 2
         assert "execution provider(s) cuda not available" in capsys.readouterr().err
 
 
-def test_not_a_cmc_model(tmp_path, onnx_models, capsys):
+def test_not_a_cmc_model(tmp_path, trained_onnx, capsys):
     import onnx
 
-    m = onnx.load(str(onnx_models["model1"]))
+    m = onnx.load(str(trained_onnx["model1"]))
     del m.metadata_props[:]
     onnx.save(m, str(tmp_path / "bare.onnx"))
-    assert cli.main(["predict", str(tmp_path / "bare.onnx"), str(onnx_models["data"]),
+    assert cli.main(["predict", str(tmp_path / "bare.onnx"), str(trained_onnx["data"]),
                      "--out", str(tmp_path / "p.csv")]) == 2
     assert "is not a cmc model" in capsys.readouterr().err
     assert not (tmp_path / "p.csv").exists()
 
 
 # ---------------------------------------------------------------------------- streaming
-def test_streaming_reads_a_bounded_window_ahead(onnx_models, tmp_path, monkeypatch):
+def test_streaming_reads_a_bounded_window_ahead(trained_onnx, tmp_path, monkeypatch):
     import cmcnn.cutouts as cu
 
     rng = np.random.default_rng(7)
@@ -372,7 +372,7 @@ def test_streaming_reads_a_bounded_window_ahead(onnx_models, tmp_path, monkeypat
         return real(path, *a, **k)
 
     monkeypatch.setattr(cu, "read_fits", counting)
-    p = Predictor(onnx_models["model1"])
+    p = Predictor(trained_onnx["model1"])
     gaps, n = [], 0
     for batch, logm in p.stream([tmp_path], batch_size=8, readers=2):
         n += len(batch.names)
@@ -383,12 +383,12 @@ def test_streaming_reads_a_bounded_window_ahead(onnx_models, tmp_path, monkeypat
     assert max(gaps) <= 3 * 8
 
 
-def test_progress_and_refusal_lines_when_not_a_terminal(onnx_models, tmp_path, capsys):
+def test_progress_and_refusal_lines_when_not_a_terminal(trained_onnx, tmp_path, capsys):
     _cutout(tmp_path / "a.fits", _ypar(np.random.default_rng(9)), scale=20.0)
-    assert cli.main(["predict", str(onnx_models["model1"]), str(tmp_path / "a.fits"), str(onnx_models["data"]),
+    assert cli.main(["predict", str(trained_onnx["model1"]), str(tmp_path / "a.fits"), str(trained_onnx["data"]),
                      "--out", str(tmp_path / "p.csv")]) == 1
     err = capsys.readouterr().err.splitlines()
-    n = 1 + h5py.File(onnx_models["data"])["images/Ypar"].shape[0]
+    n = 1 + h5py.File(trained_onnx["data"])["images/Ypar"].shape[0]
     assert err[0].startswith("cmc predict: model1.onnx: Ypar [dimensionless]; 24x24 px of 10 arcsec")
     assert err[1] == f"refused {tmp_path / 'a.fits'}: HDU 0: pixel scale 20, 20 arcsec from the WCS, " \
                      "the model takes 10 arcsec (tolerance 0.01)"
@@ -396,7 +396,7 @@ def test_progress_and_refusal_lines_when_not_a_terminal(onnx_models, tmp_path, c
     assert err[-2:] == ["cmc predict: 1 input(s) refused:", f"  {tmp_path / 'a.fits'}: " + err[1].split(": ", 1)[1]]
 
 
-def test_prediction_never_imports_tensorflow(onnx_models, tmp_path):
+def test_prediction_never_imports_tensorflow(trained_onnx, tmp_path):
     """The whole `cmc predict` path runs with TensorFlow, Keras and tf2onnx made unimportable."""
     rng = np.random.default_rng(8)
     _cutout(tmp_path / "a.fits", _ypar(rng))
@@ -409,17 +409,17 @@ class Block:
             raise ImportError('blocked: ' + name)
 sys.meta_path.insert(0, Block())
 from cmcnn import cli
-rc = cli.main(['predict', {str(onnx_models['model1'])!r}, {str(tmp_path / 'a.fits')!r}, {str(tmp_path / 's.npy')!r},
-               {str(onnx_models['data'])!r}, '--out', {str(tmp_path / 'p.csv')!r}])
+rc = cli.main(['predict', {str(trained_onnx['model1'])!r}, {str(tmp_path / 'a.fits')!r}, {str(tmp_path / 's.npy')!r},
+               {str(trained_onnx['data'])!r}, '--out', {str(tmp_path / 'p.csv')!r}])
 import cmcnn
-cmcnn.Predictor({str(onnx_models['model1'])!r}).predict(__import__('numpy').zeros((1, 24, 24, 1)))
+cmcnn.Predictor({str(trained_onnx['model1'])!r}).predict(__import__('numpy').zeros((1, 24, 24, 1)))
 assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)
 sys.exit(rc)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})
     assert out.returncode == 0, out.stderr
-    assert len(_read_csv(tmp_path / "p.csv")) == 1 + 3 + h5py.File(onnx_models["data"])["images/Ypar"].shape[0]
+    assert len(_read_csv(tmp_path / "p.csv")) == 1 + 3 + h5py.File(trained_onnx["data"])["images/Ypar"].shape[0]
 
 
 def test_model_info_refuses_inconsistent_metadata():
