@@ -90,15 +90,15 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def table2_rows(rows: Sequence[Estimator], results: dict[str, dict]) -> list[list[str]]:
-    """Rows of the side-by-side Table 2: the paper's numbers (where it has the row) and ours."""
+def table2_rows(rows: Sequence[Estimator], results: dict[str, dict], paper: bool = True) -> list[list[str]]:
+    """Rows of Table 2 recomputed, after the paper's numbers (where it has the row) when ``paper``."""
     out = []
     for e in rows:
         t = results[e.label]["table2"]
         p = PAPER_TABLE2.get(e.paper or "")
-        paper = ([_pm(p["log_bias"], p["log_bias_se"], "+.3f"), _pm(p["frac_bias_pct"], p["frac_bias_pct_se"], "+.2f"),
-                  _f(p["rms_pct"], ".1f")] if p else ["–", "–", "–"])
-        out.append([e.label, *paper, str(t["n"]), _pm(t["log_bias"], t["log_bias_se"], "+.4f"),
+        quoted = ([_pm(p["log_bias"], p["log_bias_se"], "+.3f"), _pm(p["frac_bias_pct"], p["frac_bias_pct_se"], "+.2f"),
+                   _f(p["rms_pct"], ".1f")] if p else ["–", "–", "–"])
+        out.append([e.label, *(quoted if paper else []), str(t["n"]), _pm(t["log_bias"], t["log_bias_se"], "+.4f"),
                     _pm(t["frac_bias_pct"], t["frac_bias_pct_se"], "+.2f"), _f(t["rms_pct"], ".2f"),
                     _f(t["scatter_dex"], ".4f")])
     return out
@@ -148,7 +148,7 @@ def write_report(out: str | os.PathLike, sections: Sequence[Comparison], *, prea
         Folder of the report (file paths in it are written relative to it).
     sections
         The comparisons; the section with key ``table2`` is set beside the paper's Table 2 and its
-        extreme-bin biases, every other one is a plain Table 2 of its rows.
+        extreme-bin biases, every other one is a plain Table 2 of its rows (and its pairs' differences).
     preamble
         Markdown put under the title (scale, source, machine).
     notes
@@ -169,7 +169,9 @@ def write_report(out: str | os.PathLike, sections: Sequence[Comparison], *, prea
         data["sections"][sec.key] = {"title": sec.title, "rows": {e.label: {**results[e.label], "file": _rel(e.path, out),
                                                                             "paper": e.paper} for e in sec.rows}}
         md += [f"## {sec.title}", "", sec.text.strip(), ""]
-        md += [table(TABLE2_HEADER, table2_rows(sec.rows, results)), ""]
+        with_paper = sec.key == "table2"
+        header = TABLE2_HEADER if with_paper else (TABLE2_HEADER[0], *TABLE2_HEADER[4:])
+        md += [table(header, table2_rows(sec.rows, results, with_paper)), ""]
         if sec.pairs:
             a, b = sec.pair_names
             md += [table(("", f"RMS {a} (%)", f"RMS {b} (%)", "Δ RMS (points)", f"σ {a} (dex)", f"σ {b} (dex)", "Δσ (dex)"),

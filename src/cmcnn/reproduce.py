@@ -100,6 +100,9 @@ class Scale:
         Training epochs of the single-channel and of the multi-channel networks.
     text
         One sentence for the report.
+    lr
+        Initial learning rate (the paper's 0.01; the test setting's single step of a few
+        dozen images needs a smaller one, or the untrained network's output can overflow).
     """
 
     name: str
@@ -111,6 +114,7 @@ class Scale:
     epochs: int
     epochs_multi: int
     text: str
+    lr: float = 0.01
 
 
 SCALES: dict[str, Scale] = {
@@ -126,7 +130,7 @@ SCALES: dict[str, Scale] = {
                    "scatter and biases than the paper's, and noisy differences between experiments"),
     "test": Scale("test", "tiny", 200, ("x", "y"), 24, 20.0, 1, 1,
                   "the test suite's setting: the `tiny` universe (30 clusters), two projections, "
-                  "24 × 24 images, one epoch; the numbers mean nothing"),
+                  "24 × 24 images, one epoch at learning rate 0.001; the numbers mean nothing", lr=1e-3),
 }
 
 # ----------------------------------------------------------------------------- cost model
@@ -214,7 +218,7 @@ def train_config(scale: Scale, net: str, seed: int):
     from .training import TrainConfig
 
     return TrainConfig(channels=list(NETWORKS[net]), epochs=scale.epochs_multi if net == "multi" else scale.epochs,
-                       seed=seed)
+                       lr=scale.lr, seed=seed)
 
 
 def device_description() -> str:
@@ -290,7 +294,7 @@ def plan(out: str | os.PathLike, scale: Scale, *, snapshot: str | os.PathLike | 
                               outputs=[run / "best.weights.h5", run / "history.csv", run / "config.json"],
                               params={"train": asdict(tc)}, clean=[run],
                               estimate=TRAIN_SETUP_S + tc.epochs * 0.8 * n_img * per_img,
-                              label=f"train {net} on {variant} ({tc.epochs} epochs)"))
+                              label=f"train {net} on {variant} ({tc.epochs} epoch{'s' if tc.epochs != 1 else ''})"))
     for name, (runs, on, baseline) in EXPERIMENTS.items():
         run_dirs = [g.run(d, n) for d, n in runs]
         data = g.data(on) if on else None
