@@ -26,6 +26,7 @@ def test_plan_covers_the_grid(tmp_path, tiny_universe):
     assert len(trains) == 12 and {f"train-fiducial-{n}" for n in NETWORKS} <= set(trains)
     assert {"train-nointerl-multi", "train-planck-Ypar", "train-literal-Star"} <= set(trains)
     assert [n for n in names if n.startswith("evaluate-")] == [f"evaluate-{e}" for e in EXPERIMENTS]
+    assert names[-2] == "interpret"
     # with a snapshot of one's own there is no universe step, and the datasets read it
     u = tiny_universe
     steps = plan(tmp_path / "o", SCALES["test"], snapshot=u.snapshot, halos=u.halos)
@@ -78,7 +79,7 @@ def test_whole_grid_end_to_end_and_rerun_skips(tiny_universe, tmp_path):
     summary = reproduce(out, "test", snapshot=tiny_universe.snapshot, halos=tiny_universe.halos, workers=1,
                         progress=False, log=lines.append)
     assert "estimate" in lines[0]
-    assert all(kind == "ran" for _, kind, _ in summary.ran) and len(summary.ran) == 21
+    assert all(kind == "ran" for _, kind, _ in summary.ran) and len(summary.ran) == 22
     g = Grid(out)
     text = (out / "report.md").read_text()
     tables = md_tables(text)
@@ -106,12 +107,19 @@ def test_whole_grid_end_to_end_and_rerun_skips(tiny_universe, tmp_path):
         assert value(r[3]) == pytest.approx(rms[1] - rms[0], abs=1e-2)
     for fig in ("pred_vs_true", "bias_vs_mass", "bias_hist", "learning_curve"):
         assert f"(experiments/fiducial/{fig}.png)" in text and (g.experiment("fiducial") / f"{fig}.png").is_file()
-    assert "Interpretation" in text and "Scale **test**" in text
+    assert "Scale **test**" in text
+    # the interpretation: four clusters per single-channel network, their figures, the F_cent/F_ring rows
+    interp = json.loads((g.experiment("interpret") / "interpret.json").read_text())
+    assert list(interp["networks"]) == ["Star", "Fxs", "Fxb", "Ypar"]
+    assert all(len(n["clusters"]) == 4 for n in interp["networks"].values())
+    assert len(interp["core_ring"]["rows"]) == 8
+    for ch in interp["networks"]:
+        assert f"(experiments/interpret/fig_{ch}.png)" in text and (g.experiment("interpret") / f"fig_{ch}.png").is_file()
     # a rerun skips every step after verifying it, and leaves the report as it was
     before = (out / "report.md").read_text()
     lines.clear()
     again = reproduce(out, "test", snapshot=tiny_universe.snapshot, halos=tiny_universe.halos, workers=1,
                       progress=False, log=lines.append)
-    assert all(kind == "skipped" for _, kind, _ in again.ran) and len(again.ran) == 21
-    assert sum("inputs verified; skipped" in line for line in lines) == 21
+    assert all(kind == "skipped" for _, kind, _ in again.ran) and len(again.ran) == 22
+    assert sum("inputs verified; skipped" in line for line in lines) == 22
     assert (out / "report.md").read_text() == before

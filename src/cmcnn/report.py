@@ -139,7 +139,7 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def write_report(out: str | os.PathLike, sections: Sequence[Comparison], *, preamble: str,
-                 notes: Sequence[str] = (), extra: dict | None = None) -> dict:
+                 appendix: Sequence[str] = (), notes: Sequence[str] = (), extra: dict | None = None) -> dict:
     """Recompute every section's numbers from its predictions files and write ``report.md`` and ``report.json``.
 
     Parameters
@@ -151,6 +151,8 @@ def write_report(out: str | os.PathLike, sections: Sequence[Comparison], *, prea
         extreme-bin biases, every other one is a plain Table 2 of its rows (and its pairs' differences).
     preamble
         Markdown put under the title (scale, source, machine).
+    appendix
+        Markdown sections put after the comparisons (the interpretation).
     notes
         Lines listed at the end (what was left out, and why).
     extra
@@ -196,6 +198,7 @@ def write_report(out: str | os.PathLike, sections: Sequence[Comparison], *, prea
     md += [f"Columns: the test images with {CENTRAL_RANGE[0]} < log10 M200,true < {CENTRAL_RANGE[1]} "
            "(`cmcnn.metrics.table2`); RMS is the root mean square of M_pred/M_true − 1, σ the standard "
            f"deviation of log10(M_pred/M_true); ± one standard error. Paper columns: {PAPER}, Table 2.", ""]
+    md += [a.strip() + "\n" for a in appendix]
     if notes:
         md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     with atomic_write(out / "report.md") as tmp:

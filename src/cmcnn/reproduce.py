@@ -17,14 +17,14 @@ any snapshot and halo catalogue) and writes one report:
   images, ``Ypar`` on Planck-like and ``Star`` on literal-noise images (12 trainings);
 - ``evaluate-<experiment>``: predictions, Table 2, Figs 4–7 (:func:`cmcnn.evaluate.evaluate`)
   for ``fiducial`` (with the classical baseline), ``nointerl``, ``instrument``, ``starnoise``;
+- ``interpret``: Deep Dream and mask maps of four test clusters for the fiducial
+  single-channel networks (Figs 8–11) and the F_cent/F_ring table (:mod:`cmcnn.paper_interpret`);
 - ``report``: ``report.md`` and ``report.json``, recomputed from the prediction files
   (:mod:`cmcnn.report`).
 
 Every step is a :class:`cmcnn.steps.Step`: a rerun skips the finished ones after checking
 their inputs' SHA-256, resumes an interrupted one (dataset builds and trainings continue
-where they stopped) and redoes one whose inputs changed.  The interpretation of §4 (Deep
-Dream, mask maps, F_cent/F_ring) is not in the grid yet: ``cmc interpret`` is not on this
-branch (the report says so).
+where they stopped) and redoes one whose inputs changed.
 
 Output folder::
 
@@ -100,6 +100,8 @@ class Scale:
         Training epochs of the single-channel and of the multi-channel networks.
     text
         One sentence for the report.
+    mask_stride
+        Mask-scan centres every this many pixels in the interpretation (the paper: 1).
     lr
         Initial learning rate (the paper's 0.01; the test setting's single step of a few
         dozen images needs a smaller one, or the untrained network's output can overflow).
@@ -114,6 +116,7 @@ class Scale:
     epochs: int
     epochs_multi: int
     text: str
+    mask_stride: int = 1
     lr: float = 0.01
 
 
@@ -121,29 +124,35 @@ SCALES: dict[str, Scale] = {
     "full": Scale("full", "paper", 200, PROJECTIONS, 120, 20.0, 1000, 1000,
                   "the paper's size: the `paper` universe (2000 clusters in 400 cMpc/h), up to 200 "
                   "haloes per 0.25 dex bin, four projections, 120 × 120 images of 10″, 1000 epochs "
-                  "for every network (the GPU is used when TensorFlow sees one)"),
-    "quick": Scale("quick", "small", 200, PROJECTIONS, 120, 20.0, 12, 6,
+                  "for every network (the GPU is used when TensorFlow sees one), mask maps at every pixel"),
+    "quick": Scale("quick", "small", 200, PROJECTIONS, 120, 20.0, 10, 5,
                    "reduced to finish in about half an hour on two CPU cores: the `small` universe "
                    "(150 clusters in 100 cMpc/h, so every bin holds fewer than 20 haloes), four "
-                   "projections, 120 × 120 images, 12 epochs for the single-channel networks and 6 "
-                   "for the multi-channel ones (the paper: ~2000 haloes, 1000 epochs). Expect larger "
-                   "scatter and biases than the paper's, and noisy differences between experiments"),
+                   "projections, 120 × 120 images, 10 epochs for the single-channel networks and 5 "
+                   "for the multi-channel ones (the paper: ~2000 haloes, 1000 epochs), mask maps every "
+                   "2nd pixel. Expect larger scatter and biases than the paper's, and noisy differences "
+                   "between experiments", mask_stride=2),
     "test": Scale("test", "tiny", 200, ("x", "y"), 24, 20.0, 1, 1,
                   "the test suite's setting: the `tiny` universe (30 clusters), two projections, "
-                  "24 × 24 images, one epoch at learning rate 0.001; the numbers mean nothing", lr=1e-3),
+                  "24 × 24 images, one epoch at learning rate 0.001, mask maps every 4th pixel; the "
+                  "numbers mean nothing", mask_stride=4, lr=1e-3),
 }
 
 # ----------------------------------------------------------------------------- cost model
-#: Seconds on two CPU cores (measured on the development machine, docs/reproduce.md):
-#: ``cmc synth`` per preset; dataset setup per GB of snapshot and per image at 120²;
-#: one training epoch per training image (validation included) at 120², single and
-#: multi-channel; prediction per image and network at 120².
+#: Seconds on the 2-core development machine while shared (load average ~6; docs/reproduce.md):
+#: ``cmc synth`` per preset (the presets' budgets); dataset setup per GB of snapshot and
+#: rendering per image at 120²; one training epoch per image of the dataset (training and
+#: validation) at 120², single- and multi-channel networks; prediction per image and network;
+#: per-network setup of a training and of the interpretation (export, Deep Dream); mask-scan
+#: centres per second (bench/results/interpret.txt).
 SYNTH_SECONDS = {"tiny": 30.0, "small": 300.0, "paper": 3600.0}
 DATASET_SETUP_S_PER_GB = 40.0
 RENDER_S_PER_IMAGE = 0.06
-TRAIN_S_PER_IMAGE = {"single": 0.0075, "multi": 0.03}
+TRAIN_S_PER_IMAGE = {"single": 0.03, "multi": 0.055}
 PREDICT_S_PER_IMAGE = 0.003
 TRAIN_SETUP_S = 10.0
+INTERPRET_SETUP_S = 15.0
+MASK_CENTRES_PER_S = 700.0
 
 
 def _estimate_images(scale: Scale, halos: Path | None) -> int:
@@ -312,14 +321,32 @@ def plan(out: str | os.PathLike, scale: Scale, *, snapshot: str | os.PathLike | 
                           params={"runs": [r.name for r in run_dirs], "data": on, "baseline": list(baseline)},
                           clean=[folder], estimate=10.0 + PREDICT_S_PER_IMAGE * pix * n_img * len(runs),
                           label=f"evaluate {name}"))
+    folder = g.experiment("interpret")
+    single = {c: g.run("fiducial", c) for c in CHANNELS}
+
+    def explain() -> None:
+        from .paper_interpret import interpret_networks
+
+        interpret_networks(g.data("fiducial"), single, folder, stride=scale.mask_stride, progress=progress)
+
+    n_centres = (scale.npix // scale.mask_stride) ** 2
+    steps.append(Step("interpret", explain, inputs=[g.data("fiducial")] + [r / "best.weights.h5" for r in single.values()],
+                      outputs=[folder / "interpret.json", folder / "core_ring.png"] + [folder / f"fig_{c}.png" for c in CHANNELS],
+                      params={"stride": scale.mask_stride, "networks": list(single)}, clean=[folder],
+                      estimate=len(CHANNELS) * (INTERPRET_SETUP_S + 4 * n_centres / MASK_CENTRES_PER_S),
+                      label="interpret: Deep Dream and mask maps of four clusters, F_cent/F_ring"))
     sections = report_sections(g)
     csvs = sorted({e.path for s in sections for e in s.rows})
 
     def make_report() -> None:
-        write_report(g.out, sections, preamble=_preamble(g.out, scale), notes=report_notes(),
+        from .paper_interpret import interpretation_markdown
+
+        write_report(g.out, sections, preamble=_preamble(g.out, scale),
+                     appendix=[interpretation_markdown(folder, "experiments/interpret")],
                      extra={"scale": asdict(scale), "code_version": __version__})
 
-    steps.append(Step("report", make_report, inputs=csvs, outputs=[g.out / "report.md", g.out / "report.json"],
+    steps.append(Step("report", make_report, inputs=csvs + [folder / "interpret.json"],
+                      outputs=[g.out / "report.md", g.out / "report.json"],
                       params={"scale": asdict(scale)}, estimate=2.0, label="report"))
     return steps
 
@@ -366,13 +393,6 @@ def report_sections(g: Grid) -> list[Comparison]:
             figures=[g.experiment("starnoise") / "pred_vs_true.png"],
             pairs=[("Star", "Star paper", "Star paper-literal")], pair_names=("paper", "paper-literal")),
     ]
-
-
-def report_notes() -> list[str]:
-    """What the report leaves out, and why."""
-    return ["Interpretation (§4: Deep Dream and mask maps of four clusters, Figs 8–11, and the "
-            "F_cent/F_ring table) is not in this report: `cmc interpret` is not part of this version "
-            "of the grid."]
 
 
 def _preamble(out: Path, scale: Scale) -> str:
