@@ -139,12 +139,14 @@ SCALES: dict[str, Scale] = {
 }
 
 # ----------------------------------------------------------------------------- cost model
-#: Seconds on the 2-core development machine while shared (load average ~6; docs/reproduce.md):
-#: ``cmc synth`` per preset (the presets' budgets); dataset setup per GB of snapshot and
-#: rendering per image at 120²; one training epoch per image of the dataset (training and
-#: validation) at 120², single- and multi-channel networks; prediction per image and network;
-#: per-network setup of a training and of the interpretation (export, Deep Dream); mask-scan
-#: centres per second (bench/results/interpret.txt).
+#: Seconds on the 2-core development machine (docs/reproduce.md): ``cmc synth`` per preset
+#: (the presets' budgets); snapshot reading and per-particle signals per GB of snapshot (a
+#: rough figure) and rendering per image at 120² (bench/results/dataset.json, one worker);
+#: one training epoch per image of the dataset (training and validation) at 120², single-
+#: and multi-channel networks (measured while the machine was shared, load average ~6);
+#: prediction per image and network; per-network setup of a training and of the
+#: interpretation (export, Deep Dream); mask-scan centres per second
+#: (bench/results/interpret.txt).
 SYNTH_SECONDS = {"tiny": 30.0, "small": 300.0, "paper": 3600.0}
 DATASET_SETUP_S_PER_GB = 40.0
 RENDER_S_PER_IMAGE = 0.06
