@@ -141,7 +141,7 @@ def test_complete_file_is_left_alone_and_per_bin_appends(built, tiny_universe, t
 
 
 @pytest.mark.parametrize("change", [{"channels": ("Ypar",)}, {"instrument": "ideal"},
-                                    {"z_range": (0.03, 0.05)}, {"seed": 5}])
+                                    {"z_range": (0.03, 0.05)}, {"seed": 5}, {"interloper_radius": 2.0}])
 def test_appending_with_other_settings_is_refused(built, tiny_universe, change):
     out, _ = built
     mtime = os.path.getmtime(out)
@@ -279,3 +279,66 @@ def test_sph_without_star_channel_passes_the_check(tiny_universe):
     check_request(contents, ("Star", "Fxs"), scheme="cic")
     with pytest.raises(InputError, match="needs gas field"):
         check_request({"gas": frozenset({"temperature"}), "stars": frozenset()}, ("Fxb",))
+
+
+# ---------------------------------------------------------------------------------- interlopers
+def _cut_snapshot(snap, centre, radius, inside: bool):
+    """``snap`` with only the particles inside (or outside) a periodic sphere, by plain NumPy."""
+    import dataclasses
+
+    from cmcore.snapshot import ParticleData
+
+    parts = {}
+    for ptype, p in snap.particles.items():
+        d = p.positions.astype(float) - centre
+        d -= snap.boxsize * np.round(d / snap.boxsize)
+        keep = (np.einsum("ij,ij->i", d, d) <= radius**2) == inside
+        parts[ptype] = ParticleData(p.positions[keep], p.masses[keep], {k: v[keep] for k, v in p.fields.items()}, p.name)
+    return dataclasses.replace(snap, particles=parts)
+
+
+def test_no_interlopers_renders_only_the_sphere(tiny_universe, tmp_path):
+    """Without interlopers an image is the rendering of the particles within k r200 alone, and
+    the interlopers it lost (fiducial − ablated) are the rendering of the particles outside."""
+    from cmcore.observables import snapshot_request
+    from cmcore.readers import read_snapshot
+    from cmcore.render import render_maps
+
+    kw = dict(instrument="ideal", projections=("z", "diag"), channels=("Star", "Fxb", "Ypar"))
+    _build(tiny_universe, tmp_path / "fid.h5", **kw)
+    _build(tiny_universe, tmp_path / "abl.h5", interloper_radius=1.5, **kw)
+    images_f, labels = _images(tmp_path / "fid.h5")
+    images_a, labels_a = _images(tmp_path / "abl.h5")
+    assert np.array_equal(labels["halo_id"], labels_a["halo_id"])
+    with h5py.File(tmp_path / "abl.h5") as f:
+        assert DatasetConfig.from_json(f.attrs["config"]).interloper_radius == 1.5
+    cat = read_halos(tiny_universe.halos)
+    ptypes, optional = snapshot_request(kw["channels"], scheme="ngp")
+    snap = read_snapshot(tiny_universe.snapshot, particle_types=ptypes, fields=[], optional_fields=optional)
+    lost_somewhere = False
+    for k in range(labels["halo_id"].size):
+        row = int(np.flatnonzero(cat.halo_id == labels["halo_id"][k])[0])
+        centre, radius = np.asarray(cat.centre[row], float), 1.5 * float(cat.r200[row])
+        geo = dict(channels=kw["channels"], redshift=float(labels["redshift"][k]),
+                   los=labels["projection"][k].decode(), azimuth=float(labels["azimuth"][k]),
+                   npix=SMALL["npix"], fov_arcmin=SMALL["fov_arcmin"])
+        inside = render_maps(_cut_snapshot(snap, centre, radius, True), centre, **geo)
+        outside = render_maps(_cut_snapshot(snap, centre, radius, False), centre, **geo)
+        for c in kw["channels"]:
+            scale = np.abs(images_f[c][k]).max()
+            np.testing.assert_allclose(images_a[c][k], inside[c], rtol=1e-5, atol=1e-6 * scale)
+            np.testing.assert_allclose(images_f[c][k] - images_a[c][k], outside[c], rtol=1e-4, atol=1e-5 * scale)
+            lost_somewhere |= outside[c].sum() > 1e-3 * images_f[c][k].sum()
+    assert lost_somewhere  # the fiducial images do hold fore/background that the ablation removed
+
+
+def test_no_interlopers_cli(tiny_universe, tmp_path, capsys):
+    base = [str(tiny_universe.snapshot), "--halos", str(tiny_universe.halos), "--per-bin", "1",
+            "--projections", "z", "--npix", "16", "--channels", "Ypar", "--no-progress"]
+    assert cli.main(["dataset", *base, "--out", str(tmp_path / "a.h5"), "--no-interlopers"]) == 0
+    with h5py.File(tmp_path / "a.h5") as f:
+        assert DatasetConfig.from_json(f.attrs["config"]).interloper_radius == 2.0
+    assert cli.main(["dataset", *base, "--out", str(tmp_path / "b.h5"), "--interloper-radius", "3"]) == 2
+    assert "needs --no-interlopers" in capsys.readouterr().err
+    with pytest.raises(InputError, match="positive multiple"):
+        DatasetConfig(interloper_radius=0.0)

@@ -29,7 +29,7 @@ Selection in each bin is a seeded permutation of the bin's haloes (sorted by
 ``halo_id``) truncated to ``per_bin``, so a larger ``per_bin`` selects a superset:
 rerunning with a larger ``--per-bin`` appends the extra haloes.  Any other change
 (channels, projections, bins, instrument, redshift range, seed, image geometry,
-source snapshot or catalogue) is refused, since it would mix incompatible images.
+interloper removal, source snapshot or catalogue) is refused, since it would mix incompatible images.
 
 File layout (read it with h5py alone)
 -------------------------------------
@@ -120,6 +120,12 @@ class DatasetConfig:
         ``Star`` noise rms [M☉ kpc⁻² per pixel] replacing the instrument's, or
         None for the instrument's own.  :func:`sample_star_noise` computes the
         paper's rule (0.1 × the sample's mean noise-free ``Star`` pixel).
+    interloper_radius
+        None (the paper's fiducial images): every particle of the slab is rendered,
+        fore- and background included.  A number k: only the particles within
+        k × r200 of the cluster centre (periodic distance) are rendered, so the
+        image holds no line-of-sight interlopers (the ablation of Yan et al. 2020,
+        §3, with k = 2, the radius within which they tag a cluster's particles, §2.1).
     """
 
     per_bin: int = 200
@@ -135,8 +141,11 @@ class DatasetConfig:
     depth: float = 50.0
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     star_noise: float | None = None
+    interloper_radius: float | None = None
 
     def __post_init__(self) -> None:
+        if self.interloper_radius is not None and not (np.isfinite(self.interloper_radius) and self.interloper_radius > 0):
+            raise InputError(f"interloper_radius must be a positive multiple of r200, got {self.interloper_radius}")
         if self.star_noise is not None and not (np.isfinite(self.star_noise) and self.star_noise >= 0):
             raise InputError(f"star_noise must be finite and >= 0, got {self.star_noise}")
         if int(self.per_bin) < 1:
@@ -418,17 +427,38 @@ class _Renderer:
             for ptype in self.signals
         }
 
-    def render(self, centre: np.ndarray, task: ImageTask) -> dict[str, np.ndarray]:
+    def render(self, centre: np.ndarray, task: ImageTask, r200: float | None = None) -> dict[str, np.ndarray]:
+        """Observed images of one task; ``r200`` [comoving Mpc] is needed with ``interloper_radius``."""
         from .render import render_observed
 
         c = self.config
+        snapshot, signals, indexes = self.snapshot, self.signals, self.indexes
+        if c.interloper_radius is not None:
+            if r200 is None or not r200 > 0:
+                raise InputError(f"interloper_radius needs the halo's r200, got {r200}")
+            snapshot, signals = self.sphere(centre, c.interloper_radius * r200)
+            indexes = None
         _, observed = render_observed(
-            self.snapshot, centre, channels=c.channels, redshift=task.redshift, instrument=self.instrument,
+            snapshot, centre, channels=c.channels, redshift=task.redshift, instrument=self.instrument,
             rng=dict(zip(c.channels, task.noise_seeds)), los=task.projection, azimuth=task.azimuth,
             npix=c.npix, fov_arcmin=c.fov_arcmin, scheme=c.scheme, depth=c.depth,
-            indexes=self.indexes, cosmology=self.cosmology, signals=self.signals, nthreads=self.nthreads,
+            indexes=indexes, cosmology=self.cosmology, signals=signals, nthreads=self.nthreads,
         )
         return observed
+
+    def sphere(self, centre: np.ndarray, radius: float):
+        """The snapshot and signals cut to the particles within ``radius`` [comoving Mpc] of
+        ``centre`` (periodic): what :meth:`render` draws when interlopers are removed."""
+        from .snapshot import ParticleData
+
+        particles, signals = {}, {}
+        for ptype, (weights, names) in self.signals.items():
+            rows = self.indexes[ptype].select_sphere(centre, radius)
+            p = self.snapshot.particles[ptype]
+            particles[ptype] = ParticleData(p.positions[rows], p.masses[rows],
+                                            {k: v[rows] for k, v in p.fields.items()}, p.name)
+            signals[ptype] = (weights[rows], names)
+        return dataclasses.replace(self.snapshot, particles=particles), signals
 
 
 def make_renderer(snapshot: Path, config: DatasetConfig, *, cosmology=None, nthreads: int = 1,
@@ -501,11 +531,12 @@ def _distance_cosmology(cosmology):
     return cosmology if cosmology is not None else default_cosmology()
 
 
-def _render_halo(renderer, centre: np.ndarray, tasks: list[ImageTask], part: Path, channels: Sequence[str]) -> int:
+def _render_halo(renderer, centre: np.ndarray, r200: float, tasks: list[ImageTask], part: Path,
+                 channels: Sequence[str]) -> int:
     """Render every image of one halo and write its part file; returns the image count."""
     stacks: dict[str, list[np.ndarray]] = {c: [] for c in channels}
     for task in tasks:
-        images = renderer.render(centre, task)
+        images = renderer.render(centre, task, r200)
         for c in channels:
             stacks[c].append(np.asarray(images[c], dtype=np.float32))
     _atomic_savez(part, **{c: np.stack(v) for c, v in stacks.items()})
@@ -536,7 +567,8 @@ def sample_star_noise(snapshot: str | os.PathLike, halos: str | os.PathLike,
     renderer = make_renderer(Path(snapshot), star_config, cosmology=cosmology, workers=int(workers))
     row_of = {int(cat.halo_id[r]): r for r in rows}
     plan = plan_images(rows, cat.halo_id, star_config)
-    images = (renderer.render(np.asarray(cat.centre[row_of[t.halo_id]], dtype=float), t)["Star"]
+    images = (renderer.render(np.asarray(cat.centre[row_of[t.halo_id]], dtype=float), t,
+                              float(cat.r200[row_of[t.halo_id]]))["Star"]
               for t in tqdm(plan, unit="img", desc="Star noise", disable=not progress))
     return stellar_noise_from_sample(images)
 
@@ -648,7 +680,7 @@ def build_dataset(
         with ThreadPoolExecutor(max_workers=int(workers)) as pool:
             futures = [
                 pool.submit(_render_halo, renderer, np.asarray(cat.centre[row_of[h]], dtype=float),
-                            by_halo[h], _part_path(parts, h), config.channels)
+                            float(cat.r200[row_of[h]]), by_halo[h], _part_path(parts, h), config.channels)
                 for h in pending
             ]
             try:

@@ -50,6 +50,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Star noise rms per pixel: the preset's (default); 'sample', 0.1 x the mean "
                         "noise-free Star pixel of this sample (the paper's rule, one extra Star-only "
                         "pass); or RMS in Msun/kpc^2")
+    p.add_argument("--no-interlopers", action="store_true",
+                   help="render only the particles within --interloper-radius x r200 of each cluster "
+                        "centre: no fore- or background (the paper's line-of-sight ablation)")
+    p.add_argument("--interloper-radius", type=float, default=None, metavar="K",
+                   help="with --no-interlopers: keep particles within K x r200 (default 2, the paper's)")
     p.add_argument("--z-range", type=lambda s: _floats(s, 2, "--z-range"), default=(0.03, 0.07),
                    metavar="ZLO:ZHI", help="placement redshifts, uniform (default 0.03:0.07)")
     p.add_argument("--scheme", default="ngp", choices=("ngp", "cic", "sph"), help="deposition scheme (default ngp)")
@@ -67,11 +72,15 @@ def run(args: argparse.Namespace) -> int:
 
     from cmcore.dataset import DatasetConfig, build_dataset, sample_star_noise
 
+    if args.interloper_radius is not None and not args.no_interlopers:
+        raise ValueError("--interloper-radius needs --no-interlopers")
     config = DatasetConfig(
         per_bin=args.per_bin, bins=args.bins, projections=args.projections, channels=args.channels,
         instrument=args.instrument, z_range=args.z_range, seed=args.seed, npix=args.npix,
         fov_arcmin=args.fov, scheme=args.scheme,
         star_noise=args.star_noise if isinstance(args.star_noise, float) else None,
+        interloper_radius=(2.0 if args.interloper_radius is None else args.interloper_radius)
+        if args.no_interlopers else None,
     )
     if args.star_noise == "sample" and "Star" in config.channels:
         rms = sample_star_noise(args.snapshot, args.halos, config, workers=args.workers,
