@@ -28,7 +28,13 @@ from . import _kernels
 from .errors import InputError
 from .projection import _centre, _finite_float, _nthreads, _positions, _real_array
 
-__all__ = ["CellIndex"]
+__all__ = ["CellIndex", "default_ncell"]
+
+
+def default_ncell(npart: int, particles_per_cell: float = 16.0) -> int:
+    """Cells per side of a :class:`CellIndex` over ``npart`` particles: about
+    ``particles_per_cell`` per cell, between 1 and 1024."""
+    return int(min(1024, max(1, round((npart / particles_per_cell) ** (1.0 / 3.0)))))
 
 
 class CellIndex:
@@ -50,6 +56,10 @@ class CellIndex:
         per side (between 1 and 1024).
     nthreads : int, optional
         OpenMP threads for the build.
+    ncell : int, optional
+        Cells per side, overriding ``particles_per_cell`` (e.g. the grid of the
+        whole snapshot for an index over a region of it read from an indexed
+        copy: the same cells then hold the same particles in the same order).
 
     Attributes
     ----------
@@ -80,13 +90,18 @@ class CellIndex:
         smoothing_lengths: npt.ArrayLike | None = None,
         particles_per_cell: float = 16.0,
         nthreads: int | None = None,
+        ncell: int | None = None,
     ) -> None:
         pos = _positions(positions)
         self.boxsize = _finite_float("boxsize", boxsize)
         ppc = _finite_float("particles_per_cell", particles_per_cell)
         nt = _nthreads(nthreads)
         npart = pos.shape[0]
-        self.ncell = int(min(1024, max(1, round((npart / ppc) ** (1.0 / 3.0)))))
+        if ncell is None:
+            ncell = default_ncell(npart, ppc)
+        elif isinstance(ncell, bool) or not isinstance(ncell, (int, np.integer)) or not 1 <= ncell <= 1024:
+            raise InputError(f"ncell must be an integer in [1, 1024], got {ncell!r}")
+        self.ncell = int(ncell)
         self.cell_size = self.boxsize / self.ncell
         idx_dtype = np.int32 if npart < 2**31 else np.int64
         self.permutation = np.empty(npart, dtype=idx_dtype)

@@ -481,7 +481,7 @@ def noise_field(channel: str, seed: int, redshift: float, config: DatasetConfig,
 
 def redraw_noise(path: str | os.PathLike, index: int, channel: str, new_seed: int) -> np.ndarray:
     """Image ``index`` of ``channel`` in a dataset file with its noise drawn anew from ``new_seed``."""
-    from .halos import cosmology_from_json
+    from .cosmology import cosmology_from_json
 
     with open_dataset(path) as f:
         config = DatasetConfig.from_json(f.attrs["config"])
@@ -681,7 +681,7 @@ def _assemble(out: Path, config: DatasetConfig, cat, old_keys: list, todo: list[
     """Write old images + new parts into ``<out>`` through a temporary file and a rename."""
     from astropy import units as u
 
-    from .halos import cosmology_to_json
+    from .cosmology import cosmology_to_json
 
     cosmo = _distance_cosmology(cosmology)
     a_snap = 1.0 / (1.0 + float(cat.redshift))

@@ -99,6 +99,35 @@ def snapshot_files(path: str | os.PathLike) -> list[Path]:
     return files
 
 
+def _is_indexed(f: h5py.File) -> bool:
+    fmt = f.attrs.get("format", b"")
+    return (fmt.decode() if isinstance(fmt, bytes) else str(fmt)) == "cmc-indexed"
+
+
+def particle_counts(path: str | os.PathLike) -> dict[str, int]:
+    """Particles of each type (``"gas"``, ``"dm"``, ``"stars"``) in a snapshot, from its headers.
+
+    Sums ``Header/NumPart_ThisFile`` over the files of a multi-file snapshot;
+    an indexed snapshot gives its own counts.
+    """
+    from .common import PART_TYPE
+
+    files = snapshot_files(path)
+    with open_hdf5(files[0]) as f:
+        if _is_indexed(f):
+            return {t: int(f[t]["masses"].shape[0]) for t in PARTICLE_TYPES if t in f}
+    total: dict[str, int] = {}
+    for p in files:
+        with open_hdf5(p) as f:
+            if "Header" not in f or "NumPart_ThisFile" not in f["Header"].attrs:
+                raise FileFormatError(f"{p}: no Header/NumPart_ThisFile")
+            this = np.asarray(f["Header"].attrs["NumPart_ThisFile"], dtype=np.int64)
+        for t, i in PART_TYPE.items():
+            if i < this.size:
+                total[t] = total.get(t, 0) + int(this[i])
+    return {t: n for t, n in total.items() if n > 0}
+
+
 def detect_flavour(f: h5py.File) -> str | None:
     """Flavour of an open snapshot file from its unit attributes; ``None`` when it has none."""
     code = f["Code"].attrs.get("Code", b"") if "Code" in f else b""
@@ -129,6 +158,7 @@ def read_snapshot(
     flavour: str | None = None,
     unit_system: Mapping[str, float] | None = None,
     region: tuple[Sequence[float], float | Sequence[float]] | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> Snapshot:
     """Read a snapshot file (or multi-file snapshot) into a :class:`Snapshot`.
 
@@ -163,7 +193,13 @@ def read_snapshot(
     region : (centre, half_width), optional
         Read only particles with |x − centre| ≤ half_width along each axis
         (minimum image, periodic); centre (3,) and half_width (scalar or (3,))
-        in comoving Mpc.  Positions stay in box coordinates.
+        in comoving Mpc.  Positions stay in box coordinates.  On an indexed
+        snapshot (written by :func:`cmcore.indexed.write_indexed`, ``cmc
+        index``) only the cells that the box overlaps are read from disk.
+    rows : (start, stop), optional
+        Read only particles ``start:stop`` of each type read, counted over the
+        files of a multi-file snapshot in order (chunked passes over a snapshot
+        too large for memory, such as ``cmc index``).  Not with ``region``.
 
     Returns
     -------
@@ -194,9 +230,23 @@ def read_snapshot(
         if centre.shape != (3,) or not np.all(np.isfinite(centre)) or not np.all(half > 0):
             raise InputError(f"region must be (centre (3,), positive half width), got {region!r}")
         region = (centre, half)
+    if rows is not None:
+        if region is not None:
+            raise InputError("rows and region cannot be combined")
+        if len(rows) != 2 or not 0 <= int(rows[0]) <= int(rows[1]):
+            raise InputError(f"rows must be (start, stop) with 0 <= start <= stop, got {rows!r}")
+        rows = (int(rows[0]), int(rows[1]))
     files = snapshot_files(path)
     with open_hdf5(files[0]) as f:
         found = detect_flavour(f)
+        indexed = _is_indexed(f)
+    if indexed:
+        from .. import indexed as indexed_format
+
+        return indexed_format.read_indexed(
+            files[0], particle_types=types, fields=fields, optional_fields=optional_fields,
+            drop_nonfinite=drop_nonfinite, region=region, rows=rows,
+        )
     if flavour is None:
         if found is None:
             if unit_system is None:
@@ -215,6 +265,7 @@ def read_snapshot(
         luminosity_datasets=luminosity_datasets,
         drop_nonfinite=drop_nonfinite,
         region=region,
+        rows=rows,
     )
     if flavour == "eagle":
         from . import eagle

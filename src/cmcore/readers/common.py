@@ -143,6 +143,10 @@ def _read_concat(files: Sequence[Path], group: str, name: str, counts: Sequence[
         if masks is None:
             parts.append(_rows(path, dset, 0, dset.shape[0]))
             continue
+        if isinstance(masks[i], slice):
+            if masks[i].stop > masks[i].start:
+                parts.append(_rows(path, dset, masks[i].start, masks[i].stop))
+            continue
         for start in range(0, dset.shape[0], CHUNK_ROWS):
             keep = masks[i][start: start + CHUNK_ROWS]
             if keep.any():
@@ -156,6 +160,20 @@ def _first_attrs(files, group, name, counts) -> dict:
     for _, _, dset in _datasets(files, group, name, counts):
         return dict(dset.attrs)
     raise FileFormatError(f"{files[0]}: no {group}/{name} in any file")
+
+
+def _row_slices(counts: Sequence[int], rows: tuple[int, int]) -> list[slice]:
+    """Per-file slices of the particles ``rows[0]:rows[1]`` counted over the files in order."""
+    slices, first = [], 0
+    for n in counts:
+        lo, hi = max(rows[0] - first, 0), min(rows[1] - first, n)
+        slices.append(slice(lo, hi) if hi > lo else slice(0, 0))
+        first += n
+    return slices
+
+
+def _selected(mask) -> int:
+    return mask.stop - mask.start if isinstance(mask, slice) else int(mask.sum())
 
 
 def _region_masks(files, group, name, counts, factor, region, boxsize) -> list[np.ndarray]:
@@ -187,6 +205,7 @@ def read(
     luminosity_datasets: Mapping[str, str],
     drop_nonfinite: bool,
     region: tuple[np.ndarray, np.ndarray] | None,
+    rows: tuple[int, int] | None = None,
 ) -> Snapshot:
     """Read ``files`` with ``flavour``'s conventions (see :func:`cmcore.readers.read_snapshot`)."""
     bad = [k for k in (*(fields or ()), *optional_fields) if k not in FIELD_KIND]
@@ -235,7 +254,7 @@ def read(
             files, flavour, header, ptype, itype,
             [int(c[itype]) if itype < len(c) else 0 for c in counts],
             fields, optional_fields, luminosity_datasets if ptype == "gas" else {}, drop_nonfinite,
-            region,
+            region, rows,
         )
     return Snapshot(
         particles=particles,
@@ -249,7 +268,8 @@ def read(
     )
 
 
-def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, lum, drop_nonfinite, region):
+def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, lum, drop_nonfinite, region,
+               rows=None):
     group = f"PartType{itype}"
     with open_hdf5(files[int(np.argmax(counts))]) as f:
         names_in_file = set(f[group].keys()) if group in f else set()
@@ -276,7 +296,9 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, l
     if region is not None:
         to_mpc = factor_of(coord[0], _first_attrs(files, group, coord[0], counts), "length", True)
         masks = _region_masks(files, group, coord[0], counts, to_mpc, region, header.boxsize)
-    n = sum(counts) if masks is None else int(sum(m.sum() for m in masks))
+    elif rows is not None:
+        masks = _row_slices(counts, rows)
+    n = sum(counts) if masks is None else sum(_selected(m) for m in masks)
     arrays["positions"] = load(coord[0], "length", True)
     mass = candidates("masses")
     if mass:
