@@ -7,7 +7,8 @@ import pytest
 
 from cmcore.cellindex import CellIndex
 from cmcore.errors import FileFormatError
-from cmcore.indexed import IndexedSnapshot, write_indexed
+from cmcore.indexed import write_indexed
+from cmcore.readers.indexed import IndexedSnapshot
 from cmcore.readers import read_snapshot
 
 FIELDS = ["density", "temperature", "metallicity", "smoothing_length", "electron_abundance"]

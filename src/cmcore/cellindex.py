@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from . import _kernels
 from .errors import InputError
-from .projection import _centre, _finite_float, _nthreads, _positions, _real_array
+from .validation import as_positions, finite_float, real_array, thread_count, wrapped_centre
 
 __all__ = ["CellIndex", "default_ncell"]
 
@@ -92,10 +92,10 @@ class CellIndex:
         nthreads: int | None = None,
         ncell: int | None = None,
     ) -> None:
-        pos = _positions(positions)
-        self.boxsize = _finite_float("boxsize", boxsize)
-        ppc = _finite_float("particles_per_cell", particles_per_cell)
-        nt = _nthreads(nthreads)
+        pos = as_positions(positions)
+        self.boxsize = finite_float("boxsize", boxsize)
+        ppc = finite_float("particles_per_cell", particles_per_cell)
+        nt = thread_count(nthreads)
         npart = pos.shape[0]
         if ncell is None:
             ncell = default_ncell(npart, ppc)
@@ -113,7 +113,7 @@ class CellIndex:
         self.positions = pos
         self.max_smoothing_length: float | None = None
         if smoothing_lengths is not None:
-            hs = _real_array("smoothing_lengths", smoothing_lengths)
+            hs = real_array("smoothing_lengths", smoothing_lengths)
             if hs.shape != (npart,):
                 raise InputError(f"smoothing_lengths must have shape ({npart},), got {hs.shape}")
             hmax = _kernels.smoothing_length_max(hs) if npart else 0.0
@@ -262,7 +262,7 @@ class CellIndex:
         ndarray
             Sorted int64 particle ids.
         """
-        c = _centre(centre, self.boxsize)
+        c = wrapped_centre(centre, self.boxsize)
         try:
             half = np.broadcast_to(np.asarray(half_extent, dtype=np.float64), (3,)).copy()
         except (TypeError, ValueError):
@@ -292,7 +292,7 @@ class CellIndex:
         ndarray
             Sorted int64 particle ids.
         """
-        c = _centre(centre, self.boxsize)
+        c = wrapped_centre(centre, self.boxsize)
         try:
             r = float(radius)
         except (TypeError, ValueError):

@@ -514,6 +514,14 @@ def render_stacks(renderer, centre: np.ndarray, tasks: list[ImageTask], channels
     return {c: np.stack(v) for c, v in stacks.items()}
 
 
+def _region_stacks(snapshot, config: DatasetConfig, cosmology, ncell: dict[str, int], centre: np.ndarray,
+                   tasks: list[ImageTask]) -> dict[str, np.ndarray]:
+    """:func:`render_stacks` from a region of the snapshot, indexed on the whole snapshot's grid
+    ``ncell`` (so the images equal those rendered from the whole snapshot)."""
+    return render_stacks(_Renderer(snapshot, config, cosmology, nthreads=1, ncell=ncell), centre, tasks,
+                         config.channels)
+
+
 def _save_part(part: Path, stacks: dict[str, np.ndarray]) -> None:
     _atomic_savez(part, **stacks)
 
@@ -666,7 +674,8 @@ def build_dataset(
         if scheduler is None:
             _render_on_threads(renderer, jobs, config.channels, int(workers), progress)
         else:
-            render_parts(scheduler, snapshot, config, _distance_cosmology(cosmology), jobs, progress, _save_part)
+            render_parts(scheduler, snapshot, config, _distance_cosmology(cosmology), jobs,
+                         stacks=_region_stacks, save=_save_part, progress=progress)
     t_render = time.perf_counter() - t_start
 
     _assemble(out, config, cat, old_keys, todo, parts, sources, snapshot, halos, cosmology)

@@ -78,7 +78,7 @@ def check_indexed(snapshot: str | os.PathLike, config):
     InputError
         The file is not an indexed snapshot, or lacks a particle type or a field.
     """
-    from .indexed import IndexedSnapshot, is_indexed
+    from .readers.indexed import IndexedSnapshot, is_indexed
     from .observables import required_fields
 
     if not is_indexed(snapshot):
@@ -127,14 +127,15 @@ def halo_boxes(centre: np.ndarray, tasks: Sequence, config, cosmology, scale_fac
     return np.concatenate(centres), np.concatenate(halves)
 
 
-def render_halo(path: str, config, cosmology, centre: np.ndarray, tasks: Sequence) -> dict[str, np.ndarray]:
+def render_halo(path: str, config, cosmology, centre: np.ndarray, tasks: Sequence, stacks) -> dict[str, np.ndarray]:
     """Images of one halo's tasks, reading only their region of the indexed snapshot (a Dask task).
 
-    Returns ``{channel: float32 (len(tasks), npix, npix)}``, as the serial
+    ``stacks(snapshot, config, cosmology, ncell, centre, tasks)`` renders them
+    from the region read (the dataset builder's renderer, given by the caller)
+    and returns ``{channel: float32 (len(tasks), npix, npix)}``, as the serial
     builder's part files hold them.
     """
-    from .dataset import _Renderer, render_stacks
-    from .indexed import open_indexed
+    from .readers.indexed import open_indexed
     from .observables import snapshot_request
 
     src = open_indexed(path)
@@ -142,14 +143,17 @@ def render_halo(path: str, config, cosmology, centre: np.ndarray, tasks: Sequenc
     centres, halves = halo_boxes(np.asarray(centre, dtype=np.float64), tasks, config, cosmology,
                                  src.scale_factor, src.boxsize)
     snap = src.read_boxes(centres, halves, particle_types=ptypes, fields=[], optional_fields=optional, grow=1)
-    renderer = _Renderer(snap, config, cosmology, nthreads=1, ncell=src.ncell)
-    return render_stacks(renderer, np.asarray(centre, dtype=np.float64), tasks, config.channels)
+    return stacks(snap, config, cosmology, src.ncell, np.asarray(centre, dtype=np.float64), tasks)
 
 
-def render_parts(scheduler: str, snapshot: Path, config, cosmology, jobs: Sequence, progress: bool = True,
-                 save=None) -> None:
-    """Render ``jobs`` = [(halo_id, centre, tasks, part_path)] on ``scheduler``; the caller's
-    ``save(part_path, stacks)`` writes each result as it arrives (one writer)."""
+def render_parts(scheduler: str, snapshot: Path, config, cosmology, jobs: Sequence, *, stacks, save,
+                 progress: bool = True) -> None:
+    """Render ``jobs`` = [(halo_id, centre, tasks, part_path)] on ``scheduler``.
+
+    Each job is a :func:`render_halo` task with the renderer ``stacks``; the
+    caller's ``save(part_path, images)`` writes each result as it arrives, in
+    this process only (one writer).
+    """
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
@@ -158,7 +162,7 @@ def render_parts(scheduler: str, snapshot: Path, config, cosmology, jobs: Sequen
     with connect(scheduler) as client:
         futures = {}
         for hid, centre, tasks, part in jobs:
-            fut = client.submit(render_halo, path, config, cosmology, centre, tasks, pure=False,
+            fut = client.submit(render_halo, path, config, cosmology, centre, tasks, stacks, pure=False,
                                 key=f"cmc-halo-{hid}-{os.getpid()}-{id(jobs)}")
             futures[fut] = (part, len(tasks))
         try:

@@ -155,7 +155,7 @@ def read_halos(path: str | os.PathLike) -> HaloCatalogue:
     FileFormatError
         Missing, unreadable or unknown file.
     """
-    from .readers import open_hdf5, snapshot_files
+    from .readers.files import open_hdf5, snapshot_files
 
     with open_hdf5(path) as f:
         if f.attrs.get("format") is not None:
@@ -175,7 +175,7 @@ def read_halos(path: str | os.PathLike) -> HaloCatalogue:
     files = snapshot_files(path)
     from .readers import subfind
 
-    return subfind.read_catalogue(files, kind)
+    return HaloCatalogue(**subfind.read_catalogue(files, kind))
 
 
 def _as_str(value) -> str:

@@ -12,7 +12,7 @@ import argparse
 import importlib
 
 NAME = "bench"
-HELP = ("run a benchmark (kernels, dataset, train, interpret: ratios against a baseline; synth: a "
+HELP = ("run a benchmark (kernels, dataset, train, interpret, distributed: ratios against a baseline; synth: a "
         "recorded scale run) and write its JSON and table atomically")
 
 #: Benchmark targets: name -> (one-line help, module implementing it).
@@ -27,6 +27,8 @@ TARGETS: dict[str, tuple[str, str]] = {
               "cmcore.benchmarks.synth"),
     "interpret": ("Gaussian-mask scan: exact windowed reuse against brute force through onnxruntime",
                   "cmcnn.benchmarks.interpret"),
+    "distributed": ("dataset on dask.distributed from an indexed snapshot: images/s and memory per worker",
+                    "cmcore.benchmarks.distributed"),
 }
 
 

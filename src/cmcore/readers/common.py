@@ -20,7 +20,7 @@ from astropy.cosmology import FLRW, FlatLambdaCDM, LambdaCDM
 
 from ..errors import FileFormatError, InputError
 from ..snapshot import PARTICLE_TYPES, ParticleData, Snapshot
-from . import open_hdf5
+from .files import open_hdf5
 from .units import conversion_factor, temperature_from_internal_energy
 
 #: HDF5 group of each in-memory particle type (GADGET numbering).
