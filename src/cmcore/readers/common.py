@@ -153,6 +153,8 @@ def _read_concat(files: Sequence[Path], group: str, name: str, counts: Sequence[
                 parts.append(_rows(path, dset, start, start + CHUNK_ROWS)[keep])
     if attrs is None:
         raise FileFormatError(f"{files[0]}: no {group}/{name} in any file")
+    if len(parts) == 1:
+        return parts[0], attrs
     return (np.concatenate(parts) if parts else empty), attrs
 
 
@@ -284,9 +286,13 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, l
     def load(dataset: str, kind: str, comoving: bool):
         raw, attrs = _read_concat(files, group, dataset, counts, masks)
         factor = factor_of(dataset, attrs, kind, comoving)
+        # in place on the freshly read array: one copy of a large dataset in memory, not three
         if kind == "length" and raw.dtype == np.float32:
-            return (raw * np.float32(factor)).astype(np.float32), f"{group}/{dataset}"
-        return raw.astype(np.float64) * factor, f"{group}/{dataset}"
+            raw *= np.float32(factor)
+            return raw, f"{group}/{dataset}"
+        values = raw if raw.dtype == np.float64 else raw.astype(np.float64)
+        values *= factor
+        return values, f"{group}/{dataset}"
 
     arrays: dict[str, tuple[np.ndarray, str]] = {}
     coord = candidates("coordinates")
@@ -304,7 +310,8 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, l
     if mass:
         arrays["masses"] = load(mass[0], "mass", False)
     elif itype < header.mass_table.size and header.mass_table[itype] > 0:
-        arrays["masses"] = (np.full(n, header.mass_table[itype]), "Header/MassTable")
+        # one mass for all: a read-only broadcast view, not n copies of it
+        arrays["masses"] = (np.broadcast_to(np.float64(header.mass_table[itype]), (n,)), "Header/MassTable")
     else:
         raise FileFormatError(f"{files[0]}: {group} has no Mass(es) dataset and MassTable[{itype}] is 0")
 
