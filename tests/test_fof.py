@@ -107,3 +107,24 @@ def test_knn_distance_from_a_region_equals_the_global_tree():
     full = cKDTree(_wrap(pos, box), boxsize=box).query(_wrap(pos[members], box), k=33)[0][:, -1]
     for margin in (0.01, 0.2, 5.0):             # too small margins grow until exact
         np.testing.assert_array_equal(_knn_distance(index, members, 32, margin), full)
+
+
+def test_find_halos_gives_the_catalogue_of_the_pair_list_finder_on_the_tiny_universe(tiny_universe, monkeypatch):
+    """Today's finder (pair-list FoF, one k-d tree over all dark matter) and the scalable one agree exactly."""
+    import cmcore.halos as halos
+    from cmcore.readers import read_snapshot
+
+    snap = read_snapshot(tiny_universe.snapshot, fields=[])
+    new = halos.find_halos(snap)
+
+    tree = cKDTree(_wrap(snap.dm.positions, snap.boxsize), boxsize=snap.boxsize)
+
+    def global_knn(index, members, k, margin):
+        return tree.query(_wrap(index.positions[members], index.boxsize), k=k + 1)[0][:, -1]
+
+    monkeypatch.setattr(halos, "friends_of_friends", reference_fof)
+    monkeypatch.setattr(halos, "_knn_distance", global_knn)
+    old = halos.find_halos(snap)
+    assert len(new) == len(old) > 10
+    for name in ("halo_id", "centre", "m200", "r200", "n_particles"):
+        np.testing.assert_array_equal(getattr(new, name), getattr(old, name))

@@ -79,7 +79,7 @@ def check_indexed(snapshot: str | os.PathLike, config):
         The file is not an indexed snapshot, or lacks a particle type or a field.
     """
     from .readers.indexed import IndexedSnapshot, is_indexed
-    from .observables import required_fields
+    from .observables import LUMINOSITY_FIELDS, required_fields
 
     if not is_indexed(snapshot):
         raise InputError(f"{snapshot} is not an indexed snapshot: a distributed build reads regions from one; "
@@ -89,9 +89,8 @@ def check_indexed(snapshot: str | os.PathLike, config):
         ptype, fields = required_fields(ch)
         if ptype not in src.types:
             raise InputError(f"channel {ch} needs {ptype} particles, absent from {snapshot}")
-        lum = {"Fxs": "luminosity_soft", "Fxb": "luminosity_bol"}.get(ch)
         missing = [f for f in fields if f not in src.fields[ptype]]
-        if missing and lum not in src.fields[ptype]:
+        if missing and LUMINOSITY_FIELDS.get(ch) not in src.fields[ptype]:
             raise InputError(f"channel {ch} needs {ptype} field(s) {', '.join(missing)}, absent from {snapshot}")
     return src
 

@@ -26,6 +26,15 @@ from . import machine_info, write_result
 
 
 def _peak_rss_mb() -> float:
+    """Peak resident memory of this process [MB]: ``VmHWM`` on Linux (``ru_maxrss`` survives
+    the exec of a spawned worker and would report its parent's peak), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -140,7 +149,7 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``bench/distributed.py``."""
+    """Entry point of ``bench/dataset_dask.py``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return run_from_args(parser.parse_args(argv))
