@@ -109,6 +109,7 @@ def test_knn_distance_from_a_region_equals_the_global_tree():
         np.testing.assert_array_equal(_knn_distance(index, members, 32, margin), full)
 
 
+@pytest.mark.slow
 def test_find_halos_gives_the_catalogue_of_the_pair_list_finder_on_the_tiny_universe(tiny_universe, monkeypatch):
     """Today's finder (pair-list FoF, one k-d tree over all dark matter) and the scalable one agree exactly."""
     import cmcore.halos as halos
