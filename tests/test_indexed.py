@@ -7,7 +7,7 @@ import pytest
 
 from cmcore.cellindex import CellIndex
 from cmcore.errors import FileFormatError
-from cmcore.indexed import write_indexed
+from cmcore.indexed import RENDER_FIELDS, write_indexed
 from cmcore.readers.indexed import IndexedSnapshot
 from cmcore.readers import read_snapshot
 
@@ -146,3 +146,19 @@ def test_interrupted_index_resumes_to_the_same_file(tiny_universe, indexed, tmp_
 def test_not_an_indexed_file(tiny_universe):
     with pytest.raises(FileFormatError, match="not an indexed snapshot"):
         IndexedSnapshot(tiny_universe.snapshot)
+
+
+def test_contents_of_an_indexed_copy_are_checked_like_a_snapshot(tiny_universe, indexed, tmp_path):
+    from cmcore.errors import InputError
+    from cmcore.observables import check_request
+    from cmcore.readers import snapshot_contents
+
+    assert snapshot_contents(indexed) == {t: f & frozenset(RENDER_FIELDS) for t, f in
+                                          snapshot_contents(tiny_universe.snapshot).items()}
+    gas_only = tmp_path / "gas.hdf5"
+    write_indexed(tiny_universe.snapshot, gas_only, particle_types=["gas"], fields=["temperature"], progress=False)
+    check_request(snapshot_contents(gas_only), ["Ypar"])
+    with pytest.raises(InputError, match="Star needs stars"):
+        check_request(snapshot_contents(gas_only), ["Star"])
+    with pytest.raises(InputError, match="density"):
+        check_request(snapshot_contents(gas_only), ["Fxb"])

@@ -663,7 +663,7 @@ def build_dataset(
         else:
             from .distributed import check_indexed, render_parts
 
-            check_indexed(snapshot, config)
+            check_indexed(snapshot)
         parts.mkdir(parents=True, exist_ok=True)
         if not manifest.exists():
             with atomic_write(manifest) as tmp:

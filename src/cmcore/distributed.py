@@ -70,29 +70,20 @@ def connect(scheduler: str) -> Iterator:
             yield client
 
 
-def check_indexed(snapshot: str | os.PathLike, config):
-    """Open ``snapshot`` as an indexed snapshot that has what the channels need.
+def check_indexed(snapshot: str | os.PathLike) -> None:
+    """Refuse a snapshot that is not indexed (what the channels need is checked by the
+    dataset builder for every snapshot, :func:`cmcore.observables.check_request`).
 
     Raises
     ------
     InputError
-        The file is not an indexed snapshot, or lacks a particle type or a field.
+        The file is not an indexed snapshot.
     """
-    from .readers.indexed import IndexedSnapshot, is_indexed
-    from .observables import LUMINOSITY_FIELDS, required_fields
+    from .readers.indexed import is_indexed
 
     if not is_indexed(snapshot):
         raise InputError(f"{snapshot} is not an indexed snapshot: a distributed build reads regions from one; "
                          f"run 'cmc index {snapshot} --out INDEXED' and build from INDEXED")
-    src = IndexedSnapshot(snapshot)
-    for ch in config.channels:
-        ptype, fields = required_fields(ch)
-        if ptype not in src.types:
-            raise InputError(f"channel {ch} needs {ptype} particles, absent from {snapshot}")
-        missing = [f for f in fields if f not in src.fields[ptype]]
-        if missing and LUMINOSITY_FIELDS.get(ch) not in src.fields[ptype]:
-            raise InputError(f"channel {ch} needs {ptype} field(s) {', '.join(missing)}, absent from {snapshot}")
-    return src
 
 
 def halo_boxes(centre: np.ndarray, tasks: Sequence, config, cosmology, scale_factor: float,

@@ -37,7 +37,7 @@ from ..errors import FileFormatError, InputError
 from ..snapshot import PARTICLE_TYPES, Snapshot
 from .files import open_hdf5, snapshot_files
 from .indexed import FORMAT as INDEXED_FORMAT
-from .indexed import read_indexed
+from .indexed import IndexedSnapshot, read_indexed
 
 #: Flavours :func:`read_snapshot` knows.
 FLAVOURS = ("eagle", "gadget4", "swift", "gadget")
@@ -243,6 +243,10 @@ def snapshot_contents(path: str | os.PathLike) -> dict[str, frozenset[str]]:
     files = snapshot_files(path)
     with open_hdf5(files[0]) as f:
         flavour = detect_flavour(f)
+        indexed = _is_indexed(f)
+    if indexed:
+        src = IndexedSnapshot(files[0])
+        return {t: frozenset(src.fields[t]) for t in src.types if src.counts[t]}
     names = {"eagle": eagle.NAMES, "swift": swift.NAMES}.get(flavour, gadget4.NAMES)
     datasets: dict[str, set[str]] = {}
     counts: dict[str, int] = {}
