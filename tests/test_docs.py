@@ -138,3 +138,18 @@ def test_synth_docs_match_the_recorded_small_run():
         quoted = [float(x) for x in re.findall(r"×([\d.]+)", rest)]
         recorded = [offsets[key][r]["ratio"] for r in ("1e14-3e14", "sample", "groups_1e13-1e14")]
         assert quoted == pytest.approx(recorded, abs=0.0051), key
+
+
+def test_scale_docs_match_the_recorded_distributed_run():
+    """docs/scale.md quotes bench/results/distributed.json: memory per worker and images/s."""
+    result = _json("distributed.json")
+    doc = (ROOT / "docs" / "scale.md").read_text()
+    rows = {r["workers"]: r for r in result["rows"] if r["peak_rss_mb_per_worker"]}
+    m = re.search(r"peak resident memory (\d+) MB for the\s+single worker and (\d+)/(\d+) MB for each of two workers",
+                  doc)
+    assert m, "docs/scale.md no longer quotes the recorded distributed run in the expected form"
+    assert int(m[1]) == round(rows[1]["peak_rss_mb_per_worker"][0])
+    assert [int(m[2]), int(m[3])] == [round(p) for p in rows[2]["peak_rss_mb_per_worker"]]
+    m = re.search(r"([\d.]+) images/s on one worker and ([\d.]+) on two", doc)
+    assert m and _agrees(float(m[1]), rows[1]["images_per_second"]) and _agrees(float(m[2]), rows[2]["images_per_second"])
+    assert result["identical_images"]

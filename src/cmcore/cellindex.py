@@ -26,9 +26,15 @@ import numpy.typing as npt
 
 from . import _kernels
 from .errors import InputError
-from .projection import _centre, _finite_float, _nthreads, _positions, _real_array
+from .validation import as_positions, finite_float, real_array, thread_count, wrapped_centre
 
-__all__ = ["CellIndex"]
+__all__ = ["CellIndex", "default_ncell"]
+
+
+def default_ncell(npart: int, particles_per_cell: float = 16.0) -> int:
+    """Cells per side of a :class:`CellIndex` over ``npart`` particles: about
+    ``particles_per_cell`` per cell, between 1 and 1024."""
+    return int(min(1024, max(1, round((npart / particles_per_cell) ** (1.0 / 3.0)))))
 
 
 class CellIndex:
@@ -50,6 +56,10 @@ class CellIndex:
         per side (between 1 and 1024).
     nthreads : int, optional
         OpenMP threads for the build.
+    ncell : int, optional
+        Cells per side, overriding ``particles_per_cell`` (e.g. the grid of the
+        whole snapshot for an index over a region of it read from an indexed
+        copy: the same cells then hold the same particles in the same order).
 
     Attributes
     ----------
@@ -80,13 +90,18 @@ class CellIndex:
         smoothing_lengths: npt.ArrayLike | None = None,
         particles_per_cell: float = 16.0,
         nthreads: int | None = None,
+        ncell: int | None = None,
     ) -> None:
-        pos = _positions(positions)
-        self.boxsize = _finite_float("boxsize", boxsize)
-        ppc = _finite_float("particles_per_cell", particles_per_cell)
-        nt = _nthreads(nthreads)
+        pos = as_positions(positions)
+        self.boxsize = finite_float("boxsize", boxsize)
+        ppc = finite_float("particles_per_cell", particles_per_cell)
+        nt = thread_count(nthreads)
         npart = pos.shape[0]
-        self.ncell = int(min(1024, max(1, round((npart / ppc) ** (1.0 / 3.0)))))
+        if ncell is None:
+            ncell = default_ncell(npart, ppc)
+        elif isinstance(ncell, bool) or not isinstance(ncell, (int, np.integer)) or not 1 <= ncell <= 1024:
+            raise InputError(f"ncell must be an integer in [1, 1024], got {ncell!r}")
+        self.ncell = int(ncell)
         self.cell_size = self.boxsize / self.ncell
         idx_dtype = np.int32 if npart < 2**31 else np.int64
         self.permutation = np.empty(npart, dtype=idx_dtype)
@@ -98,7 +113,7 @@ class CellIndex:
         self.positions = pos
         self.max_smoothing_length: float | None = None
         if smoothing_lengths is not None:
-            hs = _real_array("smoothing_lengths", smoothing_lengths)
+            hs = real_array("smoothing_lengths", smoothing_lengths)
             if hs.shape != (npart,):
                 raise InputError(f"smoothing_lengths must have shape ({npart},), got {hs.shape}")
             hmax = _kernels.smoothing_length_max(hs) if npart else 0.0
@@ -247,7 +262,7 @@ class CellIndex:
         ndarray
             Sorted int64 particle ids.
         """
-        c = _centre(centre, self.boxsize)
+        c = wrapped_centre(centre, self.boxsize)
         try:
             half = np.broadcast_to(np.asarray(half_extent, dtype=np.float64), (3,)).copy()
         except (TypeError, ValueError):
@@ -277,7 +292,7 @@ class CellIndex:
         ndarray
             Sorted int64 particle ids.
         """
-        c = _centre(centre, self.boxsize)
+        c = wrapped_centre(centre, self.boxsize)
         try:
             r = float(radius)
         except (TypeError, ValueError):

@@ -408,7 +408,8 @@ class _Renderer:
     they and the cell indexes are computed once per snapshot.
     """
 
-    def __init__(self, snapshot, config: DatasetConfig, cosmology, nthreads: int, workers: int = 1) -> None:
+    def __init__(self, snapshot, config: DatasetConfig, cosmology, nthreads: int, workers: int = 1,
+                 ncell: dict[str, int] | None = None) -> None:
         from .cellindex import CellIndex
         from .observables import particle_signals
 
@@ -422,8 +423,10 @@ class _Renderer:
         for pdata in snapshot.particles.values():
             keep = ("smoothing_length",) if config.scheme == "sph" else ()
             pdata.fields = {k: v for k, v in pdata.fields.items() if k in keep}
+        # ncell: the whole snapshot's grid, for a region of it (cmcore.distributed)
         self.indexes = {
-            ptype: CellIndex(snapshot.particles[ptype].positions, snapshot.boxsize)
+            ptype: CellIndex(snapshot.particles[ptype].positions, snapshot.boxsize,
+                             ncell=(ncell or {}).get(ptype))
             for ptype in self.signals
         }
 
@@ -511,7 +514,7 @@ def noise_field(channel: str, seed: int, redshift: float, config: DatasetConfig,
 
 def redraw_noise(path: str | os.PathLike, index: int, channel: str, new_seed: int) -> np.ndarray:
     """Image ``index`` of ``channel`` in a dataset file with its noise drawn anew from ``new_seed``."""
-    from .halos import cosmology_from_json
+    from .cosmology import cosmology_from_json
 
     with open_dataset(path) as f:
         config = DatasetConfig.from_json(f.attrs["config"])
@@ -531,15 +534,33 @@ def _distance_cosmology(cosmology):
     return cosmology if cosmology is not None else default_cosmology()
 
 
-def _render_halo(renderer, centre: np.ndarray, r200: float, tasks: list[ImageTask], part: Path,
-                 channels: Sequence[str]) -> int:
-    """Render every image of one halo and write its part file; returns the image count."""
+def render_stacks(renderer, centre: np.ndarray, r200: float, tasks: list[ImageTask],
+                  channels: Sequence[str]) -> dict[str, np.ndarray]:
+    """Every image of one halo: ``{channel: float32 (len(tasks), npix, npix)}``, as a part file holds them."""
     stacks: dict[str, list[np.ndarray]] = {c: [] for c in channels}
     for task in tasks:
         images = renderer.render(centre, task, r200)
         for c in channels:
             stacks[c].append(np.asarray(images[c], dtype=np.float32))
-    _atomic_savez(part, **{c: np.stack(v) for c, v in stacks.items()})
+    return {c: np.stack(v) for c, v in stacks.items()}
+
+
+def _region_stacks(snapshot, config: DatasetConfig, cosmology, ncell: dict[str, int], centre: np.ndarray,
+                   r200: float, tasks: list[ImageTask]) -> dict[str, np.ndarray]:
+    """:func:`render_stacks` from a region of the snapshot, indexed on the whole snapshot's grid
+    ``ncell`` (so the images equal those rendered from the whole snapshot)."""
+    return render_stacks(_Renderer(snapshot, config, cosmology, nthreads=1, ncell=ncell), centre, r200, tasks,
+                         config.channels)
+
+
+def _save_part(part: Path, stacks: dict[str, np.ndarray]) -> None:
+    _atomic_savez(part, **stacks)
+
+
+def _render_halo(renderer, centre: np.ndarray, r200: float, tasks: list[ImageTask], part: Path,
+                 channels: Sequence[str]) -> int:
+    """Render every image of one halo and write its part file; returns the image count."""
+    _save_part(part, render_stacks(renderer, centre, r200, tasks, channels))
     return len(tasks)
 
 
@@ -582,6 +603,7 @@ def build_dataset(
     workers: int = 1,
     progress: bool = True,
     cosmology=None,
+    scheduler: str | None = None,
 ) -> DatasetSummary:
     """Render a paper-protocol image dataset into one HDF5 file.
 
@@ -602,15 +624,15 @@ def build_dataset(
         Show a progress bar with images per second.
     cosmology
         astropy cosmology for distances; WMAP9 (the paper's) when None.
+    scheduler
+        Render on a dask.distributed cluster instead of threads: ``local[:N]`` or a
+        scheduler address; ``snapshot`` must then be an indexed snapshot
+        (:mod:`cmcore.distributed`).  Same file as without it, bit for bit.
 
     Returns
     -------
     DatasetSummary
     """
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
-    from tqdm.auto import tqdm
-
     from .halos import read_halos
 
     config = config or DatasetConfig()
@@ -669,29 +691,24 @@ def build_dataset(
     pending = [hid for hid in by_halo if not _part_path(parts, hid).exists()]
     if pending:
         # read the snapshot before leaving anything on disk: a bad snapshot leaves no trace
-        renderer = make_renderer(snapshot, config, cosmology=cosmology, nthreads=1, workers=int(workers))
+        if scheduler is None:
+            renderer = make_renderer(snapshot, config, cosmology=cosmology, nthreads=1, workers=int(workers))
+        else:
+            from .distributed import check_indexed, render_parts
+
+            check_indexed(snapshot)
         parts.mkdir(parents=True, exist_ok=True)
         if not manifest.exists():
             with atomic_write(manifest) as tmp:
                 tmp.write_text(json.dumps(stamp, indent=1))
-        n_pending = sum(len(by_halo[h]) for h in pending)
-        bar = tqdm(total=n_pending, unit="img", desc="rendering", disable=not progress)
         row_of = {int(cat.halo_id[r]): r for r in rows}
-        with ThreadPoolExecutor(max_workers=int(workers)) as pool:
-            futures = [
-                pool.submit(_render_halo, renderer, np.asarray(cat.centre[row_of[h]], dtype=float),
-                            float(cat.r200[row_of[h]]), by_halo[h], _part_path(parts, h), config.channels)
-                for h in pending
-            ]
-            try:
-                for fut in as_completed(futures):
-                    bar.update(fut.result())
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
-            finally:
-                bar.close()
+        jobs = [(h, np.asarray(cat.centre[row_of[h]], dtype=float), float(cat.r200[row_of[h]]), by_halo[h],
+                 _part_path(parts, h)) for h in pending]
+        if scheduler is None:
+            _render_on_threads(renderer, jobs, config.channels, int(workers), progress)
+        else:
+            render_parts(scheduler, snapshot, config, _distance_cosmology(cosmology), jobs,
+                         stacks=_region_stacks, save=_save_part, progress=progress)
     t_render = time.perf_counter() - t_start
 
     _assemble(out, config, cat, old_keys, todo, parts, sources, snapshot, halos, cosmology)
@@ -708,12 +725,33 @@ def build_dataset(
     return DatasetSummary(out, len(old_keys) + len(todo), len(todo), n_haloes, counts, t_render, messages)
 
 
+def _render_on_threads(renderer, jobs: list, channels: Sequence[str], workers: int, progress: bool) -> None:
+    """Render ``jobs`` = [(halo_id, centre, r200, tasks, part_path)] on ``workers`` threads, one part file each."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from .progress import progress_bar
+
+    bar = progress_bar(total=sum(len(j[3]) for j in jobs), unit="img", desc="rendering", disable=not progress)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_render_halo, renderer, centre, r200, tasks, part, channels)
+                   for _, centre, r200, tasks, part in jobs]
+        try:
+            for fut in as_completed(futures):
+                bar.update(fut.result())
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+        finally:
+            bar.close()
+
+
 def _assemble(out: Path, config: DatasetConfig, cat, old_keys: list, todo: list[ImageTask], parts: Path,
               sources: dict, snapshot: Path, halos: Path, cosmology) -> None:
     """Write old images + new parts into ``<out>`` through a temporary file and a rename."""
     from astropy import units as u
 
-    from .halos import cosmology_to_json
+    from .cosmology import cosmology_to_json
 
     cosmo = _distance_cosmology(cosmology)
     a_snap = 1.0 / (1.0 + float(cat.redshift))

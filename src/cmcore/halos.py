@@ -22,21 +22,18 @@ fall below the threshold, M200 = r200 = 0.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 
-import astropy.cosmology
 import h5py
 import numpy as np
 from astropy.cosmology import FLRW
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
 from ._version import __version__
 from .cellindex import CellIndex
+from .cosmology import cosmology_from_json, cosmology_to_json, critical_density_comoving
 from .fileio import atomic_write
 from .errors import FileFormatError, InputError
 from .snapshot import Snapshot
@@ -51,49 +48,6 @@ _UNITS = {
     "r200": "Mpc (comoving)",
     "n_particles": "",
 }
-
-
-# ----------------------------------------------------------------- cosmology
-def cosmology_to_json(cosmology: FLRW | None) -> str:
-    """Serialise an astropy cosmology to JSON.
-
-    The object holds ``"class"`` (the astropy class name), ``"name"`` and the
-    class's parameters as plain numbers: H0 in km s⁻¹ Mpc⁻¹, Tcmb0 in K,
-    m_nu in eV (``null`` when absent).  ``None`` gives ``"null"``.
-    """
-    if cosmology is None:
-        return "null"
-    out: dict = {"class": type(cosmology).__name__, "name": cosmology.name}
-    for key, value in cosmology.parameters.items():
-        if hasattr(value, "unit"):
-            value = np.atleast_1d(value.value).tolist() if np.ndim(value) else float(value.value)
-        out[key] = value
-    return json.dumps(out)
-
-
-def cosmology_from_json(text: str) -> FLRW | None:
-    """Rebuild the cosmology written by :func:`cosmology_to_json`."""
-    data = json.loads(text)
-    if data is None:
-        return None
-    try:
-        cls = getattr(astropy.cosmology, data.pop("class"))
-        name = data.pop("name", None)
-        return cls(name=name, **data)
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise FileFormatError(f"cannot rebuild the cosmology {text!r}: {exc}") from None
-
-
-def critical_density_comoving(cosmology: FLRW, redshift: float) -> float:
-    """Critical density at ``redshift`` per comoving volume [M☉ / comoving Mpc³].
-
-    ρ_crit(z) = 3 H(z)² / (8πG) (physical) times a³ = (1+z)⁻³, the factor
-    that turns a physical density into mass per comoving volume.  Use it with
-    comoving positions in :func:`spherical_overdensity`; r200 then comes out
-    comoving and M200 is the usual (physical) M200c.
-    """
-    rho = cosmology.critical_density(redshift).to("Msun / Mpc3").value
-    return float(rho / (1.0 + redshift) ** 3)
 
 
 # ----------------------------------------------------------------- catalogue
@@ -201,7 +155,7 @@ def read_halos(path: str | os.PathLike) -> HaloCatalogue:
     FileFormatError
         Missing, unreadable or unknown file.
     """
-    from .readers import open_hdf5, snapshot_files
+    from .readers.files import open_hdf5, snapshot_files
 
     with open_hdf5(path) as f:
         if f.attrs.get("format") is not None:
@@ -221,7 +175,7 @@ def read_halos(path: str | os.PathLike) -> HaloCatalogue:
     files = snapshot_files(path)
     from .readers import subfind
 
-    return subfind.read_catalogue(files, kind)
+    return HaloCatalogue(**subfind.read_catalogue(files, kind))
 
 
 def _as_str(value) -> str:
@@ -264,13 +218,19 @@ class _PeriodicParticles:
             raise InputError("positions_list and masses_list must have the same length")
         self.boxsize = float(boxsize)
         self.sets = []
+        self._inputs: list[int | None] = []
         for pos, mass in zip(positions_list, masses_list):
             pos = np.ascontiguousarray(pos)
             if pos.ndim != 2 or pos.shape[1] != 3:
                 raise InputError(f"positions must have shape (N, 3), got {pos.shape}")
             mass = np.broadcast_to(np.asarray(mass, dtype=np.float64), pos.shape[:1])
+            self._inputs.append(len(self.sets) if pos.shape[0] else None)
             if pos.shape[0]:
                 self.sets.append((CellIndex(pos, self.boxsize), mass))
+
+    def index_of(self, i: int) -> CellIndex:
+        """The cell index of the ``i``-th particle set given (which must not be empty)."""
+        return self.sets[self._inputs[i]][0]
 
     def gather(self, centre: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
         """Distances and masses of all particles within ``radius``, sorted by distance.
@@ -379,6 +339,17 @@ def spherical_overdensity(
     if centres.shape[1] != 3:
         raise InputError(f"centres must have shape (M, 3), got {centres.shape}")
     particles = _PeriodicParticles(positions_list, masses_list, boxsize)
+    m200, r200, counts = _spherical_overdensity(particles, centres, rho_crit, delta,
+                                                start_radius=start_radius, progress=progress)
+    if return_counts:
+        return m200, r200, counts
+    return m200, r200
+
+
+def _spherical_overdensity(particles: _PeriodicParticles, centres: np.ndarray, rho_crit: float,
+                           delta: float, *, start_radius: float | None = None, progress: bool = False):
+    """:func:`spherical_overdensity` over prepared cell indexes; returns (m200, r200, counts)."""
+    boxsize = particles.boxsize
     target = float(delta) * float(rho_crit)
     r0 = start_radius or (3.0 * 1e13 / (4.0 * np.pi * target)) ** (1.0 / 3.0)
     m200 = np.zeros(len(centres))
@@ -399,50 +370,105 @@ def spherical_overdensity(
                     f"{delta:g} rho_crit out to half the box: no R{delta:g}"
                 )
             radius = min(2.0 * radius, 0.5 * boxsize)
-    if return_counts:
-        return m200, r200, counts
-    return m200, r200
+    return m200, r200, counts
 
 
 # ------------------------------------------------------------- halo finding
 def friends_of_friends(
-    positions: np.ndarray, boxsize: float, linking_length: float, min_members: int = 32
+    positions: np.ndarray,
+    boxsize: float,
+    linking_length: float,
+    min_members: int = 32,
+    *,
+    particles_per_cell: float = 16.0,
 ) -> list[np.ndarray]:
     """Periodic friends-of-friends groups (Davis et al. 1985).
 
-    Two particles closer than ``linking_length`` are friends; groups are the
-    connected components of the friendship graph (pairs from
-    ``cKDTree(boxsize=...).query_pairs``, components from
-    ``scipy.sparse.csgraph.connected_components``).
+    Two particles at most ``linking_length`` apart (periodic minimum image,
+    float64) are friends; groups are the connected components of the
+    friendship graph.  They are found by union-find over a periodic cell grid
+    in the compiled core (:mod:`cmcore._fof`): no list of pairs is ever held,
+    so memory is one parent index and one cell-permutation entry per particle
+    (4 bytes each below 2**31 particles) plus 8 bytes per coarse cell, besides
+    the positions themselves.
 
     Parameters
     ----------
     positions : ndarray (N, 3)
-        Comoving Mpc.
+        Comoving Mpc, float32 or float64 (used in place when C-contiguous).
     boxsize : float
         Periodic box side [Mpc].
     linking_length : float
-        [Mpc], comoving.
+        [Mpc], comoving; at most ``boxsize / 3``.
     min_members : int
         Smallest group kept.
+    particles_per_cell : float
+        Mean occupation of the coarse cells (speed only, never the result).
 
     Returns
     -------
     list of ndarray
-        Member indices of each group, largest group first.
+        Member indices (int64, ascending) of each group, largest group first;
+        groups of equal size in the order of their smallest member.
     """
-    pos = _wrap(positions, boxsize)
-    tree = cKDTree(pos, boxsize=boxsize)
-    pairs = tree.query_pairs(linking_length, output_type="ndarray")
+    from . import _fof
+
+    pos = np.ascontiguousarray(positions)
+    if pos.ndim != 2 or pos.shape[1] != 3:
+        raise InputError(f"positions must have shape (N, 3), got {pos.shape}")
+    if pos.dtype not in (np.float32, np.float64):
+        pos = pos.astype(np.float64)
+    boxsize, linking_length = float(boxsize), float(linking_length)
+    if not (np.isfinite(boxsize) and boxsize > 0):
+        raise InputError(f"boxsize must be positive, got {boxsize}")
+    if not (np.isfinite(linking_length) and 0 < 3.0 * linking_length <= boxsize):
+        raise InputError(f"linking length must be in (0, boxsize/3], got {linking_length}")
+    for start in range(0, pos.shape[0], 1 << 22):
+        if not np.isfinite(pos[start:start + (1 << 22)]).all():
+            raise InputError("positions contain NaN or infinite values")
     n = pos.shape[0]
-    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    sizes = np.bincount(labels)
-    big = np.flatnonzero(sizes >= min_members)
-    big = big[np.argsort(-sizes[big], kind="stable")]
-    order = np.argsort(labels, kind="stable")
-    starts = np.r_[0, np.cumsum(sizes)]
-    return [order[starts[g]: starts[g + 1]] for g in big]
+    nc = int(round((max(n, 1) / float(particles_per_cell)) ** (1.0 / 3.0)))
+    nc = max(3, min(nc, 1024, int(boxsize // linking_length)))
+    m = int(np.ceil(boxsize / nc * np.sqrt(3.0) / linking_length * (1.0 + 1e-6)))
+    idx = np.int32 if n < 2**31 else np.int64
+    perm = np.empty(n, dtype=idx)
+    offsets = np.empty(nc**3 + 1, dtype=np.int64)
+    _fof.coarse_sort(pos, boxsize, nc, m, perm, offsets)
+    roots = np.empty(n, dtype=idx)
+    _fof.link(pos, boxsize, linking_length, nc, m, perm, offsets, roots, _FOF_DENSE_CELL)
+    del offsets
+    sizes, members, starts = _fof.group_members(roots, perm, int(min_members))
+    return [members[starts[g]: starts[g + 1]] for g in range(len(sizes))]
+
+
+#: Coarse cells with more particles than this are linked through their fine cells
+#: (one set per fine cell) instead of testing every pair.
+_FOF_DENSE_CELL = 1536
+
+
+def _knn_distance(index: CellIndex, members: np.ndarray, k: int, margin: float) -> np.ndarray:
+    """Distance from each member to its ``k``-th nearest neighbour among all indexed particles.
+
+    Exact: a periodic k-d tree over the particles in the members' bounding box
+    grown by ``margin`` gives each member's true k-th neighbour once that
+    distance is at most ``margin`` (every closer particle is then in the box);
+    the margin is doubled until it is.
+    """
+    box = index.boxsize
+    pts = _wrap(index.positions[members], box)
+    d = pts - pts[0]
+    d -= box * np.round(d / box)
+    lo, hi = d.min(axis=0), d.max(axis=0)
+    centre = np.mod(pts[0] + 0.5 * (lo + hi), box)
+    half = 0.5 * (hi - lo)
+    while True:
+        whole = bool(np.all(half + margin >= 0.5 * box))
+        sel = index.select_box(centre, np.minimum(half + margin, 0.5 * box))
+        tree = cKDTree(_wrap(index.positions[sel], box), boxsize=box)
+        r_k = tree.query(pts, k=k + 1)[0][:, -1]
+        if whole or r_k.max() <= margin:
+            return r_k
+        margin = 2.0 * max(margin, float(r_k.max()) if np.isfinite(r_k.max()) else margin)
 
 
 def _density_peaks(positions: np.ndarray, r_k: np.ndarray, n_candidates: int, scale: float,
@@ -526,8 +552,8 @@ def find_halos(
     """
     if not 0 < b < 1:
         raise InputError(f"linking parameter b must be in (0, 1), got {b}")
-    if linking_length is not None and not 0 < linking_length < 0.5 * snapshot.boxsize:
-        raise InputError(f"linking length must be in (0, boxsize/2), got {linking_length}")
+    if linking_length is not None and not 0 < 3.0 * linking_length <= snapshot.boxsize:
+        raise InputError(f"linking length must be in (0, boxsize/3], got {linking_length}")
     if min_members < 2:
         raise InputError(f"min_members must be at least 2, got {min_members}")
     dm = snapshot.dm
@@ -540,25 +566,23 @@ def find_halos(
             f"no friends-of-friends group with at least {min_members} dark-matter particles "
             f"(b = {b}, linking length {linking:.4g} Mpc)"
         )
-    pos = _wrap(dm.positions, box)
     rho_crit = critical_density_comoving(snapshot.cosmology, snapshot.redshift)
+    kinds = list(snapshot.particles.values())
+    particles = _PeriodicParticles([p.positions for p in kinds], [p.masses for p in kinds], box)
     if "potential" in dm:
         potential = dm["potential"]
         candidates = [members[[np.argmin(potential[members])]] for members in groups]
     else:
-        tree = cKDTree(pos, boxsize=box)
+        dm_index = particles.index_of(list(snapshot.particles).index("dm"))
         k = min(k_density, n_dm - 1)
         candidates = []
         for members in tqdm(groups, desc="density peaks", unit="group", disable=not progress):
-            r_k = tree.query(pos[members], k=k + 1)[0][:, -1]
-            candidates.append(members[_density_peaks(pos[members], r_k, n_candidates, linking, box, max_peaks)])
+            r_k = _knn_distance(dm_index, members, k, linking)
+            peaks = _density_peaks(_wrap(dm.positions[members], box), r_k, n_candidates, linking, box, max_peaks)
+            candidates.append(members[peaks])
     owner = np.repeat(np.arange(len(groups)), [len(c) for c in candidates])
-    trial = pos[np.concatenate(candidates)]
-    kinds = list(snapshot.particles.values())
-    m_all, r_all, n_all = spherical_overdensity(
-        [p.positions for p in kinds], [p.masses for p in kinds], trial, box, rho_crit,
-        delta, return_counts=True, progress=progress,
-    )
+    trial = _wrap(dm.positions[np.concatenate(candidates)], box)
+    m_all, r_all, n_all = _spherical_overdensity(particles, trial, rho_crit, delta, progress=progress)
     # per group, the trial centre with the largest M200 (the first, i.e. densest, on ties)
     best = np.lexsort((np.arange(len(trial)), -m_all, owner))
     best = best[np.r_[True, owner[best][1:] != owner[best][:-1]]]

@@ -56,6 +56,7 @@ import numpy.typing as npt
 
 from . import _kernels
 from .errors import InputError
+from .validation import as_positions, finite_float, real_array, thread_count, wrapped_centre
 
 if TYPE_CHECKING:
     from .cellindex import CellIndex
@@ -233,57 +234,6 @@ _KERNEL_COEF = _kernel_coefficients()
 _KERNEL_INTEGRAL = _kernel_integral(_KERNEL_COEF)
 
 
-def _positions(positions: npt.ArrayLike) -> np.ndarray:
-    """Validate the dtype and shape of ``positions`` (finiteness is the kernel's job)."""
-    pos = np.asarray(positions)
-    if pos.dtype not in (np.float32, np.float64):
-        raise InputError(f"positions must be float32 or float64, got dtype {pos.dtype}")
-    if pos.ndim != 2 or pos.shape[1] != 3:
-        raise InputError(f"positions must have shape (N, 3), got {pos.shape}")
-    return np.ascontiguousarray(pos)
-
-
-def _real_array(name: str, values: npt.ArrayLike) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.dtype in (np.float32, np.float64):
-        return arr
-    if arr.dtype.kind in "biu":
-        return arr.astype(np.float64)
-    raise InputError(f"{name} must be real numbers, got dtype {arr.dtype}")
-
-
-def _finite_float(name: str, value: object, *, positive: bool = True) -> float:
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(x) or (positive and x <= 0.0):
-        raise InputError(f"{name} must be finite{' and positive' if positive else ''}, got {value!r}")
-    return x
-
-
-def _centre(centre: npt.ArrayLike, boxsize: float | None) -> np.ndarray:
-    """Validate ``centre`` and wrap it into ``[0, boxsize)`` for a periodic box."""
-    try:
-        c = np.asarray(centre, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(f"centre must be 3 numbers, got {centre!r}") from None
-    if c.shape != (3,) or not np.all(np.isfinite(c)):
-        raise InputError(f"centre must be 3 finite numbers, got {centre!r}")
-    if boxsize is not None:
-        c = c - boxsize * np.floor(c / boxsize)
-        c[c >= boxsize] = 0.0
-    return np.ascontiguousarray(c)
-
-
-def _nthreads(nthreads: int | None) -> int:
-    if nthreads is None:
-        return max(1, _kernels.max_threads())
-    if isinstance(nthreads, bool) or not isinstance(nthreads, (int, np.integer)) or nthreads < 1:
-        raise InputError(f"nthreads must be a positive integer or None, got {nthreads!r}")
-    return int(nthreads)
-
-
 def _chunks(n: int, length: int) -> np.ndarray:
     starts = np.arange(0, n, length, dtype=np.int64)
     return np.ascontiguousarray(np.stack([starts, np.minimum(starts + length, n)], axis=1))
@@ -399,9 +349,9 @@ def project(
         when ``index`` is given); smoothing lengths are checked for every particle
         scanned (with an index: those in the visited cells).
     """
-    pos = _positions(positions)
+    pos = as_positions(positions)
     npart = pos.shape[0]
-    w = _real_array("weights", weights)
+    w = real_array("weights", weights)
     if w.ndim == 1:
         single = True
         w = w.reshape(-1, 1)
@@ -414,14 +364,14 @@ def project(
     if not 1 <= w.shape[1] <= _kernels.MAX_CHANNELS:
         raise InputError(f"weights must have 1 to {_kernels.MAX_CHANNELS} channels, got {w.shape[1]}")
     if boxsize is not None:
-        boxsize = _finite_float("boxsize", boxsize)
-    c = _centre(centre, boxsize)
+        boxsize = finite_float("boxsize", boxsize)
+    c = wrapped_centre(centre, boxsize)
     u, v, n = los_basis(los, azimuth)
-    depth = _finite_float("depth", depth)
+    depth = finite_float("depth", depth)
     if boxsize is not None and depth > 0.5 * boxsize:
         raise InputError(f"depth ({depth}) must not exceed boxsize / 2 ({0.5 * boxsize}) "
                          "in a periodic box: a particle would be counted twice")
-    width = _finite_float("width", width)
+    width = finite_float("width", width)
     if isinstance(npix, bool) or not isinstance(npix, (int, np.integer)) or npix < 1:
         raise InputError(f"npix must be an integer >= 1, got {npix!r}")
     npix = int(npix)
@@ -430,7 +380,7 @@ def project(
     if scheme == "sph":
         if smoothing_lengths is None:
             raise InputError('smoothing_lengths are required for scheme="sph"')
-        hs = _real_array("smoothing_lengths", smoothing_lengths)
+        hs = real_array("smoothing_lengths", smoothing_lengths)
         if hs.shape != (npart,):
             raise InputError(f"smoothing_lengths must have shape ({npart},), got {hs.shape}")
     else:
@@ -471,7 +421,7 @@ def project(
         perm = np.empty(0, dtype=np.int32)
         use_perm = False
 
-    nt = _nthreads(nthreads)
+    nt = thread_count(nthreads)
     if nthreads is None:
         work = int((chunks[:, 1] - chunks[:, 0]).sum())
         if scheme == "sph":

@@ -12,7 +12,8 @@ import argparse
 import importlib
 
 NAME = "bench"
-HELP = ("run a benchmark (kernels, dataset, train, interpret, inference: ratios against a baseline; synth: a "
+HELP = ("run a benchmark (kernels, dataset, train, interpret, inference, distributed: ratios against a baseline; "
+        "synth: a "
         "recorded scale run) and write its JSON and table atomically")
 
 #: Benchmark targets: name -> (one-line help, module implementing it).
@@ -29,6 +30,8 @@ TARGETS: dict[str, tuple[str, str]] = {
                   "cmcnn.benchmarks.interpret"),
     "inference": ("onnxruntime against Keras predict; cmc predict end to end over FITS cutouts",
                   "cmcnn.benchmarks.inference"),
+    "distributed": ("dataset on dask.distributed from an indexed snapshot: images/s and memory per worker",
+                    "cmcore.benchmarks.distributed"),
 }
 
 

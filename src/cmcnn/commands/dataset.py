@@ -61,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--npix", type=int, default=120, help="pixels per side (default 120)")
     p.add_argument("--fov", type=float, default=20.0, help="field of view [arcmin] (default 20)")
     p.add_argument("--workers", type=int, default=1, help="haloes rendered concurrently (default 1)")
+    p.add_argument("--scheduler", default=None, metavar="local[:N]|ADDRESS",
+                   help="render on a dask.distributed cluster (a LocalCluster of N processes, or a scheduler "
+                        "address) from an indexed snapshot (cmc index); same file as without it")
     p.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         warnings.showwarning = lambda msg, *a, **k: print(f"cmc dataset: warning: {msg}", file=sys.stderr)
         summary = build_dataset(args.snapshot, args.halos, args.out, config,
-                                workers=args.workers, progress=not args.no_progress)
+                                workers=args.workers, progress=not args.no_progress, scheduler=args.scheduler)
     if summary.n_new == 0:
         print(f"{summary.path}: already complete ({summary.n_images} images); nothing to do")
     else:

@@ -28,75 +28,47 @@ requested dataset is read whole.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import h5py
 import numpy as np
 
 from ..errors import FileFormatError, InputError
 from ..snapshot import PARTICLE_TYPES, Snapshot
+from .files import open_hdf5, snapshot_files
+from .indexed import FORMAT as INDEXED_FORMAT
+from .indexed import IndexedSnapshot, read_indexed
 
 #: Flavours :func:`read_snapshot` knows.
 FLAVOURS = ("eagle", "gadget4", "swift", "gadget")
 
-_MULTI = re.compile(r"^(?P<base>.*)\.(?P<num>\d+)\.hdf5$")
+def _is_indexed(f: h5py.File) -> bool:
+    fmt = f.attrs.get("format", b"")
+    return (fmt.decode() if isinstance(fmt, bytes) else str(fmt)) == INDEXED_FORMAT
 
 
-def open_hdf5(path: str | os.PathLike) -> h5py.File:
-    """Open an HDF5 file read-only, turning every failure into one clear line.
+def particle_counts(path: str | os.PathLike) -> dict[str, int]:
+    """Particles of each type (``"gas"``, ``"dm"``, ``"stars"``) in a snapshot, from its headers.
 
-    Raises
-    ------
-    FileFormatError
-        The file is missing, is not HDF5, or is truncated or unreadable.
+    Sums ``Header/NumPart_ThisFile`` over the files of a multi-file snapshot;
+    an indexed snapshot gives its own counts.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileFormatError(f"{path}: no such file")
-    if path.is_dir():
-        raise FileFormatError(f"{path}: is a folder, not an HDF5 file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        text = str(exc)
-        if "truncated" in text:
-            raise FileFormatError(f"{path}: truncated HDF5 file ({text.split('(')[0].strip()})") from None
-        if "signature" in text or not h5py.is_hdf5(path):
-            raise FileFormatError(f"{path}: not an HDF5 file") from None
-        raise FileFormatError(f"{path}: cannot read HDF5 file: {text}") from None
+    from .common import PART_TYPE
 
-
-def snapshot_files(path: str | os.PathLike) -> list[Path]:
-    """All files of the (possibly multi-file) snapshot that ``path`` belongs to.
-
-    ``name.K.hdf5`` (any K) or ``name`` (when ``name.0.hdf5`` exists) stands for
-    ``name.0.hdf5`` … ``name.{N-1}.hdf5`` with N = ``Header/NumFilesPerSnapshot``;
-    any other path is a single file.
-
-    Raises
-    ------
-    FileFormatError
-        A file of the set is missing.
-    """
-    path = Path(path)
-    if not path.exists() and Path(f"{path}.0.hdf5").exists():
-        path = Path(f"{path}.0.hdf5")
-    match = _MULTI.match(path.name)
-    if match is None:
-        return [path]
-    with open_hdf5(path) as f:
-        nfiles = int(f["Header"].attrs.get("NumFilesPerSnapshot", 1)) if "Header" in f else 1
-    if nfiles <= 1:
-        return [path]
-    files = [path.with_name(f"{match['base']}.{i}.hdf5") for i in range(nfiles)]
-    missing = [p.name for p in files if not p.exists()]
-    if missing:
-        raise FileFormatError(
-            f"multi-file snapshot {match['base']} needs {nfiles} files; missing: {', '.join(missing)}"
-        )
-    return files
+    files = snapshot_files(path)
+    with open_hdf5(files[0]) as f:
+        if _is_indexed(f):
+            return {t: int(f[t]["masses"].shape[0]) for t in PARTICLE_TYPES if t in f}
+    total: dict[str, int] = {}
+    for p in files:
+        with open_hdf5(p) as f:
+            if "Header" not in f or "NumPart_ThisFile" not in f["Header"].attrs:
+                raise FileFormatError(f"{p}: no Header/NumPart_ThisFile")
+            this = np.asarray(f["Header"].attrs["NumPart_ThisFile"], dtype=np.int64)
+        for t, i in PART_TYPE.items():
+            if i < this.size:
+                total[t] = total.get(t, 0) + int(this[i])
+    return {t: n for t, n in total.items() if n > 0}
 
 
 def detect_flavour(f: h5py.File) -> str | None:
@@ -129,6 +101,7 @@ def read_snapshot(
     flavour: str | None = None,
     unit_system: Mapping[str, float] | None = None,
     region: tuple[Sequence[float], float | Sequence[float]] | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> Snapshot:
     """Read a snapshot file (or multi-file snapshot) into a :class:`Snapshot`.
 
@@ -163,7 +136,13 @@ def read_snapshot(
     region : (centre, half_width), optional
         Read only particles with |x − centre| ≤ half_width along each axis
         (minimum image, periodic); centre (3,) and half_width (scalar or (3,))
-        in comoving Mpc.  Positions stay in box coordinates.
+        in comoving Mpc.  Positions stay in box coordinates.  On an indexed
+        snapshot (written by :func:`cmcore.indexed.write_indexed`, ``cmc
+        index``) only the cells that the box overlaps are read from disk.
+    rows : (start, stop), optional
+        Read only particles ``start:stop`` of each type read, counted over the
+        files of a multi-file snapshot in order (chunked passes over a snapshot
+        too large for memory, such as ``cmc index``).  Not with ``region``.
 
     Returns
     -------
@@ -194,9 +173,21 @@ def read_snapshot(
         if centre.shape != (3,) or not np.all(np.isfinite(centre)) or not np.all(half > 0):
             raise InputError(f"region must be (centre (3,), positive half width), got {region!r}")
         region = (centre, half)
+    if rows is not None:
+        if region is not None:
+            raise InputError("rows and region cannot be combined")
+        if len(rows) != 2 or not 0 <= int(rows[0]) <= int(rows[1]):
+            raise InputError(f"rows must be (start, stop) with 0 <= start <= stop, got {rows!r}")
+        rows = (int(rows[0]), int(rows[1]))
     files = snapshot_files(path)
     with open_hdf5(files[0]) as f:
         found = detect_flavour(f)
+        indexed = _is_indexed(f)
+    if indexed:
+        return read_indexed(
+            files[0], particle_types=types, fields=fields, optional_fields=optional_fields,
+            drop_nonfinite=drop_nonfinite, region=region, rows=rows,
+        )
     if flavour is None:
         if found is None:
             if unit_system is None:
@@ -215,6 +206,7 @@ def read_snapshot(
         luminosity_datasets=luminosity_datasets,
         drop_nonfinite=drop_nonfinite,
         region=region,
+        rows=rows,
     )
     if flavour == "eagle":
         from . import eagle
@@ -251,6 +243,10 @@ def snapshot_contents(path: str | os.PathLike) -> dict[str, frozenset[str]]:
     files = snapshot_files(path)
     with open_hdf5(files[0]) as f:
         flavour = detect_flavour(f)
+        indexed = _is_indexed(f)
+    if indexed:
+        src = IndexedSnapshot(files[0])
+        return {t: frozenset(src.fields[t]) for t in src.types if src.counts[t]}
     names = {"eagle": eagle.NAMES, "swift": swift.NAMES}.get(flavour, gadget4.NAMES)
     datasets: dict[str, set[str]] = {}
     counts: dict[str, int] = {}

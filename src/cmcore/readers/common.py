@@ -20,7 +20,7 @@ from astropy.cosmology import FLRW, FlatLambdaCDM, LambdaCDM
 
 from ..errors import FileFormatError, InputError
 from ..snapshot import PARTICLE_TYPES, ParticleData, Snapshot
-from . import open_hdf5
+from .files import open_hdf5
 from .units import conversion_factor, temperature_from_internal_energy
 
 #: HDF5 group of each in-memory particle type (GADGET numbering).
@@ -143,12 +143,18 @@ def _read_concat(files: Sequence[Path], group: str, name: str, counts: Sequence[
         if masks is None:
             parts.append(_rows(path, dset, 0, dset.shape[0]))
             continue
+        if isinstance(masks[i], slice):
+            if masks[i].stop > masks[i].start:
+                parts.append(_rows(path, dset, masks[i].start, masks[i].stop))
+            continue
         for start in range(0, dset.shape[0], CHUNK_ROWS):
             keep = masks[i][start: start + CHUNK_ROWS]
             if keep.any():
                 parts.append(_rows(path, dset, start, start + CHUNK_ROWS)[keep])
     if attrs is None:
         raise FileFormatError(f"{files[0]}: no {group}/{name} in any file")
+    if len(parts) == 1:
+        return parts[0], attrs
     return (np.concatenate(parts) if parts else empty), attrs
 
 
@@ -156,6 +162,20 @@ def _first_attrs(files, group, name, counts) -> dict:
     for _, _, dset in _datasets(files, group, name, counts):
         return dict(dset.attrs)
     raise FileFormatError(f"{files[0]}: no {group}/{name} in any file")
+
+
+def _row_slices(counts: Sequence[int], rows: tuple[int, int]) -> list[slice]:
+    """Per-file slices of the particles ``rows[0]:rows[1]`` counted over the files in order."""
+    slices, first = [], 0
+    for n in counts:
+        lo, hi = max(rows[0] - first, 0), min(rows[1] - first, n)
+        slices.append(slice(lo, hi) if hi > lo else slice(0, 0))
+        first += n
+    return slices
+
+
+def _selected(mask) -> int:
+    return mask.stop - mask.start if isinstance(mask, slice) else int(mask.sum())
 
 
 def _region_masks(files, group, name, counts, factor, region, boxsize) -> list[np.ndarray]:
@@ -187,6 +207,7 @@ def read(
     luminosity_datasets: Mapping[str, str],
     drop_nonfinite: bool,
     region: tuple[np.ndarray, np.ndarray] | None,
+    rows: tuple[int, int] | None = None,
 ) -> Snapshot:
     """Read ``files`` with ``flavour``'s conventions (see :func:`cmcore.readers.read_snapshot`)."""
     bad = [k for k in (*(fields or ()), *optional_fields) if k not in FIELD_KIND]
@@ -235,7 +256,7 @@ def read(
             files, flavour, header, ptype, itype,
             [int(c[itype]) if itype < len(c) else 0 for c in counts],
             fields, optional_fields, luminosity_datasets if ptype == "gas" else {}, drop_nonfinite,
-            region,
+            region, rows,
         )
     return Snapshot(
         particles=particles,
@@ -249,7 +270,8 @@ def read(
     )
 
 
-def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, lum, drop_nonfinite, region):
+def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, lum, drop_nonfinite, region,
+               rows=None):
     group = f"PartType{itype}"
     with open_hdf5(files[int(np.argmax(counts))]) as f:
         names_in_file = set(f[group].keys()) if group in f else set()
@@ -264,9 +286,13 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, l
     def load(dataset: str, kind: str, comoving: bool):
         raw, attrs = _read_concat(files, group, dataset, counts, masks)
         factor = factor_of(dataset, attrs, kind, comoving)
+        # in place on the freshly read array: one copy of a large dataset in memory, not three
         if kind == "length" and raw.dtype == np.float32:
-            return (raw * np.float32(factor)).astype(np.float32), f"{group}/{dataset}"
-        return raw.astype(np.float64) * factor, f"{group}/{dataset}"
+            raw *= np.float32(factor)
+            return raw, f"{group}/{dataset}"
+        values = raw if raw.dtype == np.float64 else raw.astype(np.float64)
+        values *= factor
+        return values, f"{group}/{dataset}"
 
     arrays: dict[str, tuple[np.ndarray, str]] = {}
     coord = candidates("coordinates")
@@ -276,13 +302,16 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, l
     if region is not None:
         to_mpc = factor_of(coord[0], _first_attrs(files, group, coord[0], counts), "length", True)
         masks = _region_masks(files, group, coord[0], counts, to_mpc, region, header.boxsize)
-    n = sum(counts) if masks is None else int(sum(m.sum() for m in masks))
+    elif rows is not None:
+        masks = _row_slices(counts, rows)
+    n = sum(counts) if masks is None else sum(_selected(m) for m in masks)
     arrays["positions"] = load(coord[0], "length", True)
     mass = candidates("masses")
     if mass:
         arrays["masses"] = load(mass[0], "mass", False)
     elif itype < header.mass_table.size and header.mass_table[itype] > 0:
-        arrays["masses"] = (np.full(n, header.mass_table[itype]), "Header/MassTable")
+        # one mass for all: a read-only broadcast view, not n copies of it
+        arrays["masses"] = (np.broadcast_to(np.float64(header.mass_table[itype]), (n,)), "Header/MassTable")
     else:
         raise FileFormatError(f"{files[0]}: {group} has no Mass(es) dataset and MassTable[{itype}] is 0")
 

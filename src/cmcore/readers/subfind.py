@@ -1,4 +1,4 @@
-"""SUBFIND / FoF group catalogues (EAGLE/BAHAMAS and GADGET-4) into a :class:`HaloCatalogue`.
+"""SUBFIND / FoF group catalogues (EAGLE/BAHAMAS and GADGET-4): the columns of a halo catalogue.
 
 EAGLE/BAHAMAS: ``FOF/GroupCentreOfPotential``, ``FOF/Group_M_Crit200``,
 ``FOF/Group_R_Crit200`` (and ``FOF/GroupLength``) with EAGLE unit attributes;
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FileFormatError
-from ..halos import HaloCatalogue
-from . import common, open_hdf5
+from . import common
+from .files import open_hdf5
 from .units import CGS_PER_UNIT, attribute, conversion_factor
 
 _DATASETS = {
@@ -26,8 +26,12 @@ _DATASETS = {
 }
 
 
-def read_catalogue(files: Sequence[Path], kind: str) -> HaloCatalogue:
-    """Read the group catalogue ``files`` of flavour ``kind`` (``"eagle"`` or ``"gadget4"``)."""
+def read_catalogue(files: Sequence[Path], kind: str) -> dict:
+    """Read the group catalogue ``files`` of flavour ``kind`` (``"eagle"`` or ``"gadget4"``).
+
+    Returns the keyword arguments of :class:`cmcore.halos.HaloCatalogue`
+    (:func:`cmcore.halos.read_halos` builds it).
+    """
     group, pos_name, m_name, r_name, len_name = _DATASETS[kind]
     with open_hdf5(files[0]) as f:
         meta = _meta(f, kind)
@@ -51,7 +55,7 @@ def read_catalogue(files: Sequence[Path], kind: str) -> HaloCatalogue:
     pos, m200, r200, npart = (np.concatenate(columns[k]) for k in ("pos", "m", "r", "n"))
     ids = np.arange(m200.size)
     keep = m200 > 0
-    return HaloCatalogue(
+    return dict(
         halo_id=ids[keep], centre=np.mod(pos[keep], meta["boxsize"]), m200=m200[keep],
         r200=r200[keep], n_particles=npart[keep], boxsize=meta["boxsize"],
         redshift=meta["z"], cosmology=meta["cosmology"], source=f"{kind} group catalogue {files[0]}",

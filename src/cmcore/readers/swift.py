@@ -23,7 +23,8 @@ import numpy as np
 
 from ..errors import FileFormatError
 from ..snapshot import Snapshot
-from . import common, open_hdf5
+from . import common
+from .files import open_hdf5
 from .units import CGS_PER_UNIT, MPC_CM, attribute
 
 _CGS = "Conversion factor to CGS (not including cosmological corrections)"

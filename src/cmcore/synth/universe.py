@@ -36,7 +36,8 @@ from scipy.spatial import cKDTree
 from .._version import __version__
 from ..errors import InputError
 from ..fileio import atomic_write
-from ..halos import HaloCatalogue, cosmology_to_json, spherical_overdensity, write_halos
+from ..cosmology import cosmology_to_json
+from ..halos import HaloCatalogue, spherical_overdensity, write_halos
 from . import relations as rel
 from . import stars
 from .cosmo import COSMOLOGY, h, rho_crit

@@ -1,0 +1,14 @@
+"""Benchmark of dataset rendering on dask.distributed from an indexed snapshot; same as
+``cmc bench distributed``.
+
+Usage: ``python bench/dataset_dask.py [--universe DIR] [--per-bin 5] [--workers 2] [--out DIR]``.
+The implementation lives in :mod:`cmcore.benchmarks.distributed`.  (Not named
+``bench/distributed.py``: a script's folder comes first on ``sys.path``, and that name
+would shadow the ``distributed`` package.)
+"""
+import sys
+
+from cmcore.benchmarks.distributed import main
+
+if __name__ == "__main__":
+    sys.exit(main())
