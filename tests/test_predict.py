@@ -430,3 +430,19 @@ def test_model_info_refuses_inconsistent_metadata():
     assert ModelInfo.from_metadata(base).input_shape == (24, 24, 1)
     with pytest.raises(OSError, match="inconsistent"):
         ModelInfo.from_metadata({**base, "units": '{"Fxs": ""}'})
+
+
+@pytest.mark.parametrize("key", ["1", "4"])
+def test_cpu_predictor_runs_the_preprocessing_in_numpy_to_the_same_answer(trained_onnx, key):
+    import onnxruntime as ort
+
+    from cmcnn import Predictor
+    from cmcnn.data import ImageSource
+
+    p = Predictor(trained_onnx[f"model{key}"], providers="cpu")
+    assert p._split is not None  # the asinh scaling runs in NumPy on CPU
+    whole = ort.InferenceSession(str(trained_onnx[f"model{key}"]), providers=["CPUExecutionProvider"])
+    with ImageSource(trained_onnx["data"], p.info.channels) as src:
+        x = src.read(np.arange(40))
+    want = whole.run(None, {"image": x})[0].ravel()
+    np.testing.assert_allclose(p.predict(x), want, rtol=0, atol=1e-5)

@@ -48,3 +48,9 @@ def test_terminal_gets_tqdm():
     bar = progress_bar(total=2, file=Tty())
     assert type(bar).__name__ == "tqdm" or "tqdm" in type(bar).__module__
     bar.close()
+
+
+def test_iterates_numpy_arrays():
+    import numpy as np
+
+    assert [int(v) for v in progress_bar(np.arange(3), file=io.StringIO())] == [0, 1, 2]

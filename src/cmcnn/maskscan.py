@@ -189,6 +189,52 @@ class _NumpyGraph:
             env[out] = y.astype(np.float32, copy=False) if y.dtype == np.float64 else y
         return [np.ascontiguousarray(env[o]) for o in self.outputs]
 
+class SplitNetwork:
+    """A cmc network run as NumPy preprocessing followed by onnxruntime for the rest.
+
+    The graph is cut at the inputs of the first convolution of every feature stack:
+    the part before (asinh scaling, channel slicing, layout) is evaluated by
+    :class:`_NumpyGraph`, the rest by an onnxruntime session.  Only graphs whose
+    preprocessing uses the operators NumPy evaluates here are accepted
+    (:class:`_Unsupported` otherwise).
+
+    Parameters
+    ----------
+    model : onnx.ModelProto
+        The whole network (``cmc export``).
+    session_factory : callable
+        ``session_factory(model_bytes)`` → an onnxruntime session for the rest.
+    """
+
+    def __init__(self, model, session_factory) -> None:
+        import onnx
+
+        g = model.graph
+        inits = {t.name for t in g.initializer}
+        inputs = [i.name for i in g.input if i.name not in inits]
+        if len(inputs) != 1 or len(g.output) != 1:
+            raise _Unsupported("not one input and one output")
+        self.input_name, output = inputs[0], g.output[0].name
+        producer = {o: n for n in g.node for o in n.output}
+        cuts = [n.input[0] for n in g.node if n.op_type == "Conv"
+                and (n.input[0] not in producer or producer[n.input[0]].op_type != "AveragePool")]
+        if not cuts or self.input_name in cuts:
+            raise _Unsupported("no preprocessing before the convolutions")
+        known = {v.name for v in list(g.value_info) + list(g.input) + list(g.output)}
+        for name in cuts:
+            if name not in known:
+                g.value_info.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+        extractor = onnx.utils.Extractor(model)
+        self.pre = _NumpyGraph(extractor.extract_model([self.input_name], cuts))
+        self.cuts = list(self.pre.outputs)
+        self.body = session_factory(extractor.extract_model(self.cuts, [output]).SerializeToString())
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """The network's output for a batch of images (float32, the model's input layout)."""
+        feeds = dict(zip(self.cuts, self.pre.run(None, {self.input_name: images})))
+        return self.body.run(None, feeds)[0]
+
+
 @dataclasses.dataclass
 class _Stage:
     weight: np.ndarray     # (cout, cin, 3, 3)

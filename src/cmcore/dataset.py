@@ -574,7 +574,7 @@ def sample_star_noise(snapshot: str | os.PathLike, halos: str | os.PathLike,
     returns :func:`cmcore.instrument.stellar_noise_from_sample` of them:
     0.1 × the mean pixel, so that the mean pixel has S/N = 10.
     """
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     from .halos import read_halos
     from .instrument import stellar_noise_from_sample
@@ -590,7 +590,7 @@ def sample_star_noise(snapshot: str | os.PathLike, halos: str | os.PathLike,
     plan = plan_images(rows, cat.halo_id, star_config)
     images = (renderer.render(np.asarray(cat.centre[row_of[t.halo_id]], dtype=float), t,
                               float(cat.r200[row_of[t.halo_id]]))["Star"]
-              for t in tqdm(plan, unit="img", desc="Star noise", disable=not progress))
+              for t in progress_bar(plan, unit="img", desc="Star noise", disable=not progress))
     return stellar_noise_from_sample(images)
 
 

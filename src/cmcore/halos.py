@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 from astropy.cosmology import FLRW
 from scipy.spatial import cKDTree
-from tqdm.auto import tqdm
+from .progress import progress_bar
 
 from ._version import __version__
 from .cellindex import CellIndex
@@ -313,7 +313,7 @@ def spherical_overdensity(
         First search radius [Mpc]; doubled until the solution is enclosed.
         Default: the R_Δ of a 10¹³ M☉ halo.
     progress : bool
-        Show a progress bar over the centres (tqdm, on standard error).
+        Show a progress bar over the centres (on standard error: a bar on a terminal, a line every few seconds otherwise).
 
     Returns
     -------
@@ -355,7 +355,7 @@ def _spherical_overdensity(particles: _PeriodicParticles, centres: np.ndarray, r
     m200 = np.zeros(len(centres))
     r200 = np.zeros(len(centres))
     counts = np.zeros(len(centres), dtype=np.int64)
-    bar = tqdm(_wrap(centres, boxsize), desc="M200 (SO)", unit="halo", disable=not progress)
+    bar = progress_bar(_wrap(centres, boxsize), desc="M200 (SO)", unit="halo", disable=not progress)
     for i, centre in enumerate(bar):
         radius = min(r0, 0.5 * boxsize)
         while True:
@@ -576,7 +576,7 @@ def find_halos(
         dm_index = particles.index_of(list(snapshot.particles).index("dm"))
         k = min(k_density, n_dm - 1)
         candidates = []
-        for members in tqdm(groups, desc="density peaks", unit="group", disable=not progress):
+        for members in progress_bar(groups, desc="density peaks", unit="group", disable=not progress):
             r_k = _knn_distance(dm_index, members, k, linking)
             peaks = _density_peaks(_wrap(dm.positions[members], box), r_k, n_candidates, linking, box, max_peaks)
             candidates.append(members[peaks])

@@ -108,7 +108,7 @@ def write_indexed(
     -------
     IndexSummary
     """
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -162,7 +162,7 @@ def write_indexed(
         # pass 1: particles per cell, and which fields the source has
         if f"{ptype}:count" not in state["done"]:
             per_cell = np.zeros(ncells, dtype=np.int64)
-            for start in tqdm(starts, desc=f"{ptype}: counting", unit="chunk", disable=not progress):
+            for start in progress_bar(starts, desc=f"{ptype}: counting", unit="chunk", disable=not progress):
                 _, p = chunk(ptype, start)
                 per_cell += np.bincount(cells_of(p.positions, header.boxsize, ncell)[1], minlength=ncells)
             with atomic_write(count_file) as tmp:
@@ -193,7 +193,7 @@ def write_indexed(
         if f"{ptype}:bucket" not in state["done"]:
             for old in work.glob(f"{ptype}.bucket*.bin"):
                 old.unlink()
-            for start in tqdm(starts, desc=f"{ptype}: sorting", unit="chunk", disable=not progress):
+            for start in progress_bar(starts, desc=f"{ptype}: sorting", unit="chunk", disable=not progress):
                 _, p = chunk(ptype, start)
                 order, cell = cells_of(p.positions, header.boxsize, ncell)
                 which = np.searchsorted(bucket_first, cell, side="right") - 1
@@ -218,7 +218,7 @@ def write_indexed(
                     dsets[name] = g.create_dataset(name, shape=(n, *shapes[name]), dtype=dtypes[name],
                                                    chunks=(rows_chunk, *shapes[name]))
                     dsets[name].attrs["units"] = _units(name)
-                for b in tqdm(range(nb), desc=f"{ptype}: writing", unit="bucket", disable=not progress):
+                for b in progress_bar(range(nb), desc=f"{ptype}: writing", unit="bucket", disable=not progress):
                     first = int(offsets[bucket_first[b]])
                     cfile = bucket_file(b, "cell")
                     if not cfile.exists():

@@ -60,7 +60,7 @@ class LineProgress:
 
     def __iter__(self) -> Iterator:
         try:
-            for item in self.iterable or ():
+            for item in (() if self.iterable is None else self.iterable):
                 yield item
                 self.update(1)
         finally:

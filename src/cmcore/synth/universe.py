@@ -369,7 +369,7 @@ def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.Pa
         Unknown preset or parameter, negative seed, a box smaller than four
         times the extent of the largest target, ``out`` not a folder.
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     start = time.perf_counter()
     config = get_preset(preset, **overrides) if isinstance(preset, str) else preset
@@ -405,7 +405,7 @@ def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.Pa
                     writer.append(ptype, {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]})
                 chunks.clear()
 
-        bar = tqdm(total=len(everyone), desc=f"synth {config.name}", unit="halo",
+        bar = progress_bar(total=len(everyone), desc=f"synth {config.name}", unit="halo",
                    disable=not config.progress)
         for halo in everyone:
             p, particles = realise_halo(halo, seed, config, boxsize)
