@@ -426,6 +426,8 @@ class _Renderer:
         # ncell: the whole snapshot's grid, for a region of it (cmcore.distributed)
         self.indexes = {
             ptype: CellIndex(snapshot.particles[ptype].positions, snapshot.boxsize,
+                             smoothing_lengths=(snapshot.particles[ptype].fields.get("smoothing_length")
+                                                if config.scheme == "sph" else None),
                              ncell=(ncell or {}).get(ptype))
             for ptype in self.signals
         }
