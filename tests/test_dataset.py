@@ -281,6 +281,16 @@ def test_sph_without_star_channel_passes_the_check(tiny_universe):
         check_request({"gas": frozenset({"temperature"}), "stars": frozenset()}, ("Fxb",))
 
 
+def test_stale_temporary_of_a_killed_assembly_is_removed(tiny_universe, tmp_path):
+    from cmcore.fileio import temporary_path
+
+    stale = temporary_path(tmp_path / "data.h5")  # what a SIGKILL during assembly leaves
+    other = temporary_path(tmp_path / "other.h5")
+    _build(tiny_universe, tmp_path / "data.h5")
+    assert not stale.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["data.h5", other.name])
+
+
 def test_sph_dataset_builds_and_conserves_the_gas_signal(tiny_universe, tmp_path):
     """--scheme sph renders through a cell index built with the smoothing lengths."""
     kw = dict(channels=("Fxb", "Ypar"), instrument="ideal")

@@ -73,7 +73,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import FileFormatError, InputError
-from .fileio import atomic_write
+from .fileio import atomic_write, remove_stale_temporaries
 
 FORMAT = "cmc-dataset"
 FORMAT_VERSION = 1
@@ -679,6 +679,7 @@ def build_dataset(
 
     parts = out.with_name(out.name + ".parts")
     manifest = parts / "manifest.json"
+    remove_stale_temporaries(out)  # a file assembly killed by SIGKILL left its temporary behind
     stamp = {"config": json.loads(config.to_json()), **sources}
     stamp["config"].pop("per_bin")
     if manifest.exists() and json.loads(manifest.read_text()) != stamp:
