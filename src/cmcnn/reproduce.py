@@ -143,14 +143,15 @@ SCALES: dict[str, Scale] = {
 #: (the presets' budgets); snapshot reading and per-particle signals per GB of snapshot (a
 #: rough figure) and rendering per image at 120² (bench/results/dataset.json, one worker);
 #: one training epoch per image of the dataset (training and validation) at 120², single-
-#: and multi-channel networks (measured while the machine was shared, load average ~6);
+#: and multi-channel networks (median epoch times of the paper-preset runs recorded in
+#: bench/results/paper_training.json: 0.0021-0.0024 and 0.0087 s, rounded up);
 #: prediction per image and network; per-network setup of a training and of the
 #: interpretation (export, Deep Dream); mask-scan centres per second
 #: (bench/results/interpret.txt).
 SYNTH_SECONDS = {"tiny": 30.0, "small": 300.0, "paper": 3600.0}
 DATASET_SETUP_S_PER_GB = 40.0
 RENDER_S_PER_IMAGE = 0.06
-TRAIN_S_PER_IMAGE = {"single": 0.03, "multi": 0.055}
+TRAIN_S_PER_IMAGE = {"single": 0.0025, "multi": 0.0095}
 PREDICT_S_PER_IMAGE = 0.003
 TRAIN_SETUP_S = 10.0
 INTERPRET_SETUP_S = 15.0
