@@ -1,0 +1,52 @@
+"""End-to-end ``cmc predict`` over separate FITS cutouts, alone (the third part of bench/inference.py).
+
+Writes ``--files`` float32 cutouts (TAN WCS, BUNIT, CHANNEL, as ``cmc render`` does) and the
+paper's single-channel network (random weights, fitted scaling) into ``--workdir`` once, then
+times ``cmc predict DIR --out predictions.csv`` in a subprocess ``--repeat`` times:
+cutouts/s, CPU ms per cutout and peak memory.  Usage::
+
+    python bench/predict_e2e.py [--files 10000] [--repeat 2] [--workdir DIR] [--out bench/results]
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from cmcnn.benchmarks import inference
+from cmcore.benchmarks import machine_info
+from cmcore.fileio import atomic_write
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--files", type=float, default=1e4)
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "cmc-bench-predict-e2e"))
+    p.add_argument("--out", default="bench/results")
+    args = p.parse_args()
+    work, n = Path(args.workdir), int(args.files)
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / "model.onnx").exists():
+        inference._setup(work)
+    folder = work / f"cutouts-{n}"
+    if not folder.exists():
+        inference.write_cutouts(folder, n)
+    load = os.getloadavg()
+    runs = [inference._predict_e2e(work / "model.onnx", folder, work / f"pred{k}.csv", [])
+            for k in range(args.repeat)]
+    record = {"benchmark": "predict_e2e", "machine": machine_info(), "load_average_before": load,
+              "files": n, "runs": runs, "command": "python bench/predict_e2e.py " + " ".join(sys.argv[1:])}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "predict_e2e.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    for r in runs:
+        print(f"{r['cutouts']} cutouts in {r['seconds']:.1f} s: {r['cutouts_per_second']:.0f} cutouts/s, "
+              f"{r['cpu_ms_per_cutout']:.2f} CPU ms/cutout, peak {r['peak_rss_mib']:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
