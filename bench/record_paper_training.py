@@ -7,8 +7,9 @@ The campaign itself is these commands (2-core CPU, resumable; rerun with larger 
         --bins 13:15:0.25 --projections x,y,z,diag --workers 2 --seed 0 --instrument paper
     for ch in Ypar Fxb Fxs Star; do cmc train paper.h5 --channels $ch --out runs/$ch --epochs E1 --seed 0; done
     cmc train paper.h5 --channels all --out runs/multi --epochs E2 --seed 0
-    cmc evaluate runs/Star runs/Fxs runs/Fxb runs/Ypar runs/multi --data paper.h5 --baseline all \\
-        --calibrate --out report
+    cmc train paper.h5 --channels all --out runs/multi-lr1e-3 --epochs E2 --lr 0.001 --seed 0
+    cmc evaluate runs/Star runs/Fxs runs/Fxb runs/Ypar runs/multi runs/multi-lr1e-3 --data paper.h5 \\
+        --baseline all --calibrate --out report
 
 Usage: ``python bench/record_paper_training.py RUNS_DIR REPORT_DIR [--out bench/results]``.
 """
