@@ -114,3 +114,30 @@ def test_exported_models_split_for_mask_scans(trained_onnx):
         a = brute_force_scan(scan, x[0], sigma=2.0, stride=6)
         b = split_brute_force_scan(scan, x[0], sigma=2.0, stride=6)
         np.testing.assert_allclose(a.delta, b.delta, atol=1e-5)
+
+
+def test_half_weights_halve_the_file_within_tolerance(trained_onnx, tmp_path):
+    from cmcnn.maskscan import ScanModel
+    from cmcnn.predict import Predictor
+
+    full = tmp_path / "full.onnx"
+    half = tmp_path / "half.onnx"
+    ex.export_run(trained_onnx["run4"], full)
+    s = ex.export_run(trained_onnx["run4"], half, half=True)
+    assert s.metadata["weights_storage"].startswith("float16 for 460,800 weights in 1 tensor")  # dense1: 4 x 3x3x64 x 200
+    assert half.stat().st_size < 0.75 * full.stat().st_size   # dense1 holds most of the weights
+    rng = np.random.default_rng(2)
+    x = (rng.lognormal(-14, 2, (16, 24, 24, 4)) * rng.choice([-1, 1], (16, 24, 24, 4))).astype(np.float32)
+    x[..., 0] *= 1e20
+    want = _session(full).run(None, {"image": x})[0][:, 0]
+    got = _session(half).run(None, {"image": x})[0][:, 0]
+    assert 0 < np.abs(got - want).max() <= 1e-4          # rounded, not identical, within the promise
+    np.testing.assert_allclose(Predictor(half).predict(x), got, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(ScanModel(half).predict(x), got, rtol=0, atol=1e-5)
+
+
+def test_half_weights_refused_beyond_tolerance(trained_onnx, tmp_path):
+    out = tmp_path / "half.onnx"
+    with pytest.raises(ex.ParityError, match="float16 weights change the predictions"):
+        ex.export_run(trained_onnx["run4"], out, half=True, half_tolerance=1e-12)
+    assert not out.exists()

@@ -11,6 +11,13 @@ default (tf2onnx 1.17 rejects 19 and above).  The model's ``metadata_props`` are
 of :mod:`cmcnn.modelinfo`.  Before the file is written, onnxruntime and Keras predict the
 same validation images; if they differ by more than ``tolerance`` (1e-5 dex) the export
 fails and nothing is written.  The file appears complete or not at all.
+
+With ``half_weights`` (``cmc export --half-weights``) the large weight matrices (at least
+:data:`HALF_MIN_SIZE` values: the first dense layer, 98 % of the network's weights) are
+stored as float16 with a ``Cast`` to float32 in front of their use, which halves the
+file; compute stays float32.  The export keeps the float16 copy only when it predicts
+the parity images within ``half_tolerance`` (1e-4 dex) of the float32 graph, and records
+the measured difference in the metadata (``weights_storage``).
 """
 from __future__ import annotations
 
@@ -30,6 +37,8 @@ from . import modelinfo as mi
 
 #: Opsets tf2onnx 1.17 accepts for this network (19 and above are rejected).
 OPSETS = (17, 18)
+#: Smallest weight tensor stored as float16 by ``half_weights`` [values].
+HALF_MIN_SIZE = 100_000
 
 
 class ParityError(CmcError):
@@ -108,6 +117,39 @@ def parity(model, model_bytes: bytes, images: np.ndarray, tolerance: float = 1e-
             f"validation images (max |difference| {worst:.3g} dex > tolerance {tolerance:g}; "
             f"image {i}: onnxruntime {ort_out[i]:.7f}, TensorFlow {keras_out[i]:.7f}); nothing written")
     return worst
+
+
+def half_weights(proto, min_size: int = HALF_MIN_SIZE) -> list[str]:
+    """Store the float32 initializers of at least ``min_size`` values as float16, in place.
+
+    Each such initializer ``w`` becomes ``w__float16`` plus a ``Cast(to=FLOAT)`` node,
+    placed first in the graph, whose output is named ``w``: every consumer still reads a
+    float32 tensor, so the graph computes in float32 with weights rounded to float16
+    (onnxruntime folds the cast once, when the session is created).
+
+    Returns
+    -------
+    list of str
+        The names of the initializers converted.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    converted, casts = [], []
+    for init in proto.graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT:
+            continue
+        values = numpy_helper.to_array(init)
+        if values.size < min_size:
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(values.astype(np.float16), f"{name}__float16"))
+        casts.append(helper.make_node("Cast", [f"{name}__float16"], [name], to=onnx.TensorProto.FLOAT,
+                                      name=f"{name}__to_float32"))
+        converted.append(name)
+    for node in reversed(casts):
+        proto.graph.node.insert(0, node)
+    return converted
 
 
 def read_metrics(path: str | os.PathLike, run_name: str) -> dict:
@@ -214,9 +256,29 @@ def validation_images(config: dict, data: str | os.PathLike | None, n: int) -> n
         source.close()
 
 
+def _halve(proto, full: bytes, images: np.ndarray, tolerance: float) -> str:
+    """Apply :func:`half_weights` to ``proto`` if it keeps predictions within ``tolerance``; describe it."""
+    import copy
+
+    trial = copy.deepcopy(proto)
+    names = half_weights(trial)
+    if not names:
+        return "float32"
+    diff = float(np.max(np.abs(onnx_predict(trial.SerializeToString(), images) - onnx_predict(full, images))))
+    if not diff <= tolerance:
+        raise ParityError(f"float16 weights change the predictions of {len(images)} validation images by up to "
+                          f"{diff:.3g} dex (> {tolerance:g}); export without --half-weights")
+    proto.CopyFrom(trial)
+    n = sum(int(np.prod(i.dims)) for i in proto.graph.initializer if i.name.endswith("__float16"))
+    return (f"float16 for {n:,} weights in {len(names)} tensor(s) of >= {HALF_MIN_SIZE:,} values, float32 "
+            f"elsewhere; compute float32; max |float16 - float32| on {len(images)} validation images "
+            f"{diff:.2g} dex")
+
+
 def export_run(run: str | os.PathLike, out: str | os.PathLike, *, weights: str = "best",
                data: str | os.PathLike | None = None, metrics: str | os.PathLike | None = None,
-               opset: int = 17, n_check: int = 64, tolerance: float = 1e-5) -> ExportSummary:
+               opset: int = 17, n_check: int = 64, tolerance: float = 1e-5,
+               half: bool = False, half_tolerance: float = 1e-4) -> ExportSummary:
     """Export a training run's network to ONNX, after checking onnxruntime against Keras.
 
     Parameters
@@ -238,6 +300,11 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, weights: str =
         Validation images in the parity check.
     tolerance : float
         Largest |onnxruntime − Keras| allowed [dex].
+    half : bool
+        Store the large weight matrices as float16 (:func:`half_weights`) when that
+        changes the parity images' predictions by at most ``half_tolerance``.
+    half_tolerance : float
+        Largest |float16-stored − float32| prediction difference accepted [dex].
 
     Returns
     -------
@@ -256,8 +323,12 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, weights: str =
     metrics_obj = read_metrics(metrics, run.name) if metrics is not None else None
     images = validation_images(config, data, n_check)
     proto = keras_to_onnx(model, opset=opset)
-    worst = parity(model, proto.SerializeToString(), images, tolerance)
+    full = proto.SerializeToString()
+    worst = parity(model, full, images, tolerance)
     meta = model_metadata(config, run, metrics=metrics_obj, max_abs_diff=worst, n_parity=len(images))
+    meta["weights_storage"] = "float32"
+    if half:
+        meta["weights_storage"] = _halve(proto, full, images, half_tolerance)
     del proto.metadata_props[:]
     for key, value in meta.items():
         entry = proto.metadata_props.add()

@@ -21,6 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="validation images predicted by both TensorFlow and onnxruntime (default 64)")
     p.add_argument("--tolerance", type=float, default=1e-5,
                    help="largest |onnxruntime - TensorFlow| allowed, in dex (default 1e-5)")
+    p.add_argument("--half-weights", action="store_true",
+                   help="store the large weight matrices as float16 (half the file) if the validation "
+                        "images' predictions change by at most --half-tolerance")
+    p.add_argument("--half-tolerance", type=float, default=1e-4,
+                   help="largest prediction change accepted from float16 weights, in dex (default 1e-4)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from cmcnn.export import export_run
 
     s = export_run(args.run, args.out, weights=args.weights, data=args.data, metrics=args.metrics,
-                   opset=args.opset, n_check=args.check_images, tolerance=args.tolerance)
+                   opset=args.opset, n_check=args.check_images, tolerance=args.tolerance,
+                   half=args.half_weights, half_tolerance=args.half_tolerance)
     print(f"wrote {s.path} (opset {s.opset}; channels {', '.join(json.loads(s.metadata['channels']))}; "
-          f"onnxruntime vs TensorFlow on {s.n_parity_images} validation images: max |diff| {s.max_abs_diff:.2g} dex)")
+          f"onnxruntime vs TensorFlow on {s.n_parity_images} validation images: max |diff| {s.max_abs_diff:.2g} dex; weights: {s.metadata['weights_storage']})")
     return 0
