@@ -153,3 +153,39 @@ def test_scale_docs_match_the_recorded_distributed_run():
     m = re.search(r"([\d.]+) images/s on one worker and ([\d.]+) on two", doc)
     assert m and _agrees(float(m[1]), rows[1]["images_per_second"]) and _agrees(float(m[2]), rows[2]["images_per_second"])
     assert result["identical_images"]
+
+
+def test_evaluation_docs_match_the_recorded_star_baseline_diagnosis():
+    """docs/evaluation.md's "What limits the Star baseline" quotes bench/results/star_baseline.json."""
+    r = _json("star_baseline.json")
+    doc = _section((ROOT / "docs" / "evaluation.md").read_text(), "### What limits the Star baseline")
+    flat = " ".join(doc.split())
+
+    def quoted(pattern: str) -> list[float]:
+        m = re.search(pattern, flat)
+        assert m, f"docs/evaluation.md no longer quotes {pattern!r}"
+        return [float(g) for g in m.groups()]
+
+    est = r["estimator"]
+    paper, literal = est["paper"], est["paper-literal"]
+    assert quoted(r"predicting the mean gives σ = (\d+\.\d+) dex")[0] == pytest.approx(r["no_information_sigma_dex"], abs=5e-4)
+    beta, sigma = quoted(r"chooses 0\.35 Mpc, slope β = (\d+\.\d+), and scatters by σ = (\d+\.\d+) dex")
+    assert paper["aperture"] == "0.35 Mpc" and beta == pytest.approx(paper["slope"], abs=5e-3)
+    assert sigma == pytest.approx(paper["sigma_dex"], abs=5e-4)
+    assert est["noise-free"]["sigma_dex"] == pytest.approx(paper["sigma_dex"], abs=5e-4)
+    beta, sigma = quoted(r"picks 1′, β = (\d+\.\d+), and σ = (\d+\.\d+) dex")
+    assert literal["aperture"] == "1′" and beta == pytest.approx(literal["slope"], abs=5e-3)
+    assert sigma == pytest.approx(literal["sigma_dex"], abs=5e-4)
+    assert quoted(r"regression on all eleven apertures ≤ 0\.35 Mpc at once reaches (\d+\.\d+)")[0] == pytest.approx(
+        r["multi_aperture_le_0.35Mpc"]["sigma_dex"], abs=5e-4)
+    scaled = {s["fraction_r200"]: s for s in r["scaled"]}
+    assert quoted(r"would reach (\d+\.\d+) \(f = 0\.2\)")[0] == pytest.approx(scaled[0.2]["oracle_sigma_dex"], abs=5e-4)
+    sc2, sc3 = quoted(r"amplifies its error: (\d+\.\d+) \(f = 0\.2\) and (\d+\.\d+) \(f = 0\.3\)")
+    assert sc2 == pytest.approx(scaled[0.2]["self_consistent_sigma_dex"], abs=5e-3)
+    assert sc3 == pytest.approx(scaled[0.3]["self_consistent_sigma_dex"], abs=5e-3)
+    floor = r["floor_3d"]["quantities"]
+    assert quoted(r"scatters by (\d+\.\d+) dex \(all stars")[0] == pytest.approx(
+        floor["BCG + ICL + satellites (all)"]["sigma_dex"], abs=5e-4)
+    assert quoted(r"0\.18 \(satellites alone or their number\) and (\d+\.\d+) \(BCG \+ ICL alone\)")[0] == pytest.approx(
+        floor["BCG + ICL"]["sigma_dex"], abs=5e-3)
+    assert sc2 > paper["sigma_dex"] and paper["slope"] > 0
