@@ -153,3 +153,18 @@ def test_scale_docs_match_the_recorded_distributed_run():
     m = re.search(r"([\d.]+) images/s on one worker and ([\d.]+) on two", doc)
     assert m and _agrees(float(m[1]), rows[1]["images_per_second"]) and _agrees(float(m[2]), rows[2]["images_per_second"])
     assert result["identical_images"]
+
+
+def test_scale_docs_match_the_recorded_prediction_run():
+    """docs/scale.md and bench/README.md quote bench/results/predict_dask.json: cutouts/s per variant."""
+    result = _json("predict_dask.json")
+    best = {k: max(r["cutouts_per_second"] for r in runs) for k, runs in result["runs"].items()}
+    doc = (ROOT / "docs" / "scale.md").read_text()
+    m = re.search(r"([\d,]+) cutouts/s serially, ([\d,]+) on a LocalCluster of one worker and\s+([\d,]+) on two",
+                  doc)
+    assert m, "docs/scale.md no longer quotes the recorded prediction run in the expected form"
+    assert [round(_number(g)) for g in m.groups()] == [round(best[k]) for k in ("serial", "local:1", "local:2")]
+    bench = (ROOT / "bench" / "README.md").read_text()
+    m = re.search(r"serial ([\d,]+) cutouts/s, LocalCluster of\s+one and two workers ([\d,]+) and ([\d,]+)", bench)
+    assert m and [round(_number(g)) for g in m.groups()] == [round(best[k]) for k in ("serial", "local:1", "local:2")]
+    assert all(result["tables_identical_to_serial"].values())
