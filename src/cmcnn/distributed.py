@@ -79,8 +79,8 @@ def predict_shard(model: str, providers, threads: int | None, tasks: Sequence[Ta
     """
     pred = worker_predictor(model, providers, threads)
     if pred.info.key != info.key:
-        raise InputError(f"{model} on worker {socket.gethostname()} is not the model the client opened "
-                         f"({pred.info.describe()})")
+        raise InputError(f"{model} on worker {socket.gethostname()} takes other images than the client checked "
+                         f"the inputs for ({pred.info.describe()})")
     out = []
     with ThreadPoolExecutor(readers, thread_name_prefix="cmc-reader") as pool:
         for batch in read_ahead(tasks, info, options, pool.submit, readers + 1):
