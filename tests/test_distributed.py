@@ -12,7 +12,7 @@ import pytest
 
 from cmcnn import cli
 from cmcore.dataset import DatasetConfig, build_dataset
-from cmcore.distributed import parse_scheduler
+from cmcore.cluster import parse_scheduler
 from cmcore.errors import InputError
 
 distributed = pytest.importorskip("dask.distributed")

@@ -189,3 +189,18 @@ def test_evaluation_docs_match_the_recorded_star_baseline_diagnosis():
     assert quoted(r"0\.18 \(satellites alone or their number\) and (\d+\.\d+) \(BCG \+ ICL alone\)")[0] == pytest.approx(
         floor["BCG + ICL"]["sigma_dex"], abs=5e-3)
     assert sc2 > paper["sigma_dex"] and paper["slope"] > 0
+
+
+def test_scale_docs_match_the_recorded_prediction_run():
+    """docs/scale.md and bench/README.md quote bench/results/predict_dask.json: cutouts/s per variant."""
+    result = _json("predict_dask.json")
+    best = {k: max(r["cutouts_per_second"] for r in runs) for k, runs in result["runs"].items()}
+    doc = (ROOT / "docs" / "scale.md").read_text()
+    m = re.search(r"([\d,]+) cutouts/s serially, ([\d,]+) on a LocalCluster of one worker and\s+([\d,]+) on two",
+                  doc)
+    assert m, "docs/scale.md no longer quotes the recorded prediction run in the expected form"
+    assert [round(_number(g)) for g in m.groups()] == [round(best[k]) for k in ("serial", "local:1", "local:2")]
+    bench = (ROOT / "bench" / "README.md").read_text()
+    m = re.search(r"serial ([\d,]+) cutouts/s, LocalCluster of\s+one and two workers ([\d,]+) and ([\d,]+)", bench)
+    assert m and [round(_number(g)) for g in m.groups()] == [round(best[k]) for k in ("serial", "local:1", "local:2")]
+    assert all(result["tables_identical_to_serial"].values())

@@ -749,10 +749,16 @@ def write_cube(out: str | os.PathLike, cutouts: Sequence[str | os.PathLike],
 def iter_batches(sources: Sequence[Source], info: ModelInfo, options: ReadOptions, batch_size: int,
                  submit: Callable, window: int) -> Iterator[Batch]:
     """Read ``sources`` batch by batch with ``submit`` (an executor's), at most ``window`` ahead, in order."""
+    return read_ahead(plan(sources, batch_size), info, options, submit, window)
+
+
+def read_ahead(tasks: Iterable[Task], info: ModelInfo, options: ReadOptions, submit: Callable,
+               window: int) -> Iterator[Batch]:
+    """Read ``tasks`` (of :func:`plan`) with ``submit``, at most ``window`` ahead; batches in task order."""
     from collections import deque
 
     pending: deque = deque()
-    for task in plan(sources, batch_size):
+    for task in tasks:
         pending.append(submit(read_task, task, info, options))
         if len(pending) >= window:
             yield pending.popleft().result()

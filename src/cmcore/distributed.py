@@ -14,60 +14,19 @@ a build interrupted either way resumes either way, and assembles the HDF5 file
 at the end.  A worker that dies loses only its tasks: the scheduler runs them
 again elsewhere.
 
-Schedulers: ``local`` or ``local:N`` starts a ``LocalCluster`` of N worker
-processes with one thread each (N = the CPU count by default); anything else is
-the address of a running scheduler (``tcp://host:8786``), e.g. one started by
-dask-jobqueue on SLURM (``docs/scale.md``).
+Schedulers: ``local[:N]`` or an address, as :mod:`cmcore.cluster` connects to them.
 """
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from .cluster import connect
 from .errors import InputError
-
-
-def parse_scheduler(text: str) -> tuple[str, int | str]:
-    """``("local", n_workers)`` for ``local[:N]``, else ``("address", text)``."""
-    text = str(text).strip()
-    if text == "local" or text.startswith("local:"):
-        n = text.partition(":")[2]
-        try:
-            workers = int(n) if n else (os.cpu_count() or 1)
-        except ValueError:
-            workers = 0
-        if workers < 1:
-            raise InputError(f"--scheduler local:N needs a positive number of workers, got {text!r}")
-        return "local", workers
-    if not text:
-        raise InputError("empty scheduler address")
-    return "address", text
-
-
-@contextmanager
-def connect(scheduler: str) -> Iterator:
-    """A ``dask.distributed.Client`` for ``scheduler`` (a fresh LocalCluster for ``local[:N]``)."""
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        raise InputError("--scheduler needs dask.distributed (pip install 'dask[distributed]')") from None
-    kind, value = parse_scheduler(scheduler)
-    if kind == "local":
-        with LocalCluster(n_workers=int(value), threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
-            yield client
-    else:
-        try:
-            client = Client(str(value), timeout="30s")
-        except OSError as exc:
-            raise InputError(f"cannot reach the Dask scheduler at {value}: {exc}") from None
-        with client:
-            yield client
 
 
 def check_indexed(snapshot: str | os.PathLike) -> None:

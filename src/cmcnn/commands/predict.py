@@ -33,6 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fits-reader", default="fast", choices=("fast", "astropy"),
                    help="fast: parse plain float FITS directly, astropy for the rest (default); "
                         "astropy: every file through astropy.io.fits")
+    p.add_argument("--scheduler", default=None, metavar="local[:N]|ADDRESS",
+                   help="predict in shards on a dask.distributed cluster (a LocalCluster of N processes, or a "
+                        "scheduler address); same table and refusals as without it")
+    p.add_argument("--shard-size", type=int, default=None, metavar="N",
+                   help="with --scheduler: cutouts per task, whole batches (default: about 4 tasks per "
+                        "worker thread, at most 4096)")
     p.add_argument("--refusals", default=None, metavar="FILE",
                    help="also write every refusal (name<TAB>reason) to FILE")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
@@ -44,12 +50,16 @@ def run(args: argparse.Namespace) -> int:
     from cmcnn.cutouts import ReadOptions
     from cmcnn.predict import predict_to_table
 
+    if args.shard_size is not None and args.scheduler is None:
+        from cmcore.errors import InputError
+
+        raise InputError("--shard-size needs --scheduler")
     options = ReadOptions(pixel_scale_rtol=args.pixel_scale_rtol, require_wcs=not args.no_wcs_check,
                           nonfinite=args.fill_nonfinite, max_fill_fraction=args.max_fill_fraction, hdu=args.hdu,
                           fits_reader=args.fits_reader)
     s = predict_to_table(args.model, args.inputs, args.out, options=options, batch_size=args.batch_size,
                          readers=args.readers, providers=args.providers, threads=args.threads,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, scheduler=args.scheduler, shard_size=args.shard_size)
     if args.refusals:
         from cmcore.fileio import atomic_write
 
