@@ -1,21 +1,72 @@
-"""``cmc demo``, the main job, end to end on the tiny preset; a rerun resumes."""
+"""``cmc demo --quick``, the main job, end to end with the shipped networks; a rerun resumes."""
 from __future__ import annotations
 
+import json
+
+import numpy as np
+import pytest
+
 from cmcnn import cli
-from cmcore.dataset import open_dataset
+from cmcnn.metrics import table2
+from cmcnn.predictions import read_predictions, select_split
+from cmcnn.shipped import NAMES, shipped_models
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(len(shipped_models()) < len(NAMES), reason="the shipped models (models/*.onnx) are absent")]
 
 
-def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
-    args = ["demo", "--out", str(tmp_path), "--preset", "tiny", "--no-progress", "--workers", "1"]
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    args = ["demo", "--quick", "--out", str(out), "--no-progress", "--workers", "1"]
+    return out, args, cli.main(args)
+
+
+def test_demo_writes_the_report_with_every_network_and_baseline(demo, capsys):
+    out, _, code = demo
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    rows = report["sections"]["table2"]["rows"]
+    assert [r for r in rows if r.endswith("network")] == [f"{n} network" for n in NAMES]
+    assert sum(r.startswith("baseline") for r in rows) == 4
+    md = (out / "report.md").read_text()
+    assert "# cmc demo" in md and "| Ypar network |" in md.replace("  ", " ")
+    for fig in ("evaluation/pred_vs_true.png", "mask_scan/mask_scan.png", "dataset_montage.png"):
+        assert (out / fig).stat().st_size > 10_000 and fig in md
+    scan = report["mask_scan"]
+    assert scan["model"] == "multi.onnx" and scan["delta_min"] < scan["delta_max"]
+
+
+def test_table2_rows_recomputed_from_the_predictions_files(demo):
+    out, _, _ = demo
+    rows = json.loads((out / "report.json").read_text())["sections"]["table2"]["rows"]
+    for name in NAMES:
+        cols = select_split(read_predictions(out / "predictions" / f"{name}.csv"), "test", name)
+        want = table2(cols["m200_true"], cols["m200_pred"]).to_dict()
+        got = rows[f"{name} network"]["table2"]
+        assert got["n"] == want["n"] > 0
+        for key in ("log_bias", "rms_pct", "scatter_dex"):
+            assert got[key] == pytest.approx(want[key], rel=1e-12)
+
+
+def test_demo_predictions_equal_cmc_predict(demo, tmp_path):
+    """The demo's numbers are those `cmc predict Ypar dataset.h5` gives for the same images."""
+    import h5py
+
+    out, _, _ = demo
+    table = tmp_path / "ypar.h5"
+    assert cli.main(["predict", "Ypar", str(out / "dataset.h5"), "--out", str(table), "--no-progress"]) == 0
+    with h5py.File(table) as f:
+        index, logm = f["index"][:], f["log10_m200"][:]
+    demo_cols = read_predictions(out / "predictions" / "Ypar.csv")
+    by_row = dict(zip(index.tolist(), logm.tolist()))
+    got = np.array([by_row[i] for i in demo_cols["index"].tolist()])
+    np.testing.assert_allclose(demo_cols["log10_m200_pred"], got, rtol=0, atol=2e-6)
+
+
+def test_rerun_resumes_without_redoing_anything(demo, capsys):
+    out, args, _ = demo
+    capsys.readouterr()
     assert cli.main(args) == 0
-    out = capsys.readouterr().out
-    assert (tmp_path / "universe" / "synth.json").is_file()
-    assert (tmp_path / "dataset_montage.png").stat().st_size > 10_000
-    with open_dataset(tmp_path / "dataset.h5") as f:
-        n = f["images/Ypar"].shape[0]
-    assert n > 0 and f"{n} images of" in out
-    rows = [line for line in out.splitlines() if line.strip()[:5].replace(".", "").isdigit()]
-    assert sum(int(r.split()[1]) for r in rows) == n  # the per-bin table covers every image
-    assert cli.main(args) == 0
-    again = capsys.readouterr().out
-    assert "already complete" in again and f"already complete: {n} images" in again
+    text = capsys.readouterr().out
+    assert "0 to run" in text and text.count("skipped") == 10

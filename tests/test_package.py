@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +38,16 @@ def test_property_based_tests_are_derandomised_in_ci():
 
     if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci":
         assert settings.default.derandomize and settings.default.database is None
+
+
+def test_pyproject_lists_every_package_and_ships_the_models():
+    """pyproject.toml lists its packages (for the models/ mapping): the list must match src/."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    root = Path(__file__).resolve().parents[1]
+    tool = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert sorted(tool["packages"]) == sorted(find_packages(root / "src") + ["cmcnn.shipped"])
+    assert tool["package-dir"]["cmcnn.shipped"] == "models"
+    assert "*.onnx" in tool["package-data"]["cmcnn.shipped"]

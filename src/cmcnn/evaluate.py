@@ -1,7 +1,8 @@
 """Evaluation of trained networks and baselines: Table 2, per-bin bias, Figs 4–7, a comparison.
 
-Inputs are training RUN directories (``config.json``, ``history.csv``, weights) or
-predictions CSVs (:mod:`cmcnn.predictions`).  A RUN is predicted with
+Inputs are training RUN directories (``config.json``, ``history.csv``, weights),
+predictions CSVs (:mod:`cmcnn.predictions`), ONNX models from ``cmc export`` or shipped
+models by name (:mod:`cmcnn.shipped`; predicted with onnxruntime).  A RUN is predicted with
 :func:`cmcnn.training.predict_run`, imported only then, so evaluating CSVs and
 baselines never loads TensorFlow.  A CSV with a ``history.csv`` beside it gets its
 learning curve too.
@@ -110,14 +111,29 @@ def load_csv(path: str | os.PathLike, *, split: str = "test") -> Estimate:
     return Estimate(name, kind, str(path), cols, history)
 
 
+def load_onnx(model: str | os.PathLike, *, data, split: str = "test", batch_size: int = 256) -> Estimate:
+    """Predict ``split`` of ``data`` with an ONNX model or a shipped model's name (onnxruntime)."""
+    from .predict import Predictor, predict_dataset
+
+    if data is None:
+        raise InputError(f"evaluating the ONNX model {model} needs --data (the dataset to predict)")
+    pred = Predictor(model)
+    cols = check_predictions(predict_dataset(pred, data, split, batch_size=batch_size), str(pred.path))
+    return Estimate(pred.path.stem, "network", str(pred.path), cols, None, list(pred.info.channels))
+
+
 def load_input(item: str | os.PathLike, *, data=None, split: str = "test", batch_size: int = 256) -> Estimate:
-    """A RUN directory or a predictions CSV, whichever ``item`` is."""
+    """A RUN directory, a predictions CSV, an ONNX model or a shipped model's name, whichever ``item`` is."""
+    from .shipped import NAMES
+
     p = Path(item)
     if p.is_dir():
         return load_run(p, data=data, split=split, batch_size=batch_size)
+    if p.suffix == ".onnx" or (not p.exists() and str(item).lower() in {n.lower() for n in NAMES}):
+        return load_onnx(item, data=data, split=split, batch_size=batch_size)
     if p.is_file():
         return load_csv(p, split=split)
-    raise FileFormatError(f"{p} is neither a run directory nor a predictions file")
+    raise FileFormatError(f"{p} is neither a run directory, a predictions file, an ONNX model nor a shipped model")
 
 
 def estimate_metrics(est: Estimate, edges: np.ndarray | None = None) -> dict:
@@ -198,7 +214,7 @@ def evaluate(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, dat
     Parameters
     ----------
     inputs
-        Training RUN directories and/or predictions CSVs.
+        Training RUN directories, predictions CSVs, ONNX models and/or shipped models' names.
     out
         Report folder (created).
     data

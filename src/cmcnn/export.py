@@ -199,7 +199,9 @@ def model_metadata(config: dict, run: Path, *, metrics: dict | None, max_abs_dif
         ds_config = {}
     history = _best(run)
     training = {"run": run.name, "epochs": config.get("epochs"), "best_epoch": history.get("epoch"),
-                "best_val_loss": history.get("val_loss"), "seed": config.get("seed"),
+                "best_val_loss": history.get("val_loss"), "epochs_run": history.get("epochs_run"),
+                "wall_seconds": history.get("wall_seconds"), "lr": config.get("lr"),
+                "batch_size": config.get("batch_size"), "decay": config.get("decay"), "seed": config.get("seed"),
                 "n_train": config.get("n_train"), "n_validation": config.get("n_validation"),
                 "optimizer": config.get("optimizer"), "augment": config.get("augment"),
                 "created": config.get("created")}
@@ -232,7 +234,8 @@ def _best(run: Path) -> dict:
     if h["epoch"].size == 0:
         return {}
     best = int(np.nanargmin(h["val_loss"]))
-    return {"epoch": int(h["epoch"][best]), "val_loss": float(h["val_loss"][best])}
+    return {"epoch": int(h["epoch"][best]), "val_loss": float(h["val_loss"][best]),
+            "wall_seconds": float(np.nansum(h["seconds"])), "epochs_run": int(h["epoch"][-1])}
 
 
 def validation_images(config: dict, data: str | os.PathLike | None, n: int) -> np.ndarray:

@@ -184,6 +184,7 @@ def plot_panels(inp: InputImage, maps: list[tuple[str, np.ndarray, str]], out: s
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
+    with atomic_write(out) as tmp:
+        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=dpi)
     plt.close(fig)
     return out

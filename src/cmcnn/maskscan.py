@@ -304,9 +304,10 @@ class ScanModel:
 
     Parameters
     ----------
-    path : path-like
+    path : path-like or str
         ONNX file of a network of :func:`cmcnn.models.build_model` (input
-        ``(batch, npix, npix, C)`` float32 in physical units, output log10 M200).
+        ``(batch, npix, npix, C)`` float32 in physical units, output log10 M200), or a
+        shipped model's name (:mod:`cmcnn.shipped`).
     threads : int, optional
         onnxruntime intra-op threads (default: one per core).
     """
@@ -314,7 +315,9 @@ class ScanModel:
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         import onnx
 
-        self.path = os.fspath(path)
+        from .shipped import resolve_model
+
+        self.path = os.fspath(resolve_model(path))
         try:
             model = onnx.load(self.path)
         except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file

@@ -13,7 +13,7 @@ GIL); results come out in input order.
 Example
 -------
 >>> from cmcnn import Predictor                               # doctest: +SKIP
->>> p = Predictor("ypar.onnx")
+>>> p = Predictor("Ypar")                # a shipped model, or a path to an ONNX file
 >>> p.predict(images)                      # (n, 120, 120, 1) float32 -> (n,) log10 M200
 >>> for r in p.predict_files(["cutouts/"]):
 ...     print(r.name, r.log10_m200 if r.reason is None else r.reason)
@@ -83,8 +83,9 @@ class Predictor:
 
     Parameters
     ----------
-    model : path-like
-        ONNX file from ``cmc export``.
+    model : path-like or str
+        ONNX file from ``cmc export``, or a shipped model's name (``Star``, ``Fxs``,
+        ``Fxb``, ``Ypar``, ``multi``; :mod:`cmcnn.shipped`).
     providers : str or sequence of str, optional
         Execution providers (:func:`resolve_providers`); default CUDA when available, else CPU.
     threads : int, optional
@@ -105,9 +106,9 @@ class Predictor:
                  threads: int | None = None, spinning: bool = False) -> None:
         import onnxruntime as ort
 
-        self.path = Path(model)
-        if not self.path.is_file():
-            raise FileFormatError(f"model {self.path} does not exist")
+        from .shipped import resolve_model
+
+        self.path = resolve_model(model)
         wanted = resolve_providers(providers)
         if "CUDAExecutionProvider" in wanted and hasattr(ort, "preload_dlls"):
             try:  # CUDA/cuDNN from the nvidia-* wheels of onnxruntime-gpu[cuda,cudnn], if present
@@ -286,7 +287,7 @@ def predict_to_table(model: str | os.PathLike, inputs: Sequence[str | os.PathLik
     bars = []
     refusals: list[tuple[str, str]] = []
     n_pred = 0
-    meta = {"model": str(Path(model).resolve()), "channels": ",".join(pred.info.channels),
+    meta = {"model": str(pred.path.resolve()), "channels": ",".join(pred.info.channels),
             "dataset_sha256": pred.info.dataset_sha256, "code_version": pred.info.code_version}
     if progress:
         where = f"providers {', '.join(pred.providers)}" if scheduler is None else f"on the Dask cluster {scheduler}"
@@ -305,7 +306,7 @@ def predict_to_table(model: str | os.PathLike, inputs: Sequence[str | os.PathLik
             else:
                 from .distributed import predict_sharded
 
-                stream = predict_sharded(scheduler, model, inputs, pred.info, options=options,
+                stream = predict_sharded(scheduler, pred.path, inputs, pred.info, options=options,
                                          batch_size=batch_size, readers=readers, providers=providers,
                                          threads=threads, shard_size=shard_size, on_total=on_total,
                                          providers_used=used)
@@ -326,3 +327,48 @@ def predict_to_table(model: str | os.PathLike, inputs: Sequence[str | os.PathLik
         for bar in bars:
             bar.close()
     return PredictSummary(Path(out), n_pred + len(refusals), n_pred, refusals, time.perf_counter() - t0, used)
+
+
+def predict_dataset(model: str | os.PathLike | Predictor, data: str | os.PathLike, split: str = "test", *,
+                    batch_size: int = 256, providers: str | Sequence[str] | None = None,
+                    threads: int | None = None) -> dict[str, np.ndarray]:
+    """Predictions of an ONNX model on one split of a ``cmc dataset`` file, as a predictions file's columns.
+
+    The same numbers as ``cmc predict MODEL DATA.h5`` for those images, with the labels
+    beside them, so that :mod:`cmcnn.evaluate` scores shipped or exported models exactly
+    as it scores training runs.
+
+    Parameters
+    ----------
+    model : path-like, str or Predictor
+        ONNX file, shipped model's name, or an open :class:`Predictor`.
+    data : path-like
+        Dataset file; its images must have the model's size and pixel scale (1 %).
+    split : {"train", "validation", "test"}
+        Which images.
+    batch_size, providers, threads
+        As for :class:`Predictor`.
+
+    Returns
+    -------
+    dict
+        Columns of :mod:`cmcnn.predictions` (``index`` … ``log10_m200_pred``).
+    """
+    from .data import ImageSource
+    from .predictions import make_predictions
+
+    pred = model if isinstance(model, Predictor) else Predictor(model, providers=providers, threads=threads)
+    with ImageSource(data, pred.info.channels, cache="none") as source:
+        scale = source.attrs().get("pixel_scale_arcsec")
+        if source.npix != pred.info.npix or scale is None or \
+                abs(float(scale) / pred.info.pixel_scale_arcsec - 1.0) > 0.01:
+            raise InputError(f"{data} has {source.npix}-pixel images of {scale}\"; {pred.path.name} takes "
+                             f"{pred.info.npix} pixels of {pred.info.pixel_scale_arcsec:g}\"")
+        rows = source.rows(split)
+        if rows.size == 0:
+            raise InputError(f"{data} has no images in the {split} split")
+        logm = np.concatenate([pred.predict(source.read(rows[i:i + batch_size]), batch_size)
+                               for i in range(0, rows.size, batch_size)])
+        return make_predictions(rows, source.label("halo_id", rows), source.label("projection", rows),
+                                source.label("redshift", rows), np.array([split] * rows.size),
+                                10.0 ** source.log10_m200[rows], 10.0 ** logm.astype(np.float64))

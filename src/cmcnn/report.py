@@ -139,7 +139,8 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def write_report(out: str | os.PathLike, sections: Sequence[Comparison], *, preamble: str,
-                 appendix: Sequence[str] = (), notes: Sequence[str] = (), extra: dict | None = None) -> dict:
+                 appendix: Sequence[str] = (), notes: Sequence[str] = (), extra: dict | None = None,
+                 title: str = "Yan et al. (2020) reproduced with cmc") -> dict:
     """Recompute every section's numbers from its predictions files and write ``report.md`` and ``report.json``.
 
     Parameters
@@ -157,6 +158,8 @@ def write_report(out: str | os.PathLike, sections: Sequence[Comparison], *, prea
         Lines listed at the end (what was left out, and why).
     extra
         Added to ``report.json``.
+    title
+        The report's heading.
 
     Returns
     -------
@@ -164,7 +167,7 @@ def write_report(out: str | os.PathLike, sections: Sequence[Comparison], *, prea
         The content of ``report.json``.
     """
     out = Path(out)
-    md = [f"# Yan et al. (2020) reproduced with cmc\n", preamble.strip(), ""]
+    md = [f"# {title}\n", preamble.strip(), ""]
     data: dict = {"central_range": list(CENTRAL_RANGE), "paper": PAPER, "sections": {}, **(extra or {})}
     for sec in sections:
         results = {e.label: numbers(e.path) for e in sec.rows}

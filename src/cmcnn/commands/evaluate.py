@@ -10,10 +10,11 @@ HELP = "evaluate training runs or predictions CSVs (Table 2, per-bin bias, Figs 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="*", metavar="RUN_OR_CSV",
-                   help="training run directories and/or predictions CSV files")
-    p.add_argument("--data", default=None, help="dataset to predict the runs on (default: each run's own) "
-                   "and to fit the baseline on")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="training run directories, predictions CSV files, ONNX models (MODEL.onnx) "
+                        "and/or shipped models (Star, Fxs, Fxb, Ypar, multi)")
+    p.add_argument("--data", default=None, help="dataset to predict the runs (default: each run's own) and "
+                   "the ONNX models on, and to fit the baseline on")
     p.add_argument("--split", default="test", choices=("train", "validation", "test"),
                    help="split to evaluate (default test)")
     p.add_argument("--baseline", type=channel_list, default=None, metavar="CHANNELS",

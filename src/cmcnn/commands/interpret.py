@@ -20,8 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="mask: eq. 13 scan of an ONNX model; deepdream: eq. 12 on a training run; "
                         "core-ring: F_cent/F_ring vs true mass over a dataset")
     p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="mask: MODEL.onnx INPUT; deepdream: RUN INPUT; core-ring: DATA "
-                        "(INPUT: a FITS cutout, or a dataset file with --index)")
+                   help="mask: MODEL INPUT (MODEL: an ONNX file or a shipped model, e.g. Ypar); "
+                        "deepdream: RUN INPUT; core-ring: DATA (INPUT: a FITS cutout, or a dataset file with --index)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--index", type=int, default=None, help="image of a dataset INPUT")
     p.add_argument("--channels", default=None,

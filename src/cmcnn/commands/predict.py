@@ -11,7 +11,7 @@ _SHOW = 200
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="ONNX model from `cmc export`")
+    p.add_argument("model", help="ONNX model from `cmc export`, or a shipped model: Star, Fxs, Fxb, Ypar, multi")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="FITS cutouts (files, directories, quoted globs), .npy stacks, cmc dataset .h5 files")
     p.add_argument("--out", required=True, help="predictions table: .csv, .parquet (needs pyarrow) or .h5")

@@ -1,0 +1,64 @@
+"""Shipped models by name: resolution, refusals, and evaluation of ONNX models."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cmcnn import shipped
+from cmcore.errors import InputError
+
+
+def test_names_resolve_through_cmc_models(tmp_path, monkeypatch, trained_onnx):
+    monkeypatch.setenv("CMC_MODELS", str(tmp_path))
+    (tmp_path / "Ypar.onnx").write_bytes(trained_onnx["model1"].read_bytes())
+    assert shipped.resolve_model("Ypar") == tmp_path / "Ypar.onnx"
+    assert shipped.resolve_model("ypar") == tmp_path / "Ypar.onnx"          # case-insensitive
+    assert shipped.shipped_models() == {"Ypar": tmp_path / "Ypar.onnx"}
+    with pytest.raises(InputError, match="shipped model Star is not in this installation.*looked in"):
+        shipped.resolve_model("Star")
+    with pytest.raises(InputError, match="no such file, and not a shipped model"):
+        shipped.resolve_model("Ymap")
+    with pytest.raises(InputError, match="no such file"):
+        shipped.resolve_model(tmp_path / "missing.onnx")
+    # a path always wins over a name
+    assert shipped.resolve_model(trained_onnx["model4"]) == trained_onnx["model4"]
+
+
+def test_predictor_and_scan_model_take_a_name(tmp_path, monkeypatch, trained_onnx):
+    from cmcnn.maskscan import ScanModel
+    from cmcnn.predict import Predictor
+
+    monkeypatch.setenv("CMC_MODELS", str(tmp_path))
+    (tmp_path / "multi.onnx").write_bytes(trained_onnx["model4"].read_bytes())
+    x = np.random.default_rng(0).lognormal(-15, 1, (3, 24, 24, 4)).astype(np.float32)
+    by_name, by_path = Predictor("multi"), Predictor(trained_onnx["model4"])
+    assert by_name.path == tmp_path / "multi.onnx"
+    np.testing.assert_array_equal(by_name.predict(x), by_path.predict(x))
+    assert ScanModel("multi").npix == 24
+
+
+def test_evaluate_onnx_equals_the_training_run(trained_onnx, tmp_path):
+    """An exported model evaluated through onnxruntime scores as its run does (to export parity)."""
+    from cmcnn.evaluate import load_input
+
+    run = load_input(trained_onnx["run4"], data=trained_onnx["data"])
+    onnx = load_input(trained_onnx["model4"], data=trained_onnx["data"])
+    for col in ("index", "halo_id", "split", "m200_true"):
+        np.testing.assert_array_equal(onnx.predictions[col], run.predictions[col])
+    np.testing.assert_allclose(onnx.predictions["log10_m200_pred"], run.predictions["log10_m200_pred"], atol=1e-5)
+    assert onnx.kind == "network" and onnx.channels == ["Star", "Fxs", "Fxb", "Ypar"]
+    with pytest.raises(InputError, match="needs --data"):
+        load_input(trained_onnx["model4"])
+
+
+def test_predict_dataset_refuses_other_pixel_scale(trained_onnx, tmp_path):
+    import h5py
+
+    from cmcnn.predict import predict_dataset
+
+    other = tmp_path / "other.h5"
+    other.write_bytes(trained_onnx["data"].read_bytes())
+    with h5py.File(other, "r+") as f:
+        f.attrs["pixel_scale_arcsec"] = 2 * float(f.attrs["pixel_scale_arcsec"])
+    with pytest.raises(InputError, match="takes 24 pixels of 10\""):
+        predict_dataset(trained_onnx["model1"], other)
