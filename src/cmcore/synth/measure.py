@@ -142,8 +142,9 @@ def _gather(snapshot, counts: dict[str, int], boxsize: float, centres: np.ndarra
         finally:
             if ids is not None:
                 ids.close()
-    return [{t: {k: np.concatenate(v) for k, v in per_type.items()} for t, per_type in halo.items()}
-            for halo in kept]
+    for j, halo in enumerate(kept):  # in place: the pieces of one halo at a time are held twice
+        kept[j] = {t: {k: np.concatenate(v) for k, v in per_type.items()} for t, per_type in halo.items()}
+    return kept
 
 
 def measure(snapshot: str | os.PathLike, halos: str | os.PathLike, *, chunk_rows: int = CHUNK_ROWS,
