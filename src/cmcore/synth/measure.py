@@ -33,9 +33,10 @@ particles within each halo's sphere of radius max(R200, 50 kpc) (R500 < R200:
 the mean density within R200 is below 500 ρ_c), or within each image's
 column, and only those are kept: for the sphere, the float64 distance, the
 mass and the few per-particle values the sums need.  Memory is then the
-particles of the spheres (about 30 bytes each; ≈ 10⁸ particles within R200
-of the 2000 targets of the ``paper`` preset) plus one chunk, whatever the
-size of the box.  The spherical overdensity is solved on the gathered
+particles of the spheres (16–40 bytes each by type; 9.9 × 10⁷ particles
+within R200 of the 2000 targets of the ``paper`` preset) plus one chunk,
+whatever the size of the box: ``cmc synth-plots`` peaked at 4.98 GiB on the
+``paper`` universe (``bench/results/synth-relations-paper.json``).  The spherical overdensity is solved on the gathered
 distances exactly as :func:`cmcore.halos.spherical_overdensity` solves it
 (same particles, same order, same rule); a halo whose mean density is still
 above 500 ρ_c at the gathered radius (a catalogue R200 not from these
