@@ -204,3 +204,20 @@ def test_scale_docs_match_the_recorded_prediction_run():
     m = re.search(r"serial ([\d,]+) cutouts/s, LocalCluster of\s+one and two workers ([\d,]+) and ([\d,]+)", bench)
     assert m and [round(_number(g)) for g in m.groups()] == [round(best[k]) for k in ("serial", "local:1", "local:2")]
     assert all(result["tables_identical_to_serial"].values())
+
+
+def test_synth_docs_match_the_recorded_paper_relations():
+    """docs/synth.md quotes bench/results/synth-relations-paper.json: time, memory, every offset."""
+    run = _json("synth-relations-paper.json")
+    doc = _section((ROOT / "docs" / "synth.md").read_text(), "## The `paper` preset against the literature")
+    m = re.search(r"wall time ([\d.]+) s, peak RSS ([\d.]+) GiB", doc)
+    assert m, "docs/synth.md no longer quotes the recorded paper relations run in the expected form"
+    assert float(m.group(1)) == pytest.approx(run["wall_seconds"], abs=0.51)
+    assert float(m.group(2)) == pytest.approx(run["peak_rss_bytes"] / 2**30, abs=0.006)
+    offsets = run["literature_offsets"]
+    rows = re.findall(r"^\| `(\w+)`[^|]*\|(.*)$", doc, flags=re.M)
+    assert {key for key, _ in rows} == set(offsets)
+    for key, rest in rows:
+        quoted = [float(x) for x in re.findall(r"×([\d.]+)", rest)]
+        recorded = [offsets[key][r]["ratio"] for r in ("1e14-3e14", "sample", "groups_1e13-1e14")]
+        assert quoted == pytest.approx(recorded, abs=0.0051), key

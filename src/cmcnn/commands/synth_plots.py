@@ -13,12 +13,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="figure to write (PNG, PDF, SVG), atomically")
     p.add_argument("--no-images", action="store_true",
                    help="skip rendering the Fxs images (L_X from the particles only)")
+    p.add_argument("--measured", metavar="NPZ",
+                   help="file of the measured values: read from it when it exists (redraw without "
+                        "reading the snapshot), else measured and written to it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     from cmcore.synth.plots import plot_relations
 
-    path, found = plot_relations(args.directory, args.out, images=not args.no_images)
+    path, found = plot_relations(args.directory, args.out, images=not args.no_images,
+                                 measured=args.measured, progress=not args.no_progress)
     for key, entry in found.items():
         parts = [f"{name} x{v['ratio']:.2f} (n={v['n']})" for name, v in entry.items()
                  if isinstance(v, dict) and v.get("n")]

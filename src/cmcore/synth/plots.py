@@ -30,7 +30,8 @@ IMAGE_REDSHIFT = 0.05
 
 
 def plot_relations(directory: str | os.PathLike, out: str | os.PathLike, dpi: int = 110,
-                   images: bool = True) -> tuple[Path, dict]:
+                   images: bool = True, measured: str | os.PathLike | None = None,
+                   progress: bool = False) -> tuple[Path, dict]:
     """Write the relations figure of the universe in ``directory`` to ``out``.
 
     Top row: field-halo mass function vs Tinker et al. 2008; M200 measured vs
@@ -53,6 +54,12 @@ def plot_relations(directory: str | os.PathLike, out: str | os.PathLike, dpi: in
         Resolution of raster formats.
     images : bool
         Also render the ``Fxs`` images and measure L_X from them.
+    measured : path-like, optional
+        NumPy ``.npz`` file of the measured values: read from there when it
+        exists (the figure and offsets are then redrawn without reading the
+        snapshot), else measured and written there (atomically).
+    progress : bool
+        Progress bars over the passes through the snapshot.
 
     Returns
     -------
@@ -78,12 +85,7 @@ def plot_relations(directory: str | os.PathLike, out: str | os.PathLike, dpi: in
     fmt = out.suffix.lstrip(".").lower() or "png"
     meta = json.loads(files[2].read_text())
     drawn = {k: np.asarray(v) for k, v in meta["targets"].items()}
-    got = measure(files[0], files[1])
-    order = np.argsort(got["halo_id"])
-    got = {k: np.asarray(v)[order] for k, v in got.items()}
-    if images:
-        got["lx_soft_image"] = image_luminosities(files[0], _catalogue_centres(files[1], got),
-                                                  got["r500"], redshift=IMAGE_REDSHIFT)
+    got = _measured(files, images, None if measured is None else Path(measured), progress)
     found = offsets(got)
     m_grid = np.geomspace(10**12.8, 10**15.3, 100)
 
@@ -127,6 +129,30 @@ def plot_relations(directory: str | os.PathLike, out: str | os.PathLike, dpi: in
     with atomic_write(files[2]) as tmp:
         tmp.write_text(json.dumps(meta, indent=1))
     return out, found
+
+
+def _measured(files: list[Path], images: bool, cache: Path | None, progress: bool) -> dict:
+    """The measured values in halo-id order: from ``cache`` if it exists, else measured (and cached)."""
+    if cache is not None and cache.is_file():
+        with np.load(cache) as f:
+            got = {k: f[k] for k in f.files}
+        if images and "lx_soft_image" not in got:
+            raise InputError(f"{cache} holds no image luminosities: measure again without it, or pass --no-images")
+        if not images:
+            got.pop("lx_soft_image", None)
+        return got
+    got = measure(files[0], files[1], progress=progress)
+    order = np.argsort(got["halo_id"])
+    got = {k: np.asarray(v)[order] for k, v in got.items()}
+    if images:
+        got["lx_soft_image"] = image_luminosities(files[0], _catalogue_centres(files[1], got),
+                                                  got["r500"], redshift=IMAGE_REDSHIFT,
+                                                  progress=progress)
+    if cache is not None:
+        with atomic_write(cache) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **got)
+    return got
 
 
 def _catalogue_centres(halos: Path, got: dict) -> np.ndarray:
