@@ -7,7 +7,9 @@ import pytest
 from cmcore.benchmarks.halos import compare, parse_time_log
 from cmcore.halos import HaloCatalogue
 
-LOG = """\tCommand being timed: "nice -n 10 python -m cmcnn.cli halos snap.hdf5 --out h.h5"
+LOG = """[    0.0 s] friends-of-friends on 10 dark-matter particles
+[  657.8 s] done
+\tCommand being timed: "nice -n 10 python -m cmcnn.cli halos snap.hdf5 --out h.h5"
 \tUser time (seconds): 100.5
 \tElapsed (wall clock) time (h:mm:ss or m:ss): 1:02:03.5
 \tMaximum resident set size (kbytes): 1048576
@@ -20,6 +22,7 @@ def test_parse_time_log():
     assert r["wall_seconds"] == pytest.approx(3723.5)
     assert r["peak_rss_bytes"] == 2**30
     assert r["timed_command"].endswith("--out h.h5") and r["exit_status"] == 0
+    assert r["stages"] == [[0.0, "friends-of-friends on 10 dark-matter particles"], [657.8, "done"]]
     with pytest.raises(ValueError, match="GNU time"):
         parse_time_log("nothing")
 

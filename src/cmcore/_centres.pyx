@@ -15,7 +15,7 @@ trimmed as the sphere shrinks, so the cost is close to the sum of the sphere
 populations rather than ``N × steps``.
 
 Positions are unwrapped about the group's first member by the minimum image
-(periodic box), so a group must span less than half the box.  Memory: four
+(periodic box), so a group must span less than half the box.  Memory: six
 doubles per member of the largest group.
 """
 import numpy as np

@@ -478,7 +478,7 @@ def shrinking_sphere_centres(positions: np.ndarray, boxsize: float, members: np.
     cusp of a subhalo or of a smaller neighbour linked into the group.  Compiled
     (:mod:`cmcore._centres`): each step selects exactly the members within the
     sphere, at a cost close to the sphere's population; the whole pass is
-    O(N_group) per group in practice, with 32 bytes per member of the largest
+    O(N_group) per group in practice, with 48 bytes per member of the largest
     group as workspace.
 
     Parameters

@@ -26,7 +26,8 @@ from . import machine_info, write_result
 
 
 def parse_time_log(text: str) -> dict:
-    """Wall time [s], peak RSS [bytes] and the command from a GNU ``time -v`` log."""
+    """Wall time [s], peak RSS [bytes] and the command from a GNU ``time -v`` log, and the
+    ``[  t s] stage`` lines :func:`cmcore.halos.find_halos` printed (seconds from its start)."""
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
     cmd = re.search(r'Command being timed: "(.*)"', text)
@@ -36,9 +37,11 @@ def parse_time_log(text: str) -> dict:
     seconds = 0.0
     for part in wall.group(1).split(":"):
         seconds = 60.0 * seconds + float(part)
+    stages = [[float(t), text] for t, text in re.findall(r"^\[\s*([\d.]+) s\] (.*)$", text, flags=re.M)]
     return {"wall_seconds": seconds, "peak_rss_bytes": int(rss.group(1)) * 1024,
             "timed_command": cmd.group(1) if cmd else None,
-            "exit_status": int(status.group(1)) if status else None}
+            "exit_status": int(status.group(1)) if status else None,
+            "stages": stages}
 
 
 def compare(found, truth, top: int = 500, match_radius: float = 0.5) -> dict:
@@ -85,6 +88,8 @@ def format_table(r: dict) -> str:
         f"{c['std_log_m200_ratio']:.4f} dex, 1.4826 MAD {c['robust_scatter_log_m200_ratio']:.4f} dex; "
         f"{100 * c['fraction_within_3pc']:.1f} % within 3 %",
         f"  median centre offset {c['median_centre_offset_r200']:.4f} R200",
+        "find_halos stages (s from its start; reading the snapshot came before):",
+        *[f"  {t:7.1f} {text}" for t, text in r["stages"]],
     ])
 
 
