@@ -221,3 +221,22 @@ def test_synth_docs_match_the_recorded_paper_relations():
         quoted = [float(x) for x in re.findall(r"×([\d.]+)", rest)]
         recorded = [offsets[key][r]["ratio"] for r in ("1e14-3e14", "sample", "groups_1e13-1e14")]
         assert quoted == pytest.approx(recorded, abs=0.0051), key
+
+
+def test_halo_finding_docs_match_the_recorded_paper_run():
+    """README.md and docs/scale.md quote bench/results/halos_paper.json: time, memory, recovery."""
+    run = _json("halos_paper.json")
+    c = run["comparison"]
+    for name in ("README.md", "docs/scale.md"):
+        doc = " ".join((ROOT / name).read_text().split())
+        m = re.search(r"([\d.]+) min and ([\d.]+) GiB", doc) if name == "README.md" else \
+            re.search(r"wall time \d+ s \(([\d.]+) min\), peak RSS ([\d.]+) GiB", doc)
+        assert m, f"{name} no longer quotes the recorded paper-preset halo run in the expected form"
+        assert float(m[1]) == pytest.approx(run["wall_seconds"] / 60, abs=0.051)
+        assert float(m[2]) == pytest.approx(run["peak_rss_bytes"] / 2**30, abs=0.0051)
+        m = re.search(r"([\d.]+) % of the 500 most massive" if name == "README.md" else
+                      r"500 most massive true haloes \([^)]*\): \d+ \(([\d.]+) %\)", doc)
+        assert m and float(m[1]) == pytest.approx(100 * c["matched_fraction"], abs=0.051)
+        m = re.search(r"scatter ([\d.]+) dex" if name == "README.md" else r"standard\s+deviation ([\d.]+) dex", doc)
+        assert m and float(m[1]) == pytest.approx(c["std_log_m200_ratio"], abs=0.00051)
+    assert run["peak_rss_bytes"] < 16 * 2**30 and run["exit_status"] == 0

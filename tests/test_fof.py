@@ -8,7 +8,15 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from cmcore.errors import InputError
-from cmcore.halos import _knn_distance, _wrap, friends_of_friends
+from cmcore.halos import (
+    SHRINK_FACTOR,
+    SHRINK_FINAL_FRACTION,
+    SHRINK_FINAL_MAX,
+    SHRINK_FINAL_MIN,
+    _wrap,
+    friends_of_friends,
+    shrinking_sphere_centres,
+)
 
 
 def reference_fof(positions, boxsize, linking_length, min_members):
@@ -96,35 +104,77 @@ def test_fof_on_the_tiny_universe_equals_the_pair_definition(tiny_universe):
     assert_same_groups(friends_of_friends(pos, box, ll, 32), reference_fof(pos, box, ll, 32))
 
 
-def test_knn_distance_from_a_region_equals_the_global_tree():
-    from cmcore.cellindex import CellIndex
+def reference_shrinking_sphere(points, boxsize):
+    """Power et al. (2003) shrinking sphere, every step selecting from all the points (NumPy)."""
+    d = points - points[0]
+    d -= boxsize * np.round(d / boxsize)
+    n = len(d)
+    n_final = max(SHRINK_FINAL_MIN, min(SHRINK_FINAL_MAX, int(np.floor(SHRINK_FINAL_FRACTION * n))))
+    centre = d.mean(axis=0)
+    radius = np.linalg.norm(d - centre, axis=1).max()
+    while radius > 1e-12 * boxsize:
+        radius *= SHRINK_FACTOR
+        inside = np.linalg.norm(d - centre, axis=1) <= radius
+        if inside.sum() < n_final or not inside.any():
+            break
+        centre = d[inside].mean(axis=0)
+    return np.mod(centre + points[0], boxsize)
 
+
+def test_shrinking_sphere_equals_the_reference_and_finds_the_main_clump():
     rng = np.random.default_rng(5)
     box = 30.0
-    pos = clustered(rng, 30000, [((0.2, 15.0, 29.8), 0.5, 3000)], box, np.float32)
-    index = CellIndex(pos, box)
-    members = np.flatnonzero(np.linalg.norm(np.mod(pos - [0.2, 15.0, 29.8] + box / 2, box) - box / 2, axis=1) < 0.6)
-    full = cKDTree(_wrap(pos, box), boxsize=box).query(_wrap(pos[members], box), k=33)[0][:, -1]
-    for margin in (0.01, 0.2, 5.0):             # too small margins grow until exact
-        np.testing.assert_array_equal(_knn_distance(index, members, 32, margin), full)
+    groups = [
+        # a main clump across the periodic faces and a denser, smaller one 1.5 Mpc away
+        np.concatenate([np.array([0.2, 15.0, 29.8]) + rng.normal(0, 0.5, (6000, 3)),
+                        np.array([1.7, 15.0, 29.8]) + rng.normal(0, 0.05, (800, 3))]),
+        np.array([10.0, 10.0, 10.0]) + rng.normal(0, 0.3, (15, 3)),      # fewer than the final count
+        np.array([20.0, 5.0, 25.0]) + rng.standard_cauchy((3000, 3)) * 0.1,  # heavy tails
+    ]
+    pos = np.mod(np.concatenate(groups + [rng.uniform(0, box, (5000, 3))]), box)
+    sizes = [len(g) for g in groups]
+    starts = np.r_[0, np.cumsum(sizes)]
+    members = np.arange(starts[-1])
+    for dtype in (np.float64, np.float32):
+        p = pos.astype(dtype)
+        got = shrinking_sphere_centres(p, box, members, starts)
+        want = np.array([reference_shrinking_sphere(p[members[a:b]].astype(np.float64), box)
+                         for a, b in zip(starts[:-1], starts[1:])])
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    d = got[0] - [0.2, 15.0, 29.8]
+    d -= box * np.round(d / box)
+    assert np.linalg.norm(d) < 0.2      # the main clump (a flat Gaussian core), not the neighbour 1.5 Mpc away
+    assert np.linalg.norm(got[1] - groups[1].mean(axis=0)) < 1e-5   # small group: its centre of mass (float32)
+    assert np.linalg.norm(got[2] - [20.0, 5.0, 25.0]) < 0.05
+    # translation through the periodic faces moves the centres with it
+    shift = np.array([7.3, -12.1, 4.4])
+    moved = shrinking_sphere_centres(np.mod(pos + shift, box), box, members, starts)
+    d = moved - np.mod(got + shift, box)
+    d -= box * np.round(d / box)
+    assert np.abs(d).max() < 1e-5
+
+
+def test_shrinking_sphere_refuses_bad_groups():
+    with pytest.raises(InputError, match="starts"):
+        shrinking_sphere_centres(np.zeros((10, 3)), 1.0, np.arange(10), np.array([0, 5]))
+    with pytest.raises(InputError, match="members"):
+        shrinking_sphere_centres(np.zeros((10, 3)), 1.0, np.array([3, 12]), np.array([0, 2]))
 
 
 @pytest.mark.slow
 def test_find_halos_gives_the_catalogue_of_the_pair_list_finder_on_the_tiny_universe(tiny_universe, monkeypatch):
-    """Today's finder (pair-list FoF, one k-d tree over all dark matter) and the scalable one agree exactly."""
+    """The pair-list friends-of-friends (cKDTree pairs, connected components) gives the same catalogue."""
     import cmcore.halos as halos
     from cmcore.readers import read_snapshot
 
     snap = read_snapshot(tiny_universe.snapshot, fields=[])
     new = halos.find_halos(snap)
 
-    tree = cKDTree(_wrap(snap.dm.positions, snap.boxsize), boxsize=snap.boxsize)
+    def pair_list_groups(positions, boxsize, linking_length, min_members):
+        groups = reference_fof(positions, boxsize, linking_length, min_members)
+        return np.concatenate(groups).astype(np.int64), np.r_[0, np.cumsum([len(g) for g in groups])]
 
-    def global_knn(index, members, k, margin):
-        return tree.query(_wrap(index.positions[members], index.boxsize), k=k + 1)[0][:, -1]
-
-    monkeypatch.setattr(halos, "friends_of_friends", reference_fof)
-    monkeypatch.setattr(halos, "_knn_distance", global_knn)
+    monkeypatch.setattr(halos, "_fof_groups", pair_list_groups)
     old = halos.find_halos(snap)
     assert len(new) == len(old) > 10
     for name in ("halo_id", "centre", "m200", "r200", "n_particles"):

@@ -13,8 +13,8 @@ import importlib
 
 NAME = "bench"
 HELP = ("run a benchmark (kernels, dataset, train, interpret, inference, distributed: ratios against a baseline; "
-        "synth: a "
-        "recorded scale run) and write its JSON and table atomically")
+        "synth, halos: "
+        "recorded scale runs) and write its JSON and table atomically")
 
 #: Benchmark targets: name -> (one-line help, module implementing it).
 TARGETS: dict[str, tuple[str, str]] = {
@@ -30,6 +30,8 @@ TARGETS: dict[str, tuple[str, str]] = {
                   "cmcnn.benchmarks.interpret"),
     "inference": ("onnxruntime against Keras predict; cmc predict end to end over FITS cutouts",
                   "cmcnn.benchmarks.inference"),
+    "halos": ("record a cmc halos run (its /usr/bin/time -v log) and its catalogue against the true one",
+              "cmcore.benchmarks.halos"),
     "distributed": ("dataset on dask.distributed from an indexed snapshot: images/s and memory per worker",
                     "cmcore.benchmarks.distributed"),
 }

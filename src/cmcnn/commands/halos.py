@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drop-nonfinite", action="store_true", help="drop particles with NaN/inf instead of refusing")
     p.add_argument("--unit-system", type=_unit_system, default=None, metavar="LENGTH_CM:MASS_G:VELOCITY_CM_S",
                    help="code units of a plain GADGET/GIZMO file without unit attributes")
+    p.add_argument("--single-precision", action="store_true",
+                   help="read positions as float32 (half their memory for a float64 file; rounding ~6e-8 of the "
+                        "box side), for boxes whose particles do not fit in memory otherwise")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         snap = read_snapshot(
             args.snapshot, fields=[], optional_fields=["potential"],
             drop_nonfinite=args.drop_nonfinite, unit_system=args.unit_system,
+            single_precision_positions=args.single_precision,
         )
         cat = find_halos(snap, b=args.b, linking_length=args.linking_length, min_members=args.min_members,
                          delta=args.delta, progress=progress)

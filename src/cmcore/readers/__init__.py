@@ -102,6 +102,7 @@ def read_snapshot(
     unit_system: Mapping[str, float] | None = None,
     region: tuple[Sequence[float], float | Sequence[float]] | None = None,
     rows: tuple[int, int] | None = None,
+    single_precision_positions: bool = False,
 ) -> Snapshot:
     """Read a snapshot file (or multi-file snapshot) into a :class:`Snapshot`.
 
@@ -143,6 +144,11 @@ def read_snapshot(
         Read only particles ``start:stop`` of each type read, counted over the
         files of a multi-file snapshot in order (chunked passes over a snapshot
         too large for memory, such as ``cmc index``).  Not with ``region``.
+    single_precision_positions : bool
+        Positions as float32 whatever the file stores (converted as they are
+        read: 12 bytes per particle instead of 24 for a float64 file), e.g. for
+        halo finding in a box too large for memory; the rounding is ~6e-8 of
+        the box side.
 
     Returns
     -------
@@ -184,10 +190,14 @@ def read_snapshot(
         found = detect_flavour(f)
         indexed = _is_indexed(f)
     if indexed:
-        return read_indexed(
+        snap = read_indexed(
             files[0], particle_types=types, fields=fields, optional_fields=optional_fields,
             drop_nonfinite=drop_nonfinite, region=region, rows=rows,
         )
+        if single_precision_positions:
+            for part in snap.particles.values():
+                part.positions = part.positions.astype(np.float32, copy=False)
+        return snap
     if flavour is None:
         if found is None:
             if unit_system is None:
@@ -207,6 +217,7 @@ def read_snapshot(
         drop_nonfinite=drop_nonfinite,
         region=region,
         rows=rows,
+        single_precision_positions=single_precision_positions,
     )
     if flavour == "eagle":
         from . import eagle

@@ -122,35 +122,38 @@ def _datasets(files: Sequence[Path], group: str, name: str, counts: Sequence[int
             yield i, path, dset
 
 
-def _rows(path: Path, dset: h5py.Dataset, start: int, stop: int) -> np.ndarray:
+def _rows(path: Path, dset: h5py.Dataset, start: int, stop: int, dtype=None) -> np.ndarray:
     try:
+        if dtype is not None and dset.dtype != dtype:
+            return dset.astype(dtype)[start:stop]  # converted by HDF5 chunk by chunk: no full-size copy
         return dset[start:stop]
     except OSError as exc:
         raise FileFormatError(f"{path}: cannot read {dset.name} (truncated?): {exc}") from None
 
 
-def _read_concat(files: Sequence[Path], group: str, name: str, counts: Sequence[int], masks=None):
+def _read_concat(files: Sequence[Path], group: str, name: str, counts: Sequence[int], masks=None, dtype=None):
     """Concatenate ``group/name`` over files, keeping only the rows of ``masks`` when given.
 
     Returns ``(array, attributes of the first file's dataset)``.  With masks (one
     boolean array per file) the dataset is read :data:`CHUNK_ROWS` rows at a
-    time, so that only the selection is held in memory.
+    time, so that only the selection is held in memory.  With ``dtype`` the
+    values are converted to it as they are read.
     """
     parts, attrs, empty = [], None, None
     for i, path, dset in _datasets(files, group, name, counts):
         if attrs is None:
-            attrs, empty = dict(dset.attrs), np.zeros((0, *dset.shape[1:]), dset.dtype)
+            attrs, empty = dict(dset.attrs), np.zeros((0, *dset.shape[1:]), dtype or dset.dtype)
         if masks is None:
-            parts.append(_rows(path, dset, 0, dset.shape[0]))
+            parts.append(_rows(path, dset, 0, dset.shape[0], dtype))
             continue
         if isinstance(masks[i], slice):
             if masks[i].stop > masks[i].start:
-                parts.append(_rows(path, dset, masks[i].start, masks[i].stop))
+                parts.append(_rows(path, dset, masks[i].start, masks[i].stop, dtype))
             continue
         for start in range(0, dset.shape[0], CHUNK_ROWS):
             keep = masks[i][start: start + CHUNK_ROWS]
             if keep.any():
-                parts.append(_rows(path, dset, start, start + CHUNK_ROWS)[keep])
+                parts.append(_rows(path, dset, start, start + CHUNK_ROWS, dtype)[keep])
     if attrs is None:
         raise FileFormatError(f"{files[0]}: no {group}/{name} in any file")
     if len(parts) == 1:
@@ -208,6 +211,7 @@ def read(
     drop_nonfinite: bool,
     region: tuple[np.ndarray, np.ndarray] | None,
     rows: tuple[int, int] | None = None,
+    single_precision_positions: bool = False,
 ) -> Snapshot:
     """Read ``files`` with ``flavour``'s conventions (see :func:`cmcore.readers.read_snapshot`)."""
     bad = [k for k in (*(fields or ()), *optional_fields) if k not in FIELD_KIND]
@@ -256,7 +260,7 @@ def read(
             files, flavour, header, ptype, itype,
             [int(c[itype]) if itype < len(c) else 0 for c in counts],
             fields, optional_fields, luminosity_datasets if ptype == "gas" else {}, drop_nonfinite,
-            region, rows,
+            region, rows, single_precision_positions,
         )
     return Snapshot(
         particles=particles,
@@ -271,7 +275,7 @@ def read(
 
 
 def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, lum, drop_nonfinite, region,
-               rows=None):
+               rows=None, single_precision_positions=False):
     group = f"PartType{itype}"
     with open_hdf5(files[int(np.argmax(counts))]) as f:
         names_in_file = set(f[group].keys()) if group in f else set()
@@ -283,8 +287,8 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, l
         cgs, a_exp, h_exp = flavour.units(_Attrs(f"{group}/{dataset}", attrs))
         return conversion_factor(cgs, a_exp, h_exp, a=header.scale_factor, h=header.h, kind=kind, comoving=comoving)
 
-    def load(dataset: str, kind: str, comoving: bool):
-        raw, attrs = _read_concat(files, group, dataset, counts, masks)
+    def load(dataset: str, kind: str, comoving: bool, dtype=None):
+        raw, attrs = _read_concat(files, group, dataset, counts, masks, dtype)
         factor = factor_of(dataset, attrs, kind, comoving)
         # in place on the freshly read array: one copy of a large dataset in memory, not three
         if kind == "length" and raw.dtype == np.float32:
@@ -305,7 +309,7 @@ def _read_type(files, flavour, header, ptype, itype, counts, fields, optional, l
     elif rows is not None:
         masks = _row_slices(counts, rows)
     n = sum(counts) if masks is None else sum(_selected(m) for m in masks)
-    arrays["positions"] = load(coord[0], "length", True)
+    arrays["positions"] = load(coord[0], "length", True, np.float32 if single_precision_positions else None)
     mass = candidates("masses")
     if mass:
         arrays["masses"] = load(mass[0], "mass", False)
