@@ -96,6 +96,7 @@ def write_card(model: str | os.PathLike, report: str | os.PathLike, out: str | o
     rows = [row(f"{name} network (this model)", net["table2"], paper)]
     rows += [row(b["name"], b["table2"], None) for b in baselines]
     wall = training.get("wall_seconds")
+    unit_list = "; ".join(f"{c}: {units[c] or 'dimensionless'}" for c in channels)
     lines = [
         f"# Model card: `{model.name}`",
         "",
@@ -106,7 +107,7 @@ def write_card(model: str | os.PathLike, report: str | os.PathLike, out: str | o
         "",
         f"- input `{meta.get('input_name', 'image')}`: float32 (batch, {meta['npix']}, {meta['npix']}, {len(channels)}), "
         f"NHWC, channels in the order {', '.join(channels)}, in physical units "
-        f"({'; '.join(f'{c}: {units[c] or 'dimensionless'}' for c in channels)}); the asinh scaling is inside the graph",
+        f"({unit_list}); the asinh scaling is inside the graph",
         f"- pixels of {float(meta['pixel_scale_arcsec']):g}″ ({float(meta['fov_arcmin']):g}′ field); instrument "
         f"`{meta.get('instrument', 'unknown')}` (noise and beam: `{meta.get('instrument_detail', '{}')}`)",
         f"- output `{meta.get('output_name', 'log10_m200')}`: {meta.get('output_units', 'log10(M200c/Msun)')}",
