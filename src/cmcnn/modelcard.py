@@ -34,6 +34,17 @@ def _metadata(model: Path) -> dict[str, str]:
     return {p.key: p.value for p in proto.metadata_props}
 
 
+def _instrument(meta: dict[str, str], channels: list[str]) -> str:
+    """Noise rms and beam of the model's channels, from the export's ``instrument_detail``."""
+    try:
+        detail = json.loads(meta.get("instrument_detail") or "{}").get("channels", {})
+    except (TypeError, ValueError, AttributeError):
+        detail = {}
+    parts = [f"{c}: noise {detail[c]['noise_rms']:.3g} {detail[c].get('noise_unit', '')}, beam FWHM "
+             f"{60.0 * float(detail[c].get('beam_fwhm_arcmin', 0.0)):.3g}″" for c in channels if c in detail]
+    return "; ".join(parts) or "noise and beam not recorded"
+
+
 def card_rows(model: Path, metrics: dict) -> tuple[dict, list[dict]]:
     """The network's estimator and the baselines of its channels from an evaluation's ``metrics.json``."""
     ests = metrics.get("estimators") or []
@@ -100,8 +111,8 @@ def write_card(model: str | os.PathLike, report: str | os.PathLike, out: str | o
     lines = [
         f"# Model card: `{model.name}`",
         "",
-        f"The {'multi-channel' if len(channels) > 1 else 'single-channel'} CNN of Yan et al. (2020) "
-        f"({PAPER}) on {', '.join(channels)}: log10(M200c/M☉) of a galaxy cluster from its mock image.",
+        f"The {'multi-channel' if len(channels) > 1 else 'single-channel'} CNN of {PAPER} on "
+        f"{', '.join(channels)}: log10(M200c/M☉) of a galaxy cluster from its mock image.",
         "",
         "## Inputs and output",
         "",
@@ -109,7 +120,7 @@ def write_card(model: str | os.PathLike, report: str | os.PathLike, out: str | o
         f"NHWC, channels in the order {', '.join(channels)}, in physical units "
         f"({unit_list}); the asinh scaling is inside the graph",
         f"- pixels of {float(meta['pixel_scale_arcsec']):g}″ ({float(meta['fov_arcmin']):g}′ field); instrument "
-        f"`{meta.get('instrument', 'unknown')}` (noise and beam: `{meta.get('instrument_detail', '{}')}`)",
+        f"`{meta.get('instrument', 'unknown')}` ({_instrument(meta, channels)})",
         f"- output `{meta.get('output_name', 'log10_m200')}`: {meta.get('output_units', 'log10(M200c/Msun)')}",
         f"- weights: {meta.get('weights_storage', 'float32')}; onnxruntime matches TensorFlow on "
         f"{meta.get('parity_images', '?')} validation images to {meta.get('parity_max_abs_diff', '?')} dex",

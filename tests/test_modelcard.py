@@ -1,0 +1,40 @@
+"""Model cards: built from the ONNX metadata and a `cmc evaluate` of that very file."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cmcnn import cli
+from cmcore.errors import InputError
+
+
+def test_card_quotes_the_evaluation_of_the_onnx_file(trained_onnx, tmp_path):
+    report = tmp_path / "report"
+    # (the planted dataset has no instrument record, so no classical baseline: cards of
+    # real models carry it, see models/*.md)
+    assert cli.main(["evaluate", str(trained_onnx["model1"]), str(trained_onnx["model4"]),
+                     "--data", str(trained_onnx["data"]), "--out", str(report)]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    net = next(e for e in metrics["estimators"] if e["name"] == "model1")
+    card = tmp_path / "model1.md"
+    assert cli.main(["card", str(trained_onnx["model1"]), "--report", str(report), "--out", str(card),
+                     "--check", "cmc evaluate model1.onnx --data planted.h5 --baseline Ypar --out x"]) == 0
+    text = card.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| model1 network (this model)"))
+    assert f"{net['table2']['rms_pct']:.2f}" in row and f"{net['table2']['scatter_dex']:.4f}" in row
+    assert "model4" not in text                       # the other network is not this card's
+    meta_cfg = json.loads((trained_onnx["run1"] / "config.json").read_text())
+    assert meta_cfg["data_sha256"] in text and "single-channel CNN" in text
+    assert "noise and beam not recorded" in text and "## Check this card" in text  # planted: no instrument
+
+
+def test_card_refuses_a_report_without_the_model(trained_onnx, tmp_path):
+    from cmcnn.modelcard import write_card
+
+    report = tmp_path / "report"
+    assert cli.main(["evaluate", str(trained_onnx["model4"]), "--data", str(trained_onnx["data"]),
+                     "--out", str(report)]) == 0
+    with pytest.raises(InputError, match="no network evaluated from model1.onnx"):
+        write_card(trained_onnx["model1"], report, tmp_path / "card.md")
+    assert not (tmp_path / "card.md").exists()
