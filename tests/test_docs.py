@@ -240,3 +240,34 @@ def test_halo_finding_docs_match_the_recorded_paper_run():
         m = re.search(r"scatter ([\d.]+) dex" if name == "README.md" else r"standard\s+deviation ([\d.]+) dex", doc)
         assert m and float(m[1]) == pytest.approx(c["std_log_m200_ratio"], abs=0.00051)
     assert run["peak_rss_bytes"] < 16 * 2**30 and run["exit_status"] == 0
+
+
+def _card_rows(name: str) -> dict[str, list[str]]:
+    """Table rows of models/<name>.md by estimator label (cells stripped)."""
+    rows = {}
+    for line in (ROOT / "models" / f"{name}.md").read_text().splitlines():
+        if line.startswith("| ") and not line.startswith("| estimator"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows[cells[0]] = cells
+    return rows
+
+
+@pytest.mark.skipif(not (ROOT / "models" / "multi.md").is_file(), reason="no shipped models")
+def test_readme_shipped_models_table_matches_the_cards():
+    """README's "Shipped models" table quotes each model card's network and baseline rows."""
+    doc = _section((ROOT / "README.md").read_text(), "## Shipped models")
+    seen = 0
+    for line in doc.splitlines():
+        m = re.match(r"\| \[`(\w+)`\]\(models/\1\.md\) \| ([\d.]+) \| ([\d.]+) \| ([+-][\d.]+) ± ([\d.]+) \| "
+                     r"(?:the best one: )?(baseline [^|]+?) \| ([\d.]+) \| ([\d.]+) \|", line)
+        if not m:
+            continue
+        seen += 1
+        card = _card_rows(m[1])
+        net = card[f"{m[1]} network (this model)"]
+        assert [m[2], m[3], f"{m[4]} ± {m[5]}"] == [net[8], net[7], net[5]]
+        base = card[m[6]]
+        assert [m[7], m[8]] == [base[8], base[7]]
+        if m[1] == "multi":   # "the best one" must be the best of the card's baselines
+            assert float(m[7]) == min(float(r[8]) for k, r in card.items() if k.startswith("baseline"))
+    assert seen == 5

@@ -219,6 +219,12 @@ def run_demo(out: str | os.PathLike, *, quick: bool = False, preset: str | None 
 
     from cmcore.figures import dataset_montage
 
+    import importlib.util
+
+    missing = [m for m in ("onnxruntime", "onnx") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise InputError(f"cmc demo predicts with the shipped ONNX models and needs {' and '.join(missing)}: "
+                         "pip install 'cmc[cpu]' (or 'cmc[gpu]')")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
