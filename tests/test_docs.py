@@ -271,3 +271,20 @@ def test_readme_shipped_models_table_matches_the_cards():
         if m[1] == "multi":   # "the best one" must be the best of the card's baselines
             assert float(m[7]) == min(float(r[8]) for k, r in card.items() if k.startswith("baseline"))
     assert seen == 5
+
+
+def test_readme_demo_table_matches_the_recorded_demo_run():
+    """README's "What the main job does" quotes bench/results/demo_small.json (cmc demo --out demo-out)."""
+    run = _json("demo_small.json")
+    doc = _section((ROOT / "README.md").read_text(), "## Quick start")
+    seen = 0
+    for label, t in run["rows"].items():
+        m = re.search(rf"^  {re.escape(label)}\s+(\d+)\s+([+-][\d.]+)\s+([\d.]+)\s+([\d.]+)$", doc, re.M)
+        assert m, f"README no longer quotes the demo row {label!r}"
+        assert int(m[1]) == t["n"] and float(m[2]) == pytest.approx(t["log_bias"], abs=5e-5)
+        assert float(m[3]) == pytest.approx(t["rms_pct"], abs=0.05) and float(m[4]) == pytest.approx(t["scatter_dex"], abs=5e-4)
+        seen += 1
+    assert seen == 9
+    minutes, seconds = run["wall"].split(":")
+    assert f"{int(minutes)} min {round(float(seconds))} s" in " ".join(doc.split())
+    assert f"{run['peak_rss_mb'] / 1024:.1f} GB peak" in doc
