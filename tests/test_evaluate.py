@@ -159,7 +159,7 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
     assert "no rows of the test split" in _cli_error(capsys, ["evaluate", str(train_only), "--out", out])
 
     assert "needs --data" in _cli_error(capsys, ["evaluate", "--baseline", "Ypar", "--out", out])
-    assert "neither a run directory nor" in _cli_error(capsys, ["evaluate", str(tmp_path / "nope.csv"), "--out", out])
+    assert "is neither a run directory, a predictions file, an ONNX model nor a shipped model" in _cli_error(capsys, ["evaluate", str(tmp_path / "nope.csv"), "--out", out])
     assert "not a training run" in _cli_error(capsys, ["evaluate", str(tmp_path), "--out", out])
 
     inconsistent = {k: v.copy() for k, v in good.items()}
