@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the shipped networks (models/*.onnx) and their cards (models/*.md) from nothing.
 #
+#   pip install ".[train,cpu]"               # TensorFlow for training, onnxruntime for the cards
 #   bash models/regenerate.sh [WORK]        # WORK: scratch folder (default models-work)
 #
 # Every step resumes when rerun (synth and dataset skip what is complete; cmc train continues
