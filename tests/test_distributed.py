@@ -92,6 +92,37 @@ def test_a_serial_build_interrupted_resumes_on_the_cluster(tiny_universe, indexe
     assert_same_dataset(out, serial)
 
 
+
+def test_the_cluster_releases_each_halo_once_it_is_saved(tiny_universe, indexed, cluster, tmp_path, monkeypatch):
+    """When the last halo is written the cluster holds only that halo's images, not every halo
+    rendered so far (which made a worker's memory grow with the number of haloes it rendered)."""
+    import cmcore.dataset as ds
+    from cmcore.halos import read_halos
+
+    config = DatasetConfig(**{**SMALL, "per_bin": 3})
+    cat = read_halos(tiny_universe.halos)
+    n_haloes = ds.select_haloes(cat.halo_id, cat.m200, config)[0].size
+    assert n_haloes >= 4
+    real, saved, held = ds._save_part, [], []
+
+    def in_memory(dask_scheduler):
+        return sum(ts.state == "memory" for ts in dask_scheduler.tasks.values())
+
+    with distributed.Client(cluster) as observer:
+        def save_and_count(part, stacks):
+            real(part, stacks)
+            saved.append(part)
+            if len(saved) == n_haloes:  # releases reach the scheduler asynchronously: wait for them
+                deadline = time.time() + 10
+                while (count := observer.run_on_scheduler(in_memory)) > 1 and time.time() < deadline:
+                    time.sleep(0.05)
+                held.append(count)
+
+        monkeypatch.setattr(ds, "_save_part", save_and_count)
+        build_dataset(indexed, tiny_universe.halos, tmp_path / "d.h5", config, progress=False,
+                      scheduler=cluster.scheduler_address)
+    assert len(saved) == n_haloes and held == [1]
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_still_gives_the_identical_complete_file(tiny_universe, indexed, tmp_path):
     cfg = DatasetConfig(per_bin=3, projections=("x", "y", "z", "diag"), npix=60, fov_arcmin=10.0)

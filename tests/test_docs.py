@@ -140,19 +140,46 @@ def test_synth_docs_match_the_recorded_small_run():
         assert quoted == pytest.approx(recorded, abs=0.0051), key
 
 
-def test_scale_docs_match_the_recorded_distributed_run():
-    """docs/scale.md quotes bench/results/distributed.json: memory per worker and images/s."""
-    result = _json("distributed.json")
-    doc = (ROOT / "docs" / "scale.md").read_text()
+def _paragraph(text: str, marker: str) -> str:
+    """The blank-line-separated paragraph of ``text`` that contains ``marker``."""
+    return next(p for p in text.split("\n\n") if marker in p)
+
+
+@pytest.mark.parametrize("record", ["distributed", "distributed-paper"])
+def test_scale_docs_match_the_recorded_distributed_run(record):
+    """docs/scale.md quotes bench/results/distributed.json (small universe) and
+    distributed-paper.json (paper preset): memory per worker, images/s, identity."""
+    result = _json(f"{record}.json")
+    doc = " ".join(_paragraph((ROOT / "docs" / "scale.md").read_text(), f"`bench/results/{record}.txt`").split())
     rows = {r["workers"]: r for r in result["rows"] if r["peak_rss_mb_per_worker"]}
-    m = re.search(r"peak resident memory (\d+) MB for the\s+single worker and (\d+)/(\d+) MB for each of two workers",
+    m = re.search(r"peak resident memory (\d+) MB for the single worker and (\d+)/(\d+) MB for each of two workers",
                   doc)
-    assert m, "docs/scale.md no longer quotes the recorded distributed run in the expected form"
+    assert m, f"docs/scale.md no longer quotes {record}.json in the expected form"
     assert int(m[1]) == round(rows[1]["peak_rss_mb_per_worker"][0])
     assert [int(m[2]), int(m[3])] == [round(p) for p in rows[2]["peak_rss_mb_per_worker"]]
     m = re.search(r"([\d.]+) images/s on one worker and ([\d.]+) on two", doc)
     assert m and _agrees(float(m[1]), rows[1]["images_per_second"]) and _agrees(float(m[2]), rows[2]["images_per_second"])
     assert result["identical_images"]
+    if record == "distributed-paper":
+        assert f"all {rows[1]['images']} images" in doc and "every image identical" in doc
+        assert rows[2]["images"] == rows[1]["images"] == result["reference"]["images"]
+        m = re.search(r"--types (\S+)` .*? took (\d+) s, peaked at ([\d.]+) GB and wrote ([\d.]+) GB", doc)
+        assert m, "docs/scale.md no longer quotes the recorded cmc index run in the expected form"
+        assert m[1] == ",".join(result["indexed_types"]) and f"--types {m[1]}" in result["index"]["command"]
+        assert int(m[2]) == round(result["index"]["seconds"])
+        assert float(m[3]) == pytest.approx(result["index"]["peak_rss_mb"] / 1024, abs=0.006)
+        assert float(m[4]) == pytest.approx(result["indexed_bytes"] / 1e9, abs=0.006)
+        m = re.search(r"a snapshot of (\d+) M particles; .*? load average of ([\d.]+)–([\d.]+)\)", doc)
+        assert m and int(m[1]) == round(sum(result["universe"]["n_particles"].values()) / 1e6)
+        loads = [x for r in result["rows"] for x in r["load_average_1min"]]
+        assert [float(m[2]), float(m[3])] == [round(min(loads), 1), round(max(loads), 1)]
+        before = _json("distributed-paper-unreleased.json")["rows"]
+        m = re.search(r"single worker peaked at (\d+) MB and each of two at (\d+)/(\d+) MB", doc)
+        assert m and int(m[1]) == round(before[0]["peak_rss_mb_per_worker"][0])
+        assert [int(m[2]), int(m[3])] == [round(p) for p in before[1]["peak_rss_mb_per_worker"]]
+        assert "peak RSS 13.5 GB" in result["note"]
+        m = re.search(r"the four channels read: (\d+) M particles\)", doc)
+        assert m and int(m[1]) == round(sum(result["indexed_types"].values()) / 1e6)
 
 
 def test_evaluation_docs_match_the_recorded_star_baseline_diagnosis():

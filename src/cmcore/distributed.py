@@ -102,7 +102,8 @@ def render_parts(scheduler: str, snapshot: Path, config, cosmology, jobs: Sequen
 
     Each job is a :func:`render_halo` task with the renderer ``stacks``; the
     caller's ``save(part_path, images)`` writes each result as it arrives, in
-    this process only (one writer).
+    this process only (one writer), and the result is then released on the
+    cluster.
     """
     from dask.distributed import as_completed
 
@@ -118,7 +119,9 @@ def render_parts(scheduler: str, snapshot: Path, config, cosmology, jobs: Sequen
             futures[fut] = (part, len(tasks))
         try:
             for fut in as_completed(futures):
-                part, n = futures[fut]
+                # forget the future once saved: the worker then drops its images, so that a
+                # worker holds the halo it renders, not every halo it has rendered
+                part, n = futures.pop(fut)
                 save(part, fut.result())
                 bar.update(n)
         except BaseException:
