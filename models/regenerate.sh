@@ -5,12 +5,12 @@
 #   bash models/regenerate.sh [WORK]        # WORK: scratch folder (default models-work)
 #
 # Every step resumes when rerun (synth and dataset skip what is complete; cmc train continues
-# from its checkpoint). On the 2-core CPU of the model cards: synth ~30 min (1 GB),
-# dataset ~3 min (14 GB), training ~5 min per single-channel network and ~14 min for the
+# from its checkpoint). On the 2-core CPU of the model cards: synth 30-40 min (1 GB peak RAM),
+# dataset ~3 min (14 GB peak RAM), training ~5 min per single-channel network and ~14 min for the
 # multi-channel one (20 epochs each, idle machine), export + evaluation ~1 min per network.
 set -euo pipefail
+W=$(realpath -m "${1:-models-work}")       # relative to where the script is called from
 cd "$(dirname "$0")/.."
-W=${1:-models-work}
 mkdir -p "$W"
 if [ ! -f "$W/universe/synth.json" ]; then
   cmc synth --preset paper --seed 0 --out "$W/universe" --no-progress
@@ -28,5 +28,5 @@ for name in Star Fxs Fxb Ypar multi; do
   cmc evaluate "models/$name.onnx" --data "$W/paper.h5" --baseline "$baseline" --out "$W/cards/$name"
   cmc card "models/$name.onnx" --report "$W/cards/$name" \
       --regenerate "bash models/regenerate.sh $W" \
-      --check "cmc evaluate $name --data $W/paper.h5 --baseline $baseline --out card-check  # the table above"
+      --check "cmc evaluate models/$name.onnx --data $W/paper.h5 --baseline $baseline --out card-check  # the table above"
 done

@@ -11,8 +11,38 @@ from cmcnn.metrics import table2
 from cmcnn.predictions import read_predictions, select_split
 from cmcnn.shipped import NAMES, shipped_models
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(len(shipped_models()) < len(NAMES), reason="the shipped models (models/*.onnx) are absent")]
+needs_models = pytest.mark.skipif(len(shipped_models()) < len(NAMES),
+                                  reason="the shipped models (models/*.onnx) are absent")
+
+
+def test_seed_of_the_training_universe_is_refused(tmp_path):
+    from cmcnn.demo import TRAINING_SEED, plan
+    from cmcore.errors import InputError
+
+    with pytest.raises(InputError, match="draws the clusters the shipped networks were trained on"):
+        plan(tmp_path, seed=TRAINING_SEED)
+
+
+def test_a_folder_with_other_files_is_refused(tmp_path, capsys):
+    (tmp_path / "universe").mkdir()
+    assert cli.main(["demo", "--quick", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "holds no earlier demo" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["universe"]
+
+
+def test_steps_after_a_redone_step_are_counted_to_run(tmp_path):
+    from cmcnn.demo import steps_to_run
+    from cmcnn.steps import Step, StepRunner
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    first = Step("first", lambda: a.write_text("1"), outputs=[a], params={"v": 1})
+    second = Step("second", lambda: b.write_text(a.read_text()), inputs=[a], outputs=[b])
+    runner = StepRunner(tmp_path)
+    runner.run(first)
+    runner.run(second)
+    assert steps_to_run([first, second], runner) == []
+    changed = Step("first", lambda: a.write_text("2"), outputs=[a], params={"v": 2})
+    assert [s.name for s in steps_to_run([changed, second], runner)] == ["first", "second"]
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +52,8 @@ def demo(tmp_path_factory):
     return out, args, cli.main(args)
 
 
+@pytest.mark.slow
+@needs_models
 def test_demo_writes_the_report_with_every_network_and_baseline(demo, capsys):
     out, _, code = demo
     assert code == 0
@@ -37,6 +69,8 @@ def test_demo_writes_the_report_with_every_network_and_baseline(demo, capsys):
     assert scan["model"] == "multi.onnx" and scan["delta_min"] < scan["delta_max"]
 
 
+@pytest.mark.slow
+@needs_models
 def test_table2_rows_recomputed_from_the_predictions_files(demo):
     out, _, _ = demo
     rows = json.loads((out / "report.json").read_text())["sections"]["table2"]["rows"]
@@ -49,6 +83,8 @@ def test_table2_rows_recomputed_from_the_predictions_files(demo):
             assert got[key] == pytest.approx(want[key], rel=1e-12)
 
 
+@pytest.mark.slow
+@needs_models
 def test_demo_predictions_equal_cmc_predict(demo, tmp_path):
     """The demo's numbers are those `cmc predict Ypar dataset.h5` gives for the same images."""
     import h5py
@@ -64,6 +100,8 @@ def test_demo_predictions_equal_cmc_predict(demo, tmp_path):
     np.testing.assert_allclose(demo_cols["log10_m200_pred"], got, rtol=0, atol=2e-6)
 
 
+@pytest.mark.slow
+@needs_models
 def test_rerun_resumes_without_redoing_anything(demo, capsys):
     out, args, _ = demo
     capsys.readouterr()

@@ -38,3 +38,16 @@ def test_card_refuses_a_report_without_the_model(trained_onnx, tmp_path):
     with pytest.raises(InputError, match="no network evaluated from model1.onnx"):
         write_card(trained_onnx["model1"], report, tmp_path / "card.md")
     assert not (tmp_path / "card.md").exists()
+
+
+def test_card_refuses_another_model_of_the_same_name(trained_onnx, tmp_path):
+    """A card matches its evaluation by the ONNX file's SHA-256, not by its name."""
+    from cmcnn.modelcard import write_card
+
+    impostor = tmp_path / "other" / "model1.onnx"
+    impostor.parent.mkdir()
+    impostor.write_bytes(trained_onnx["model4"].read_bytes())
+    report = tmp_path / "report"
+    assert cli.main(["evaluate", str(impostor), "--data", str(trained_onnx["data"]), "--out", str(report)]) == 0
+    with pytest.raises(InputError, match="no network evaluated from model1.onnx"):
+        write_card(trained_onnx["model1"], report, tmp_path / "card.md")

@@ -1,6 +1,8 @@
 """Shipped models by name: resolution, refusals, and evaluation of ONNX models."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -20,8 +22,32 @@ def test_names_resolve_through_cmc_models(tmp_path, monkeypatch, trained_onnx):
         shipped.resolve_model("Ymap")
     with pytest.raises(InputError, match="no such file"):
         shipped.resolve_model(tmp_path / "missing.onnx")
-    # a path always wins over a name
     assert shipped.resolve_model(trained_onnx["model4"]) == trained_onnx["model4"]
+
+
+def test_an_existing_file_wins_over_a_name(tmp_path, monkeypatch, trained_onnx):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "Ypar.onnx").write_bytes(trained_onnx["model1"].read_bytes())
+    monkeypatch.setenv("CMC_MODELS", str(models))
+    here = tmp_path / "work"
+    here.mkdir()
+    (here / "Ypar").write_bytes(trained_onnx["model4"].read_bytes())   # a user's file named like a model
+    monkeypatch.chdir(here)
+    assert shipped.resolve_model("Ypar") == Path("Ypar")
+    assert shipped.resolve_model("ypar") == models / "Ypar.onnx"          # no such file: the shipped one
+
+
+def test_the_checkout_models_are_found_without_configuration(monkeypatch):
+    """Run from a checkout (or installed), the names resolve to the files in models/ (or their copies)."""
+    root = Path(__file__).resolve().parents[1] / "models"
+    if not (root / "Ypar.onnx").is_file():
+        pytest.skip("this checkout has no models/*.onnx")
+    monkeypatch.delenv("CMC_MODELS", raising=False)
+    found = shipped.shipped_models()
+    assert sorted(found) == sorted(shipped.NAMES)       # packaging or lookup lost none of them
+    for name, path in found.items():
+        assert path.read_bytes() == (root / f"{name}.onnx").read_bytes()
 
 
 def test_predictor_and_scan_model_take_a_name(tmp_path, monkeypatch, trained_onnx):

@@ -178,7 +178,7 @@ def read_metrics(path: str | os.PathLike, run_name: str) -> dict:
 
 
 def model_metadata(config: dict, run: Path, *, metrics: dict | None, max_abs_diff: float,
-                   n_parity: int) -> dict[str, str]:
+                   n_parity: int, weights: str = "best") -> dict[str, str]:
     """The ``metadata_props`` of a run's exported model (keys of :mod:`cmcnn.modelinfo`)."""
     from cmcore.observables import CHANNEL_UNITS
 
@@ -200,7 +200,7 @@ def model_metadata(config: dict, run: Path, *, metrics: dict | None, max_abs_dif
     history = _best(run)
     training = {"run": run.name, "epochs": config.get("epochs"), "best_epoch": history.get("epoch"),
                 "best_val_loss": history.get("val_loss"), "epochs_run": history.get("epochs_run"),
-                "wall_seconds": history.get("wall_seconds"), "lr": config.get("lr"),
+                "wall_seconds": history.get("wall_seconds"), "lr": config.get("lr"), "weights": weights,
                 "batch_size": config.get("batch_size"), "decay": config.get("decay"), "seed": config.get("seed"),
                 "n_train": config.get("n_train"), "n_validation": config.get("n_validation"),
                 "optimizer": config.get("optimizer"), "augment": config.get("augment"),
@@ -328,7 +328,8 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, weights: str =
     proto = keras_to_onnx(model, opset=opset)
     full = proto.SerializeToString()
     worst = parity(model, full, images, tolerance)
-    meta = model_metadata(config, run, metrics=metrics_obj, max_abs_diff=worst, n_parity=len(images))
+    meta = model_metadata(config, run, metrics=metrics_obj, max_abs_diff=worst, n_parity=len(images),
+                          weights=weights)
     meta["weights_storage"] = "float32"
     if half:
         meta["weights_storage"] = _halve(proto, full, images, half_tolerance)

@@ -40,18 +40,28 @@ def _instrument(meta: dict[str, str], channels: list[str]) -> str:
         detail = json.loads(meta.get("instrument_detail") or "{}").get("channels", {})
     except (TypeError, ValueError, AttributeError):
         detail = {}
-    parts = [f"{c}: noise {detail[c]['noise_rms']:.3g} {detail[c].get('noise_unit', '')}, beam FWHM "
+    units = json.loads(meta.get("units") or "{}")
+
+    def unit(c: str) -> str:
+        text = str(detail[c].get("noise_unit", ""))
+        return text.replace("channel unit", units.get(c) or "dimensionless")
+
+    parts = [f"{c}: noise {detail[c]['noise_rms']:.3g} {unit(c)}, beam FWHM "
              f"{60.0 * float(detail[c].get('beam_fwhm_arcmin', 0.0)):.3g}″" for c in channels if c in detail]
     return "; ".join(parts) or "noise and beam not recorded"
 
 
 def card_rows(model: Path, metrics: dict) -> tuple[dict, list[dict]]:
     """The network's estimator and the baselines of its channels from an evaluation's ``metrics.json``."""
+    from cmcore.dataset import file_sha256
+
     ests = metrics.get("estimators") or []
-    nets = [e for e in ests if e.get("kind") == "network" and Path(str(e.get("source", ""))).name == model.name]
+    digest = file_sha256(model)
+    nets = [e for e in ests if e.get("kind") == "network" and str(e.get("source", "")).endswith(".onnx")
+            and Path(e["source"]).is_file() and file_sha256(e["source"]) == digest]
     if len(nets) != 1:
-        raise InputError(f"the evaluation holds no network evaluated from {model.name} "
-                         f"(run `cmc evaluate {model} --data DATA --baseline CHANNELS --out REPORT`)")
+        raise InputError(f"the evaluation holds no network evaluated from {model.name} (its ONNX file, compared "
+                         f"by SHA-256; run `cmc evaluate {model} --data DATA --baseline CHANNELS --out REPORT`)")
     net = nets[0]
     base = [e for e in ests if e.get("kind") == "baseline" and set(e.get("channels") or []) <= set(net["channels"])
             and not e["name"].endswith("calibrated")]
@@ -107,6 +117,11 @@ def write_card(model: str | os.PathLike, report: str | os.PathLike, out: str | o
     rows = [row(f"{name} network (this model)", net["table2"], paper)]
     rows += [row(b["name"], b["table2"], None) for b in baselines]
     wall = training.get("wall_seconds")
+    if training.get("weights", "best") == "last":
+        weights_text = f"the weights of the last epoch, {training.get('epochs_run')}"
+    else:
+        weights_text = (f"weights of epoch {training.get('best_epoch')}, the lowest validation loss "
+                        f"{_f(training.get('best_val_loss'), '.5f')}")
     unit_list = "; ".join(f"{c}: {units[c] or 'dimensionless'}" for c in channels)
     lines = [
         f"# Model card: `{model.name}`",
@@ -129,13 +144,12 @@ def write_card(model: str | os.PathLike, report: str | os.PathLike, out: str | o
         "",
         f"- data: `{meta.get('dataset_name', '?')}` (SHA-256 `{meta.get('dataset_sha256', '?')}`), "
         f"{training.get('n_train')} training and {training.get('n_validation')} validation images, split by halo",
-        f"- `cmc train`: {training.get('epochs_run') or training.get('epochs')} epochs (weights of epoch "
-        f"{training.get('best_epoch')}, the lowest validation loss {_f(training.get('best_val_loss'), '.5f')}), "
+        f"- `cmc train`: {training.get('epochs_run') or training.get('epochs')} epochs ({weights_text}), "
         f"RMSprop, lr {training.get('lr')} with inverse-time decay {training.get('decay')}, batch "
         f"{training.get('batch_size')}, seed {training.get('seed')}, augmentation "
         f"{'on' if training.get('augment') else 'off'}",
-        f"- wall time: {_f(None if wall is None else wall / 60.0, '.1f')} min on a 2-core CPU "
-        f"(sum over epochs); trained with cmc {meta.get('trained_with') or '?'}, exported with cmc "
+        f"- wall time: {_f(None if wall is None else wall / 60.0, '.1f')} min (sum of the epochs' times in "
+        f"`history.csv`, on the training machine); trained with cmc {meta.get('trained_with') or '?'}, exported with cmc "
         f"{meta.get('code_version', '?')} on {meta.get('exported', '?')[:10]}",
         "",
         "## Test metrics (Table 2 form)",

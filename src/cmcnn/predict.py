@@ -362,7 +362,8 @@ def predict_dataset(model: str | os.PathLike | Predictor, data: str | os.PathLik
         scale = source.attrs().get("pixel_scale_arcsec")
         if source.npix != pred.info.npix or scale is None or \
                 abs(float(scale) / pred.info.pixel_scale_arcsec - 1.0) > 0.01:
-            raise InputError(f"{data} has {source.npix}-pixel images of {scale}\"; {pred.path.name} takes "
+            scale = "unknown size" if scale is None else f"{float(scale):g}\""
+            raise InputError(f"{data} has {source.npix}-pixel images of {scale}; {pred.path.name} takes "
                              f"{pred.info.npix} pixels of {pred.info.pixel_scale_arcsec:g}\"")
         rows = source.rows(split)
         if rows.size == 0:

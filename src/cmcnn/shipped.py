@@ -67,7 +67,7 @@ def resolve_model(model: str | os.PathLike) -> Path:
         return path
     by_lower = {n.lower(): n for n in NAMES}
     name = by_lower.get(str(model).lower())
-    if name is None or path.suffix or os.sep in str(model):
+    if name is None:
         raise InputError(f"model {model}: no such file, and not a shipped model "
                          f"(shipped: {', '.join(NAMES)})")
     found = shipped_models()

@@ -35,7 +35,7 @@ from scipy.spatial import cKDTree
 
 from .._version import __version__
 from ..errors import InputError
-from ..fileio import atomic_write
+from ..fileio import atomic_write, remove_stale_temporaries
 from ..cosmology import cosmology_to_json
 from ..halos import HaloCatalogue, spherical_overdensity, write_halos
 from . import relations as rel
@@ -388,6 +388,8 @@ def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.Pa
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("synth.json", "halos.h5"):  # the completion marker first, then a stale catalogue
         (out / stale).unlink(missing_ok=True)
+    for name in ("snapshot.hdf5", "halos.h5", "synth.json"):  # temporaries of a run killed by SIGKILL
+        remove_stale_temporaries(out / name)
 
     targets, field_haloes, m_field, volume = _catalogue(config, seed, boxsize)
     everyone = targets + field_haloes
