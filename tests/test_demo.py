@@ -108,3 +108,15 @@ def test_rerun_resumes_without_redoing_anything(demo, capsys):
     assert cli.main(args) == 0
     text = capsys.readouterr().out
     assert "0 to run" in text and text.count("skipped") == 10
+
+
+def test_summary_prints_a_dash_for_missing_numbers():
+    from pathlib import Path
+
+    from cmcnn.demo import DemoSummary, summary_lines
+
+    rows = {"Ypar network": {"n": 96, "log_bias": 0.0215, "rms_pct": 21.94, "scatter_dex": 0.0841},
+            "Star network": {"n": 1, "log_bias": 0.1, "rms_pct": None, "scatter_dex": None}}
+    lines = summary_lines(DemoSummary(Path("demo-out/report.md"), rows, 170.0))
+    assert lines[1] == "  Ypar network                    96             +0.0215     21.9    0.084"
+    assert lines[2].split()[-2:] == ["–", "–"] and "+0.1000" in lines[2]

@@ -266,7 +266,7 @@ def summary_lines(summary: DemoSummary) -> list[str]:
     """The closing table printed by ``cmc demo``: Table 2 of each estimator, and where the report is."""
     lines = [f"\n  {'estimator':<28} {'n':>5} {'<log(Mpred/Mtrue)>':>19} {'RMS (%)':>8} {'σ (dex)':>8}"]
     def num(value, fmt: str, width: int) -> str:
-        return f"{value:>{width}{fmt}}" if value is not None else f"{'–':>{width}}"
+        return f"{format(value, fmt) if value is not None else '–':>{width}}"
 
     for name, t in summary.rows.items():
         lines.append(f"  {name:<28} {t['n']:>5d} {num(t['log_bias'], '+.4f', 19)} {num(t['rms_pct'], '.1f', 8)} "
