@@ -6,7 +6,8 @@ import argparse
 from .baseline import channel_list, resolve_channels
 
 NAME = "evaluate"
-HELP = "evaluate training runs or predictions CSVs (Table 2, per-bin bias, Figs 4-7, comparison table)"
+HELP = ("evaluate training runs, predictions CSVs, ONNX models or shipped models (Table 2, per-bin bias, "
+        "Figs 4-7, comparison table)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
