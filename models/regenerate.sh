@@ -9,7 +9,8 @@
 # dataset ~3 min (14 GB peak RAM), training ~5 min per single-channel network and ~14 min for the
 # multi-channel one (20 epochs each, idle machine), export + evaluation ~1 min per network.
 set -euo pipefail
-W=$(realpath -m "${1:-models-work}")       # relative to where the script is called from
+SHOWN=${1:-models-work}                   # as the cards print it
+W=$(realpath -m "$SHOWN")                 # relative to where the script is called from
 cd "$(dirname "$0")/.."
 mkdir -p "$W"
 if [ ! -f "$W/universe/synth.json" ]; then
@@ -23,10 +24,13 @@ for ch in Star Ypar Fxb Fxs; do
 done
 for name in Star Fxs Fxb Ypar multi; do
   baseline=$name; [ "$name" = multi ] && baseline=all
-  cmc export "$W/runs/$name" --out "models/$name.onnx" --data "$W/paper.h5" --check-images 256 --half-weights
+  # re-export only when the run is newer than the model (an export stamps its time into the file)
+  if [ ! -f "models/$name.onnx" ] || [ "$W/runs/$name/best.weights.h5" -nt "models/$name.onnx" ]; then
+    cmc export "$W/runs/$name" --out "models/$name.onnx" --data "$W/paper.h5" --check-images 256 --half-weights
+  fi
   rm -rf "$W/cards/$name"
   cmc evaluate "models/$name.onnx" --data "$W/paper.h5" --baseline "$baseline" --out "$W/cards/$name"
   cmc card "models/$name.onnx" --report "$W/cards/$name" \
-      --regenerate "bash models/regenerate.sh $W" \
-      --check "cmc evaluate models/$name.onnx --data $W/paper.h5 --baseline $baseline --out card-check  # the table above"
+      --regenerate "bash models/regenerate.sh $SHOWN" \
+      --check "cmc evaluate models/$name.onnx --data $SHOWN/paper.h5 --baseline $baseline --out card-check  # the table above"
 done

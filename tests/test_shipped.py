@@ -88,3 +88,16 @@ def test_predict_dataset_refuses_other_pixel_scale(trained_onnx, tmp_path):
         f.attrs["pixel_scale_arcsec"] = 2 * float(f.attrs["pixel_scale_arcsec"])
     with pytest.raises(InputError, match="takes 24 pixels of 10\""):
         predict_dataset(trained_onnx["model1"], other)
+
+
+def test_predict_dataset_refuses_other_units(trained_onnx, tmp_path):
+    import h5py
+
+    from cmcnn.predict import predict_dataset
+
+    other = tmp_path / "other.h5"
+    other.write_bytes(trained_onnx["data"].read_bytes())
+    with h5py.File(other, "r+") as f:
+        f["images/Ypar"].attrs["units"] = "erg s-1 cm-2"
+    with pytest.raises(InputError, match="images/Ypar units is 'erg s-1 cm-2'"):
+        predict_dataset(trained_onnx["model1"], other)
