@@ -151,7 +151,7 @@ def mask_scan_most_massive(model: str | os.PathLike, data: str | os.PathLike, ou
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     scan_model = ScanModel(model)
-    channels = json.loads(_metadata(scan_model.path)["channels"])
+    channels = json.loads(scan_model.metadata["channels"])
     with ImageSource(data, channels, cache="none") as src:
         rows = src.rows("test")
         if rows.size == 0:
@@ -170,12 +170,6 @@ def mask_scan_most_massive(model: str | os.PathLike, data: str | os.PathLike, ou
     with atomic_write(out / "mask_scan.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=1) + "\n")
     return summary
-
-
-def _metadata(path: str | os.PathLike) -> dict[str, str]:
-    import onnx
-
-    return {p.key: p.value for p in onnx.load(os.fspath(path), load_external_data=False).metadata_props}
 
 
 def write_demo_report(out: Path, csvs: dict[str, Path], evaluation: Path, scan: Path, *, preset: str,

@@ -323,6 +323,8 @@ class ScanModel:
         except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
             raise FileFormatError(f"{self.path}: not a readable ONNX model ({exc.__class__.__name__})") from exc
         self.threads = threads
+        #: the model's ``metadata_props`` (:mod:`cmcnn.modelinfo`: channels, units, …)
+        self.metadata = {p.key: p.value for p in model.metadata_props}
         self.full = _session(model.SerializeToString(), threads)
         g = model.graph
         inits = {t.name for t in g.initializer}

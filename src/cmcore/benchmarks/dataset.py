@@ -84,14 +84,19 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of the dataset benchmark (shared by ``cmc bench dataset`` and the script)."""
+def add_universe_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--universe``, ``--preset`` and ``--per-bin``: the data of the dataset benchmarks."""
     parser.add_argument("--universe", type=Path, default=Path("bench/results/universe-small"),
                         help="synthetic universe folder, generated there if absent "
                              "(default bench/results/universe-small)")
     parser.add_argument("--preset", default="small", choices=("tiny", "small", "paper"),
                         help="preset used when the universe must be generated (default small)")
     parser.add_argument("--per-bin", type=int, default=5, help="haloes per mass bin (default 5)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the dataset benchmark (shared by ``cmc bench dataset`` and the script)."""
+    add_universe_arguments(parser)
     parser.add_argument("--workers", type=int, default=2, help="parallel run's workers (default 2)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"),
                         help="folder for dataset.json (default bench/results)")

@@ -227,12 +227,9 @@ def format_table(result: dict) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the benchmark (shared by ``cmc bench distributed`` and the script)."""
-    parser.add_argument("--universe", type=Path, default=Path("bench/results/universe-small"),
-                        help="synthetic universe folder, generated there if absent "
-                             "(default bench/results/universe-small)")
-    parser.add_argument("--preset", default="small", choices=("tiny", "small", "paper"),
-                        help="preset used when the universe must be generated (default small)")
-    parser.add_argument("--per-bin", type=int, default=5, help="haloes per mass bin (default 5)")
+    from .dataset import add_universe_arguments
+
+    add_universe_arguments(parser)
     parser.add_argument("--workers", type=int, default=2, help="the larger cluster's workers (default 2)")
     parser.add_argument("--indexed", type=Path, default=None,
                         help="indexed snapshot, built there if absent (default UNIVERSE/snapshot.indexed.hdf5)")
