@@ -328,3 +328,23 @@ def test_models_readme_quotes_the_recorded_half_weights_check():
     assert float(m[1]) == pytest.approx(rec[worst]["max_abs_dex"], rel=0.02)
     assert float(m[4]) == pytest.approx(rec["multi"]["max_abs_dex"], rel=0.02)
     assert all(r["max_abs_dex"] <= 1e-4 for r in rec.values())   # the export's promise, on unseen images
+
+
+def test_readme_quotes_the_kernel_rerun_and_the_centres_benchmark():
+    """README's rerun sentence and centres sentence quote kernels-rerun.json and centres.json."""
+    doc = " ".join(_section((ROOT / "README.md").read_text(), "## Benchmarks").split())
+    rows = _json("kernels-rerun.json")["rows"]
+
+    def ratio(dataset, case):
+        return next(r["ratio"] for r in rows if r["dataset"] == dataset and r["n"] == 10_000_000
+                    and r["case"] == case and r["method"] == "cmc" and r["threads"] == 2)
+
+    m = re.search(r"NGP ([\d.]+)× \(random 1e7\) and ([\d.]+)× \(clustered\), CIC ([\d.]+)× and ([\d.]+)×", doc)
+    assert m, "README no longer quotes the kernel rerun"
+    for quoted, (dataset, case) in zip(m.groups(), [("random", "ngp"), ("clustered", "ngp"),
+                                                     ("random", "cic"), ("clustered", "cic")]):
+        assert float(quoted) == pytest.approx(ratio(dataset, case), rel=0.01)
+    centres = _json("centres.json")["rows"]
+    m = re.search(r"is ([\d.]+)×, ([\d.]+)× and ([\d.]+)× faster than the same algorithm in NumPy", doc)
+    assert m and [float(g) for g in m.groups()] == [round(r["ratio"]) for r in centres]
+    assert all(r["max_centre_difference_mpc"] < 1e-9 for r in centres)

@@ -7,16 +7,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from cmcore.benchmarks.centres import numpy_shrinking_sphere
 from cmcore.errors import InputError
-from cmcore.halos import (
-    SHRINK_FACTOR,
-    SHRINK_FINAL_FRACTION,
-    SHRINK_FINAL_MAX,
-    SHRINK_FINAL_MIN,
-    _wrap,
-    friends_of_friends,
-    shrinking_sphere_centres,
-)
+from cmcore.halos import _wrap, friends_of_friends, shrinking_sphere_centres
 
 
 def reference_fof(positions, boxsize, linking_length, min_members):
@@ -104,23 +97,6 @@ def test_fof_on_the_tiny_universe_equals_the_pair_definition(tiny_universe):
     assert_same_groups(friends_of_friends(pos, box, ll, 32), reference_fof(pos, box, ll, 32))
 
 
-def reference_shrinking_sphere(points, boxsize):
-    """Power et al. (2003) shrinking sphere, every step selecting from all the points (NumPy)."""
-    d = points - points[0]
-    d -= boxsize * np.round(d / boxsize)
-    n = len(d)
-    n_final = max(SHRINK_FINAL_MIN, min(SHRINK_FINAL_MAX, int(np.floor(SHRINK_FINAL_FRACTION * n))))
-    centre = d.mean(axis=0)
-    radius = np.linalg.norm(d - centre, axis=1).max()
-    while radius > 1e-12 * boxsize:
-        radius *= SHRINK_FACTOR
-        inside = np.linalg.norm(d - centre, axis=1) <= radius
-        if inside.sum() < n_final or not inside.any():
-            break
-        centre = d[inside].mean(axis=0)
-    return np.mod(centre + points[0], boxsize)
-
-
 def test_shrinking_sphere_equals_the_reference_and_finds_the_main_clump():
     rng = np.random.default_rng(5)
     box = 30.0
@@ -138,7 +114,7 @@ def test_shrinking_sphere_equals_the_reference_and_finds_the_main_clump():
     for dtype in (np.float64, np.float32):
         p = pos.astype(dtype)
         got = shrinking_sphere_centres(p, box, members, starts)
-        want = np.array([reference_shrinking_sphere(p[members[a:b]].astype(np.float64), box)
+        want = np.array([numpy_shrinking_sphere(p[members[a:b]].astype(np.float64), box)
                          for a, b in zip(starts[:-1], starts[1:])])
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
     d = got[0] - [0.2, 15.0, 29.8]

@@ -12,7 +12,8 @@ import argparse
 import importlib
 
 NAME = "bench"
-HELP = ("run a benchmark (kernels, dataset, train, interpret, inference, distributed: ratios against a baseline; "
+HELP = ("run a benchmark (kernels, centres, dataset, train, interpret, inference, distributed: ratios against a "
+        "baseline; "
         "synth, halos: "
         "recorded scale runs) and write its JSON and table atomically")
 
@@ -20,6 +21,8 @@ HELP = ("run a benchmark (kernels, dataset, train, interpret, inference, distrib
 TARGETS: dict[str, tuple[str, str]] = {
     "kernels": ("particle-to-image kernels against NumPy and swiftsimio; the cell index",
                 "cmcore.benchmarks.kernels"),
+    "centres": ("compiled shrinking-sphere halo centres against the same algorithm in NumPy",
+                "cmcore.benchmarks.centres"),
     "dataset": ("training-set builder: images per second, serial against worker processes",
                 "cmcore.benchmarks.dataset"),
     "train": ("CNN training images/s (single- and multi-channel, 1 and 2 threads) against Keras fit",

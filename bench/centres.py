@@ -1,0 +1,11 @@
+"""Benchmark of the compiled shrinking-sphere centres against NumPy.
+
+Usage: ``python bench/centres.py [--sizes 1e3 1e4 1e5] [--groups 20] [--out DIR]``.
+The implementation lives in :mod:`cmcore.benchmarks.centres`.
+"""
+import sys
+
+from cmcore.benchmarks.centres import main
+
+if __name__ == "__main__":
+    sys.exit(main())
