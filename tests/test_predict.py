@@ -73,7 +73,8 @@ def test_render_cutout_predicted_as_onnxruntime_on_the_same_array(tiny_universe,
     with h5py.File(out) as f:
         assert f["name"].asstr()[:].tolist() == [str(fits_path)]
         assert f["hdu"][:].tolist() == [0] and f["index"][:].tolist() == [-1]
-        assert f["log10_m200"][:].tolist() == want.tolist()
+        # the same float32 network: equal up to onnxruntime's batch-dependent summation order
+        np.testing.assert_allclose(f["log10_m200"][:], want, rtol=0, atol=1e-5)
         np.testing.assert_allclose(f["m200"][:], 10**want)
     assert "1 of 1 inputs predicted" in capsys.readouterr().err
 

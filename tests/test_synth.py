@@ -303,7 +303,7 @@ def test_literature_checks_fail_under_planted_errors(tmp_path, monkeypatch, muta
 
 def test_gas_fractions_and_temperatures_are_physical(relations, snap):
     got, drawn = relations
-    assert np.all((got["f_gas500"] > 0.04) & (got["f_gas500"] < 0.17))
+    assert np.all((got["f_gas500"] > 0.03) & (got["f_gas500"] < 0.17))
     assert np.median(got["f_gas500"][got["m500"] > 3e14]) > np.median(got["f_gas500"][got["m500"] < 3e13])
     assert np.all((got["t_sl"] > 3e6) & (got["t_sl"] < 2e8))
     t = snap.particles["gas"].fields["temperature"]

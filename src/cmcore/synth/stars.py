@@ -7,30 +7,31 @@ joins the two.
 =========================  ======================================================  ===========
 component                  relation (source)                                       scatter
 =========================  ======================================================  ===========
-BCG + ICL (total)          median log M* = 12.15 + 0.39 log(M500 / 10^14.5 M☉)     ≈ 0.2 dex
+BCG + ICL (total)          median log M* = 12.15 + 0.39 log(M500 / 10^14.5 M☉)     0.21 dex
                            (Kravtsov, Vikhlinin & Meshcheryakov 2018, AstL 44, 8:
                            BCG masses from profiles integrated to large radius,
-                           i.e. BCG + its extended envelope; scatter 0.21 dex):
-                           drawn as a share of the total, below
+                           i.e. BCG + its extended envelope; scatter 0.21 dex)
 ICL share                  45 % of BCG + ICL in the diffuse component, 55 % in     —
                            the galaxy proper (ICL/(BCG+ICL) ≈ 0.3–0.6, Zhang et
                            al. 2019; Montes 2022 review)
 ICL profile                traces the dark matter: NFW with the halo's own          —
                            concentration, truncated at R500 (Montes & Trujillo
                            2019; Alonso Asensio et al. 2020)
-total stars (< R500)       log M* = 12.70 + 0.60 log(M500 / 10^14.5 M☉): the       0.09 dex
-                           least-squares fit to the nine clusters of KVM18 (their
-                           total slope 0.59 ± 0.08; Gonzalez et al. 2013 lie
-                           ≈ 0.1 dex above at 10¹⁴ M☉)
-BCG + ICL share            s = (BCG + ICL)/total within R500, logit-normal about    0.65 in
-                           its KVM18 median; log s scatters by 0.19 dex at          logit s
-                           10¹⁴ M☉, so log(BCG + ICL) by 0.21 with the total's 0.09
-satellites (total < R500)  (1 − s) × total: anti-correlated with the BCG, as        derived
-                           KVM18's total (0.09 dex) scatters less than its BCGs
+satellites (total < R500)  log M* = 12.556 + 0.87 log(M500 / 10^14.5 M☉),          0.10 dex
+                           independent of the BCG: KVM18's satellite fit (slope
+                           0.87, scatter 0.10 dex, nine clusters), normalised so
+                           that BCG + satellites equal the total fit below at
+                           the pivot (KVM18's own satellite normalisation, 12.42,
+                           read second-hand, is 0.14 dex lower)
+total stars (< R500)       the sum; compared with log M* = 12.70 + 0.60 log(M500 /   ≈ 0.1 dex
+                           10^14.5 M☉), the least-squares fit to the nine KVM18
+                           clusters (their total slope 0.59 ± 0.08; Gonzalez et
+                           al. 2013 lie ≈ 0.1 dex above at 10¹⁴ M☉): within
+                           0.08 dex of it over 10^13.5–10^15 M☉
 satellite masses           conditional stellar mass function of Yang, Mo & van     Poisson
                            den Bosch 2008: dN/dlog M ∝ (M/M_s)^(α+1) e^−(M/M_s)²,
                            α = −1.118, M_s = 10^10.9 M☉; N(>10¹⁰ M☉) then rises
-                           as M500^0.72–0.76 (Lin, Mohr & Stanford 2004: 0.84)
+                           as M500^0.87 (Lin, Mohr & Stanford 2004: 0.84)
 satellite positions        NFW number density, c = 2.9 (Lin, Mohr & Stanford       —
                            2004): less concentrated than the dark matter
 field centrals             Moster, Naab & White 2013 (z = 0, M200c)               0.15 dex
@@ -67,8 +68,10 @@ KVM18_PIVOT = 10**14.5
 BCG_ICL_NORM, BCG_ICL_SLOPE, BCG_ICL_SCATTER_DEX = 12.15, 0.39, 0.21
 #: Total stellar mass within R500: fit to KVM18's nine clusters (norm, slope, rms [dex]).
 TOTAL_NORM, TOTAL_SLOPE, TOTAL_SCATTER_DEX = 12.70, 0.60, 0.09
-#: Scatter of logit((BCG + ICL)/total) about its median (KVM18 BCG / total fits).
-SHARE_SCATTER_LOGIT = 0.65
+#: Satellites within R500: KVM18 slope and scatter [dex]; the norm makes BCG + satellites
+#: equal the total fit at the pivot.
+SAT_SLOPE, SAT_SCATTER_DEX = 0.87, 0.10
+SAT_NORM = float(np.log10(10**TOTAL_NORM - 10**BCG_ICL_NORM))
 #: Fraction of BCG + ICL in the diffuse intracluster light.
 ICL_FRACTION = 0.45
 #: Yang, Mo & van den Bosch 2008 satellite CSMF: faint-end slope α, log10 M_s [M☉].
@@ -105,14 +108,9 @@ def total_stellar_mass_500(m500):
     return 10 ** (TOTAL_NORM + TOTAL_SLOPE * np.log10(np.asarray(m500, dtype=float) / KVM18_PIVOT))
 
 
-def median_share(m500):
-    """Median (BCG + ICL)/total within R500: the ratio of the KVM18 medians, at most 0.95."""
-    return np.minimum(bcg_icl_mass(m500) / total_stellar_mass_500(m500), 0.95)
-
-
 def satellite_mass_500(m500):
-    """Median stellar mass in satellites within R500 [M☉]: (1 − median share) × total."""
-    return (1.0 - median_share(m500)) * total_stellar_mass_500(m500)
+    """Median stellar mass in satellites within R500 [M☉] (KVM18 slope and scatter)."""
+    return 10 ** (SAT_NORM + SAT_SLOPE * np.log10(np.asarray(m500, dtype=float) / KVM18_PIVOT))
 
 
 def csmf_shape(mstar):
@@ -197,10 +195,12 @@ class StellarContent:
     sat_masses: np.ndarray = field(default_factory=lambda: np.zeros(0))
     sat_radii: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
-    def central_within(self, r: float, r500: float, c200: float, r200: float) -> float:
-        """Expected BCG + ICL stellar mass within a sphere of radius ``r`` [M☉]."""
-        icl = nfw_enclosed_fraction(min(r, r500) / r200, c200) / nfw_enclosed_fraction(r500 / r200, c200)
-        return float(self.m_bcg * hernquist_fraction(r, self.r_half_bcg) + self.m_icl * icl)
+    def central_within(self, r, r500: float, c200: float, r200: float):
+        """Expected BCG + ICL stellar mass within spheres of radius ``r`` [M☉] (float or array)."""
+        icl = nfw_enclosed_fraction(np.minimum(r, r500) / r200, c200) / nfw_enclosed_fraction(
+            r500 / r200, c200)
+        out = self.m_bcg * hernquist_fraction(r, self.r_half_bcg) + self.m_icl * icl
+        return float(out) if np.ndim(out) == 0 else out
 
 
 def draw_stellar_content(rng: np.random.Generator, m200: float, m500: float, r200: float,
@@ -219,16 +219,14 @@ def draw_stellar_content(rng: np.random.Generator, m200: float, m500: float, r20
         Smallest half-mass radius [Mpc].
     """
     w = float(transition_weight(m500))
-    z_total, z_share, z_field = rng.normal(size=3)
-    total = float(total_stellar_mass_500(m500)) * 10 ** (TOTAL_SCATTER_DEX * z_total)
-    logit = np.log(median_share(m500) / (1.0 - median_share(m500))) + SHARE_SCATTER_LOGIT * z_share
-    share = float(1.0 / (1.0 + np.exp(-logit)))
+    z_sat, z_bcg, z_field = rng.normal(size=3)
+    bcg_icl = float(bcg_icl_mass(m500)) * 10 ** (BCG_ICL_SCATTER_DEX * z_bcg)
     field_central = float(stellar_mass_central(m200)) * 10 ** (SHMR_SCATTER_DEX * z_field)
-    m_central = float(10 ** (w * np.log10(share * total) + (1 - w) * np.log10(field_central)))
+    m_central = float(10 ** (w * np.log10(bcg_icl) + (1 - w) * np.log10(field_central)))
     m_icl = w * ICL_FRACTION * m_central
     m_bcg = m_central - m_icl
     r_half = float(shen_half_mass_radius(m_bcg)) * 10 ** (SIZE_SCATTER_DEX * rng.normal())
-    m_sat500 = (1.0 - share) * total
+    m_sat500 = float(satellite_mass_500(m500)) * 10 ** (SAT_SCATTER_DEX * z_sat)
     content = StellarContent(w, m_bcg, m_icl, max(r_half, size_floor), m_sat500)
     if w <= 0:
         return content
@@ -254,12 +252,13 @@ def relations_table() -> dict:
                              "log10(M500/10^14.5)", "norm": BCG_ICL_NORM, "slope": BCG_ICL_SLOPE,
                     "scatter_dex": BCG_ICL_SCATTER_DEX, "icl_fraction": ICL_FRACTION,
                     "icl_profile": "NFW of the halo's concentration, truncated at R500"},
-        "total_500": {"model": "fit to the 9 clusters of KVM18: log M* = norm + slope "
-                               "log10(M500/10^14.5)", "norm": TOTAL_NORM, "slope": TOTAL_SLOPE,
-                      "scatter_dex": TOTAL_SCATTER_DEX},
-        "share": {"model": "(BCG+ICL)/total within R500, logit-normal about the ratio of the "
-                           "KVM18 medians (at most 0.95)", "scatter_logit": SHARE_SCATTER_LOGIT},
-        "satellites": {"model": "(1 - share) x total_500 within R500",
+        "total_500": {"model": "comparison only (the sum of BCG + ICL and satellites): fit to "
+                               "the 9 clusters of KVM18: log M* = norm + slope log10(M500/10^14.5)",
+                      "norm": TOTAL_NORM, "slope": TOTAL_SLOPE, "scatter_dex": TOTAL_SCATTER_DEX},
+        "satellites": {"model": "log M* within R500 = norm + slope log10(M500/10^14.5), independent "
+                                "of the BCG; KVM18 slope and scatter, norm = log10(10^total_norm - "
+                                "10^bcg_norm)", "norm": SAT_NORM, "slope": SAT_SLOPE,
+                       "scatter_dex": SAT_SCATTER_DEX,
                        "csmf": "Yang, Mo & van den Bosch 2008 form", "alpha": CSMF_ALPHA,
                        "log_ms": CSMF_LOG_MS, "number": "Poisson",
                        "profile": f"NFW c = {SAT_CONCENTRATION} (Lin, Mohr & Stanford 2004)"},

@@ -54,6 +54,8 @@ from .writer import SnapshotWriter
 #: galaxy << stars.GALAXY_SHIFT | particle (galaxy 0 BCG, 1 ICL, >= 2 satellites).
 _ID_TYPE = {"gas": 0, "dm": 1, "stars": 2}
 _ID_INDEX_BITS, _ID_UID_SHIFT = 30, 32
+#: Fewest dark-matter particles within R500 for the gas to be drawn at the realised M500.
+REALISED_M500_MIN_PARTICLES = 1000
 
 
 def decode_ids(ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -194,6 +196,78 @@ def _assemble(parts: dict, halo: Halo, boxsize: float, m_dm: float) -> dict:
     return particles
 
 
+@dataclass
+class _GasDraw:
+    """One halo's draws of its gas relations, applied at whatever M500 it is given.
+
+    ``xc_factor`` and ``beta_shift`` perturb the density shape; ``z_fgas`` and
+    ``z_t`` are the standard-normal draws of the f_gas and T scatter.
+    """
+
+    cool_core: bool
+    xc_factor: float
+    beta_shift: float
+    z_fgas: float
+    z_t: float
+
+    def f_gas(self, m500: float) -> float:
+        return min(float(rel.hot_gas_fraction_500(m500)) * 10 ** (rel.FGAS_SCATTER_DEX * self.z_fgas),
+                   0.9 * COSMOLOGY.Ob0 / COSMOLOGY.Om0)
+
+    def t_x(self, m500: float) -> float:
+        return float(rel.temperature_x(m500)) * 10 ** (rel.T_SCATTER_DEX * self.z_t)
+
+    def model(self, m500: float, r500: float):
+        shape = dict(rel.GAS_SHAPE[self.cool_core])
+        shape["x_c"] = float(rel.gas_core_radius(shape["x_c"] * self.xc_factor, m500))
+        shape["beta"] += self.beta_shift
+        return gas_model(m500, r500, self.f_gas(m500), shape, self.t_x(m500), self.cool_core)
+
+
+def _realised_m500(parts: dict, m_dm: float, content, galaxies: list, gas_draw: _GasDraw,
+                   m500: float, r500: float, c200: float, r200: float, iterations: int = 6):
+    """M500, R500 and gas model of a halo as its own matter realises them.
+
+    The gas relations are functions of M500 as an observer measures it, in a
+    sphere; the triaxial NFW with its subhaloes taken out holds ~9 % less
+    within its spherical R500 than the NFW M500.  So M500 is solved on the
+    halo's own dark-matter particles, its stars (BCG + ICL profiles, satellite
+    positions) and the gas model drawn at the current M500, iterated to a
+    fixed point (the gas is ~10 % of the mass: converged to < 10⁻⁴ in a few
+    steps).  A halo with fewer than :data:`REALISED_M500_MIN_PARTICLES` dark-matter
+    particles within its NFW R500 (whose sphere would measure Poisson noise), or
+    whose mean density does not cross 500 ρ_c between 0.2 and 2 R500, keeps the
+    NFW values.
+    """
+    dm_r = np.sort(np.concatenate([np.sqrt(np.einsum("ij,ij->i", p["positions"], p["positions"]))
+                                   for p in parts["dm"]]))
+    if np.searchsorted(dm_r, r500) < REALISED_M500_MIN_PARTICLES:
+        return m500, r500, gas_draw.model(m500, r500)
+    sat_r = np.sort([np.sqrt(np.dot(p, p)) for _, p in galaxies]) if galaxies else np.zeros(0)
+    sat_m = np.cumsum([g[0] for g in sorted(galaxies, key=lambda g: np.dot(g[1], g[1]))])
+    r = np.geomspace(0.2 * r500, 2.0 * r500, 400)
+    rest = m_dm * np.searchsorted(dm_r, r) + content.central_within(r, r500, c200, r200)
+    if sat_r.size:
+        k = np.searchsorted(sat_r, r)
+        rest += np.where(k > 0, sat_m[np.maximum(k - 1, 0)], 0.0)
+    mean_500 = 500.0 * rho_crit(0.0) * 4.0 / 3.0 * np.pi * r**3
+    m500_nfw, r500_nfw = m500, r500
+    gas = gas_draw.model(m500, r500)
+    for _ in range(iterations):
+        grid = radial_grid(r[-1], 1e-4 * gas.r500)
+        cum = cumulative_mass(grid, gas.density(grid), gas.shape["alpha"] / 2)
+        excess = rest + np.interp(r, grid, cum) - mean_500
+        inside = np.nonzero(excess < 0)[0]
+        if inside.size == 0 or inside[0] == 0:  # too few particles to see R500: keep the NFW
+            return m500_nfw, r500_nfw, gas_draw.model(m500_nfw, r500_nfw)
+        j = inside[0]
+        r_new = float(np.interp(0.0, [excess[j], excess[j - 1]], [r[j], r[j - 1]]))
+        m500 = 500.0 * rho_crit(0.0) * 4.0 / 3.0 * np.pi * r_new**3
+        r500 = r_new
+        gas = gas_draw.model(m500, r500)
+    return m500, r500, gas
+
+
 def realise_halo(halo: Halo, seed: int, config: SynthConfig, boxsize: float):
     """Draw the properties of one halo and realise its particles.
 
@@ -221,14 +295,10 @@ def realise_halo(halo: Halo, seed: int, config: SynthConfig, boxsize: float):
     m500 = m200 * float(rel.nfw_mu(c * x500) / rel.nfw_mu(c))
 
     cool_core = bool(rng.uniform() < rel.COOL_CORE_FRACTION)
-    shape = dict(rel.GAS_SHAPE[cool_core])
-    shape["x_c"] *= 10 ** (rel.GAS_XC_SCATTER_DEX * rng.normal())
-    shape["beta"] += rel.GAS_BETA_SIGMA * rng.normal()
-    f_gas = min(float(rel.hot_gas_fraction_500(m500)) * 10 ** (rel.FGAS_SCATTER_DEX * rng.normal()),
-                0.9 * COSMOLOGY.Ob0 / COSMOLOGY.Om0)
-    t_x = float(rel.temperature_x(m500)) * 10 ** (rel.T_SCATTER_DEX * rng.normal())
-    gas = gas_model(m500, r500, f_gas, shape, t_x, cool_core)
-    in500, in200 = gas_integrals(gas, r500), gas_integrals(gas, r200)
+    gas_draw = _GasDraw(cool_core, 10 ** (rel.GAS_XC_SCATTER_DEX * rng.normal()),
+                        rel.GAS_BETA_SIGMA * rng.normal(), rng.normal(), rng.normal())
+    gas = gas_draw.model(m500, r500)  # provisional: sets the dark-matter budget below
+    in200 = gas_integrals(gas, r200)
 
     content = stars.draw_stellar_content(rng, m200, m500, r200, r500, r_max, config.min_galaxy_mass,
                                          config.galaxy_size_floor)
@@ -255,6 +325,10 @@ def realise_halo(halo: Halo, seed: int, config: SynthConfig, boxsize: float):
         m_host = m200 * float(rel.nfw_mu(c * d / r200) / rel.nfw_mu(c))
         parts["dm"].append({"positions": pos + _subhalo_offsets(rng, m_sub, d, m_host, config.m_dm)})
 
+    m500_nfw, r500_nfw = m500, r500
+    m500, r500, gas = _realised_m500(parts, config.m_dm, content, galaxies, gas_draw, m500, r500, c,
+                                     r200)
+    in500 = gas_integrals(gas, r500)
     offsets, gas_fields = realise_gas(rng, gas, r_max, config.m_gas, axes_gas, rotation)
     x = gas_fields.pop("radius") / r500
     gas_fields["metallicity"] = rel.metallicity_profile(x, cool_core)
@@ -266,7 +340,7 @@ def realise_halo(halo: Halo, seed: int, config: SynthConfig, boxsize: float):
                                       content.r_half_bcg))
     n_icl = stochastic_count(rng, content.m_icl, config.m_star)
     if n_icl:
-        parts["stars"].append({"positions": place(rng, nfw_radii(rng, n_icl, r200, c, r500), axes_dm,
+        parts["stars"].append({"positions": place(rng, nfw_radii(rng, n_icl, r200, c, r500_nfw), axes_dm,
                                                   rotation),
                                "masses": np.full(n_icl, config.m_star),
                                "index": _star_index(stars.ICL_GALAXY, n_icl)})
@@ -276,9 +350,10 @@ def realise_halo(halo: Halo, seed: int, config: SynthConfig, boxsize: float):
 
     y_per_mass_t = float(rel.compton_y_per_particle(1.0, 1.0))
     props = dict(
-        m200=m200, r200=r200, c200=c, s=s, q=q, m500=m500, r500=r500, cool_core=cool_core,
-        f_gas500=f_gas, t_x=t_x, x_c=shape["x_c"], beta=shape["beta"],
-        mstar_central=content.central_within(stars.BCG_APERTURE, r500, c, r200),
+        m200=m200, r200=r200, c200=c, s=s, q=q, m500=m500, r500=r500, m500_nfw=m500_nfw,
+        r500_nfw=r500_nfw, cool_core=cool_core, f_gas500=gas_draw.f_gas(m500),
+        t_x=gas_draw.t_x(m500), x_c=gas.shape["x_c"], beta=gas.shape["beta"],
+        mstar_central=content.central_within(stars.BCG_APERTURE, r500_nfw, c, r200),
         mstar_bcg=content.m_bcg, mstar_icl=content.m_icl, r_half_bcg=content.r_half_bcg,
         mstar_sat500_intended=content.m_sat500_intended, stellar_weight=content.weight,
         n_sub=int(sub_m.size), n_satellites=len(galaxies),
