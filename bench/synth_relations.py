@@ -39,10 +39,11 @@ def diagnostics(got: dict, targets: dict) -> dict:
     """Fits and mass/temperature checks of the measured values (halo-id order)."""
     by_id = {int(h): i for i, h in enumerate(targets["halo_id"])}
     rows = np.array([by_id[int(h)] for h in got["halo_id"]])
-    drawn_m500 = np.asarray(targets["m500"], dtype=float)[rows]
+    drawn_m500 = np.asarray(targets["m500"], dtype=float)[rows]  # where the gas relations were drawn
+    nfw_m500 = np.asarray(targets.get("m500_nfw", targets["m500"]), dtype=float)[rows]
     m500 = got["m500"]
-    out: dict = {"fits": {}, "m500_measured_over_drawn": {}, "at_measured_and_drawn_m500": {},
-                 "lx_bol_over_lx_soft": {}}
+    out: dict = {"fits": {}, "m500_measured_over_drawn": {}, "m500_measured_over_nfw": {},
+                 "at_measured_and_drawn_m500": {}, "lx_bol_over_lx_soft": {}}
     for key, pivot in FITS.items():
         out["fits"][key] = {}
         for name, (lo, hi) in RANGES.items():
@@ -57,6 +58,7 @@ def diagnostics(got: dict, targets: dict) -> dict:
         if not sel.any():
             continue
         out["m500_measured_over_drawn"][name] = float(np.median(m500[sel] / drawn_m500[sel]))
+        out["m500_measured_over_nfw"][name] = float(np.median(m500[sel] / nfw_m500[sel]))
         for r in RELATIONS:
             if r.key not in got:
                 continue
@@ -84,8 +86,15 @@ def format_table(r: dict) -> str:
             f"{name} {f['value_at_pivot']:.3g} at {f['pivot_m500']:.0e} slope {f['slope']:.2f} "
             f"(n={f['n']}, rms {f['rms_dex']:.2f} dex)" for name, f in fits.items()))
     d = r["diagnostics"]
-    lines.append("M500 measured / drawn: " + ", ".join(
+    lines.append("M500 measured / drawn (the gas relations' M500): " + ", ".join(
         f"{k} {v:.3f}" for k, v in d["m500_measured_over_drawn"].items()))
+    lines.append("M500 measured / NFW M500: " + ", ".join(
+        f"{k} {v:.3f}" for k, v in d["m500_measured_over_nfw"].items()))
+    for s in r.get("literature_slopes", []):
+        lo, hi = s["m_range"]
+        if s["measured"] is not None:
+            lines.append(f"slope {s['key']} {lo:.0e}-{hi:.0e}: {s['measured']:.2f} vs {s['observed']:.2f} "
+                         f"+- {s['error']:.2f} {s['source']} ({s['sigmas']:+.1f} sigma, n={s['n']})")
     for key, entry in d["at_measured_and_drawn_m500"].items():
         lines.append(f"{key} / {entry['source']} at measured | drawn M500: " + ", ".join(
             f"{k} x{v['at_measured_m500']:.2f} | x{v['at_drawn_m500']:.2f}"
@@ -126,6 +135,7 @@ def main(argv=None) -> int:
         "peak_rss_bytes": peak_kib * 1024,
         "peak_rss_note": None if before < peak_kib else "an earlier child was larger: upper bound",
         "literature_offsets": meta["literature_offsets"],
+        "literature_slopes": meta.get("literature_slopes", []),
         "diagnostics": diagnostics(got, meta["targets"]),
     }
     table = format_table(result)

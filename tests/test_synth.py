@@ -458,3 +458,19 @@ def test_relations_tightly_with_more_clusters(tmp_path):
         assert scatter == pytest.approx(scatter_in, abs=0.025), name
     resid = np.log10(got["mstar_bcg_icl500"] / 10 ** (12.15 + 0.39 * np.log10(got["m500"] / 10**14.5)))
     assert 0.15 < np.std(resid) < 0.25  # KVM18 0.21 at >= 1e14, less in groups (stars.py)
+
+
+@pytest.mark.parametrize("planted_slope, within", [(1.53, True), (1.27, False), (1.85, False)])
+def test_slope_comparison_finds_a_planted_slope(planted_slope, within):
+    """`literature.slopes` recovers a planted L_X-M500 slope and flags one 2.5 sigma off REXCESS."""
+    from cmcore.synth.literature import slopes
+
+    rng = np.random.default_rng(4)
+    m500 = 10 ** rng.uniform(14.0, 15.0, 400)
+    lx = 4e43 * (m500 / 2e14) ** planted_slope * 10 ** (0.1 * rng.normal(size=m500.size))
+    found = {s["source"]: s for s in slopes({"m500": m500, "lx_soft500": lx})}
+    rexcess = found["Pratt et al. 2009 (REXCESS, BCES Y|X)"]
+    assert rexcess["n"] == 400 and rexcess["measured"] == pytest.approx(planted_slope, abs=0.05)
+    assert (abs(rexcess["sigmas"]) < 1) == within
+    assert found["Lovisari et al. 2015 (groups, bias-corrected)"]["measured"] is None  # no groups
+    assert "y500" not in {s["key"] for s in slopes({"m500": m500, "lx_soft500": lx})}

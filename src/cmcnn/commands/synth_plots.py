@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 NAME = "synth-plots"
 HELP = ("plot the relations measured from a synthetic universe's particles and rendered images "
@@ -28,5 +30,11 @@ def run(args: argparse.Namespace) -> int:
         parts = [f"{name} x{v['ratio']:.2f} (n={v['n']})" for name, v in entry.items()
                  if isinstance(v, dict) and v.get("n")]
         print(f"{key} vs {entry['source']}: " + ", ".join(parts))
-    print(f"{path}: relations figure written; offsets in {args.directory}/synth.json")
+    meta = json.loads((Path(args.directory) / "synth.json").read_text())
+    for s in meta.get("literature_slopes", []):
+        lo, hi = s["m_range"]
+        got = "too few haloes" if s["measured"] is None else f"{s['measured']:.2f} ({s['sigmas']:+.1f} sigma)"
+        print(f"slope {s['key']} {lo:.0e}-{hi:.0e}: {got} vs {s['observed']:.2f} +- {s['error']:.2f} "
+              f"{s['source']} (n={s['n']})")
+    print(f"{path}: relations figure written; offsets and slopes in {args.directory}/synth.json")
     return 0

@@ -20,6 +20,13 @@ T_X (Arnaud+05)    5 keV (M500 h70 / 3.84e14)^(1/1.71), 0.15–1 R500           
 f_gas (Vikhlinin   (0.125 + 0.037 log(M500 h / 1e15)) (h/0.72)^−3/2                    1e14–1e15
 +09)
 =================  =================================================================  ============
+
+Slopes (:data:`SLOPES`, :func:`slopes`): the L_X–M500 slope of REXCESS (1.53 ± 0.10,
+the same Table B.2 row) over 1e14–1e15 M☉; for groups, 1e13–1e14 M☉, the slope of
+Lovisari, Reiprich & Schellenberger 2015 (A&A 573, A118) corrected for selection
+effects, 1.66 ± 0.22 (their abstract; their normalisation, band and pivots could
+not be read here, so groups are compared in slope only); Y500–M500 1.79 ± 0.08
+(Arnaud et al. 2010).
 """
 from __future__ import annotations
 
@@ -149,4 +156,60 @@ def offsets(measured: dict, relations=RELATIONS) -> dict:
             entry[name] = {"n": int(sel.sum()), "median_dex": med, "ratio": 10**med,
                            "rms_dex": float(np.sqrt(np.mean((resid[sel] - med) ** 2)))}
         out[r.key] = entry
+    return out
+
+
+@dataclass(frozen=True)
+class Slope:
+    """An observed power-law slope of a relation over a mass range.
+
+    Attributes
+    ----------
+    key : str
+        Measured quantity (a key of :func:`cmcore.synth.measure.measure`'s output).
+    source : str
+        Citation.
+    slope, error : float
+        d log y / d log M500 and its 1σ uncertainty.
+    m_range : tuple of float
+        M500 range [M☉] the slope is measured over.
+    """
+
+    key: str
+    source: str
+    slope: float
+    error: float
+    m_range: tuple[float, float]
+
+
+#: Observed slopes compared with the universe's (module docstring).
+SLOPES = (
+    Slope("lx_soft500", "Pratt et al. 2009 (REXCESS, BCES Y|X)", 1.53, 0.10, (1e14, 1e15)),
+    Slope("lx_soft500", "Lovisari et al. 2015 (groups, bias-corrected)", 1.66, 0.22, (1e13, 1e14)),
+    Slope("y500", "Arnaud et al. 2010", 1.79, 0.08, (1e14, 1e15)),
+)
+
+
+def slopes(measured: dict, references=SLOPES) -> list[dict]:
+    """Measured least-squares slope of each :data:`SLOPES` entry beside the observed one.
+
+    Returns
+    -------
+    list of dict
+        ``key``, ``source``, ``m_range``, ``n``, ``measured``, ``observed``, ``error`` and
+        ``sigmas`` = (measured − observed) / error; ``measured`` is None with fewer than 5 haloes.
+    """
+    m500 = np.asarray(measured["m500"], dtype=float)
+    out = []
+    for ref in references:
+        if ref.key not in measured:
+            continue
+        value = np.asarray(measured[ref.key], dtype=float)
+        sel = (value > 0) & np.isfinite(value) & (m500 >= ref.m_range[0]) & (m500 < ref.m_range[1])
+        entry = {"key": ref.key, "source": ref.source, "m_range": list(ref.m_range), "n": int(sel.sum()),
+                 "observed": ref.slope, "error": ref.error, "measured": None, "sigmas": None}
+        if sel.sum() >= 5:
+            b = float(np.polyfit(np.log10(m500[sel]), np.log10(value[sel]), 1)[0])
+            entry.update(measured=b, sigmas=(b - ref.slope) / ref.error)
+        out.append(entry)
     return out

@@ -22,7 +22,7 @@ from ..fileio import atomic_write
 from . import relations as rel
 from . import stars
 from .cosmo import COSMOLOGY
-from .literature import RELATIONS, offsets
+from .literature import RELATIONS, offsets, slopes
 from .measure import image_luminosities, measure
 
 #: Placement redshift of the images the soft-band luminosities are measured on.
@@ -126,6 +126,7 @@ def plot_relations(directory: str | os.PathLike, out: str | os.PathLike, dpi: in
         fig.savefig(tmp, dpi=dpi, format=fmt)
     plt.close(fig)
     meta["literature_offsets"] = found
+    meta["literature_slopes"] = slopes(got)
     with atomic_write(files[2]) as tmp:
         tmp.write_text(json.dumps(meta, indent=1))
     return out, found
