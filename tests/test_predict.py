@@ -75,7 +75,7 @@ def test_render_cutout_predicted_as_onnxruntime_on_the_same_array(tiny_universe,
         assert f["hdu"][:].tolist() == [0] and f["index"][:].tolist() == [-1]
         # the same float32 network: equal up to onnxruntime's batch-dependent summation order
         np.testing.assert_allclose(f["log10_m200"][:], want, rtol=0, atol=1e-5)
-        np.testing.assert_allclose(f["m200"][:], 10**want)
+        np.testing.assert_allclose(f["m200"][:], 10 ** f["log10_m200"][:])
     assert "1 of 1 inputs predicted" in capsys.readouterr().err
 
 
