@@ -196,12 +196,16 @@ def test_evaluation_docs_match_the_recorded_star_baseline_diagnosis():
     est = r["estimator"]
     paper, literal = est["paper"], est["paper-literal"]
     assert quoted(r"predicting the mean gives σ = (\d+\.\d+) dex")[0] == pytest.approx(r["no_information_sigma_dex"], abs=5e-4)
-    beta, sigma = quoted(r"chooses 0\.35 Mpc, slope β = (\d+\.\d+), and scatters by σ = (\d+\.\d+) dex")
-    assert paper["aperture"] == "0.35 Mpc" and beta == pytest.approx(paper["slope"], abs=5e-3)
+    m = re.search(r"chooses (\S+ ?(?:Mpc)?), slope β = (\d+\.\d+), and scatters by σ = (\d+\.\d+) dex", flat)
+    assert m, "docs/evaluation.md no longer quotes the chosen aperture"
+    beta, sigma = float(m[2]), float(m[3])
+    assert m[1] == paper["aperture"] and beta == pytest.approx(paper["slope"], abs=5e-3)
     assert sigma == pytest.approx(paper["sigma_dex"], abs=5e-4)
     assert est["noise-free"]["sigma_dex"] == pytest.approx(paper["sigma_dex"], abs=5e-4)
-    beta, sigma = quoted(r"picks 1′, β = (\d+\.\d+), and σ = (\d+\.\d+) dex")
-    assert literal["aperture"] == "1′" and beta == pytest.approx(literal["slope"], abs=5e-3)
+    m = re.search(r"picks (\S+ ?(?:Mpc)?), β = (\d+\.\d+), and σ = (\d+\.\d+) dex", flat)
+    assert m, "docs/evaluation.md no longer quotes the literal reading's aperture"
+    beta, sigma = float(m[2]), float(m[3])
+    assert m[1] == literal["aperture"] and beta == pytest.approx(literal["slope"], abs=5e-3)
     assert sigma == pytest.approx(literal["sigma_dex"], abs=5e-4)
     assert quoted(r"regression on all eleven apertures ≤ 0\.35 Mpc at once reaches (\d+\.\d+)")[0] == pytest.approx(
         r["multi_aperture_le_0.35Mpc"]["sigma_dex"], abs=5e-4)
@@ -213,8 +217,10 @@ def test_evaluation_docs_match_the_recorded_star_baseline_diagnosis():
     floor = r["floor_3d"]["quantities"]
     assert quoted(r"scatters by (\d+\.\d+) dex \(all stars")[0] == pytest.approx(
         floor["BCG + ICL + satellites (all)"]["sigma_dex"], abs=5e-4)
-    assert quoted(r"0\.18 \(satellites alone or their number\) and (\d+\.\d+) \(BCG \+ ICL alone\)")[0] == pytest.approx(
-        floor["BCG + ICL"]["sigma_dex"], abs=5e-3)
+    sat, n_sat, bcg = quoted(r"(\d+\.\d+) \(satellites alone; (\d+\.\d+) their number\) and (\d+\.\d+) \(BCG \+ ICL alone\)")
+    assert sat == pytest.approx(floor["satellites (all, to 2 R200)"]["sigma_dex"], abs=5e-3)
+    assert n_sat == pytest.approx(floor["N satellites"]["sigma_dex"], abs=5e-3)
+    assert bcg == pytest.approx(floor["BCG + ICL"]["sigma_dex"], abs=5e-3)
     assert sc2 > paper["sigma_dex"] and paper["slope"] > 0
 
 
