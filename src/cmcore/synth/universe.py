@@ -229,7 +229,7 @@ def _realised_m500(parts: dict, m_dm: float, content, galaxies: list, gas_draw: 
     """M500, R500 and gas model of a halo as its own matter realises them.
 
     The gas relations are functions of M500 as an observer measures it, in a
-    sphere; the triaxial NFW with its subhaloes taken out holds ~9 % less
+    sphere; the triaxial NFW with its subhaloes taken out holds 7–10 % less
     within its spherical R500 than the NFW M500.  So M500 is solved on the
     halo's own dark-matter particles, its stars (BCG + ICL profiles, satellite
     positions) and the gas model drawn at the current M500, iterated to a
