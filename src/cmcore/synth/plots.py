@@ -219,8 +219,8 @@ def plot_stellar_panels(axes, got: dict, m_grid: np.ndarray) -> None:
             ax.plot(m_grid, y * 10 ** (sign * scatter), "k:")
 
     a_sat.loglog(got["m500"], np.maximum(got["mstar_sat500"], 1e9), ".", label="from particles")
-    band(a_sat, stars.satellite_mass_500(m_grid), None,
-         "Kravtsov et al. 2018 total − BCG+ICL")
+    band(a_sat, stars.satellite_mass_500(m_grid), stars.SAT_SCATTER_DEX,
+         "Kravtsov et al. 2018 satellites (slope 0.87, ±1σ)")
     a_sat.set(xlabel="M500 [M☉]", ylabel="M* satellites (<R500) [M☉]", title="satellite stellar mass")
 
     a_bcg.loglog(got["m500"], got["mstar_central"], ".", label="M*(<50 kpc) from particles")
