@@ -5,7 +5,7 @@
 #   bash models/regenerate.sh [WORK]        # WORK: scratch folder (default models-work)
 #
 # Every step resumes when rerun (synth and dataset skip what is complete; cmc train continues
-# from its checkpoint). On the 2-core CPU of the model cards: synth 30-40 min (1 GB peak RAM),
+# from its checkpoint). On the 2-core CPU of the model cards: synth 17-40 min (1 GB peak RAM),
 # dataset ~3 min (14 GB peak RAM), training ~5 min per single-channel network and ~14 min for the
 # multi-channel one (20 epochs each, idle machine), export + evaluation ~1 min per network.
 set -euo pipefail
