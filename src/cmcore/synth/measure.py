@@ -33,10 +33,10 @@ particles within each halo's sphere of radius max(R200, 50 kpc) (R500 < R200:
 the mean density within R200 is below 500 ρ_c), or within each image's
 column, and only those are kept: for the sphere, the float64 distance, the
 mass and the few per-particle values the sums need.  Memory is then the
-particles of the spheres (16–40 bytes each by type; 9.9 × 10⁷ particles
-within R200 of the 2000 targets of the ``paper`` preset) plus one chunk,
-whatever the size of the box: ``cmc synth-plots`` peaked at 4.98 GiB on the
-``paper`` universe (``bench/results/synth-relations-paper.json``).  The spherical overdensity is solved on the gathered
+particles of the spheres (16–40 bytes each by type; ~10⁸ particles within
+R200 of the 2000 targets of the ``paper`` preset) plus one chunk, whatever the
+size of the box (the peak of ``cmc synth-plots`` on the ``paper`` universe is
+recorded in ``bench/results/synth-relations-paper.json``).  The spherical overdensity is solved on the gathered
 distances exactly as :func:`cmcore.halos.spherical_overdensity` solves it
 (same particles, same order, same rule); a halo whose mean density is still
 above 500 ρ_c at the gathered radius (a catalogue R200 not from these
@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -302,10 +303,7 @@ def image_luminosities(snapshot: str | os.PathLike, centres, r500, redshift: flo
     kept: list[dict[str, list]] = [{k: [] for k in names} for _ in range(len(r500))]
     signal_names = None
     for _, _, p in _chunks(snapshot, "gas", counts["gas"], chunk_rows, progress, "Fxs columns: gas"):
-        chunk = Snapshot(particles={"gas": p}, boxsize=header.boxsize, h=header.h,
-                         scale_factor=header.scale_factor, redshift=header.redshift,
-                         cosmology=header.cosmology, flavour=header.flavour, path=header.path)
-        weights, signal_names = particle_signals(chunk, ["Fxs"])["gas"]
+        weights, signal_names = particle_signals(replace(header, particles={"gas": p}), ["Fxs"])["gas"]
         pad = float(np.max(p["smoothing_length"])) if scheme == "sph" and len(p) else 0.0
         index = CellIndex(np.ascontiguousarray(p.positions), header.boxsize)
         values = {"positions": index.positions, "masses": np.broadcast_to(p.masses, (len(p),)),
@@ -324,11 +322,8 @@ def image_luminosities(snapshot: str | os.PathLike, centres, r500, redshift: flo
         if column["positions"] is None:
             continue
         fields = {"smoothing_length": column["smoothing_length"]} if scheme == "sph" else {}
-        snap = Snapshot(particles={"gas": ParticleData(column["positions"], column["masses"], fields,
-                                                       name="gas")},
-                        boxsize=header.boxsize, h=header.h, scale_factor=header.scale_factor,
-                        redshift=header.redshift, cosmology=header.cosmology, flavour=header.flavour,
-                        path=header.path)
+        snap = replace(header, particles={"gas": ParticleData(column["positions"], column["masses"], fields,
+                                                              name="gas")})
         image = render_maps(snap, centre, channels=["Fxs"], redshift=redshift, los=los, npix=npix,
                             fov_arcmin=float(fov), scheme=scheme,
                             signals={"gas": (column["signal"], signal_names)})["Fxs"]
