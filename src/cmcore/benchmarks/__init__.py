@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["machine_info", "best_time", "write_result"]
+__all__ = ["machine_info", "best_time", "parse_time_log", "write_result"]
 
 
 def _cpu_model() -> str:
@@ -77,3 +78,22 @@ def write_result(folder: str | os.PathLike, name: str, result: dict, table: str,
     with atomic_write(folder / f"{name}.txt") as tmp:
         tmp.write_text(table + "\n")
     return path
+
+
+def parse_time_log(text: str) -> dict:
+    """Wall time [s], peak RSS [bytes] and the command from a GNU ``time -v`` log, and the
+    ``[  t s] stage`` lines :func:`cmcore.halos.find_halos` printed (seconds from its start)."""
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    cmd = re.search(r'Command being timed: "(.*)"', text)
+    status = re.search(r"Exit status: (\d+)", text)
+    if not (wall and rss):
+        raise ValueError("not a GNU time -v log (no wall clock time or maximum resident set size)")
+    seconds = 0.0
+    for part in wall.group(1).split(":"):
+        seconds = 60.0 * seconds + float(part)
+    stages = [[float(t), text] for t, text in re.findall(r"^\[\s*([\d.]+) s\] (.*)$", text, flags=re.M)]
+    return {"wall_seconds": seconds, "peak_rss_bytes": int(rss.group(1)) * 1024,
+            "timed_command": cmd.group(1) if cmd else None,
+            "exit_status": int(status.group(1)) if status else None,
+            "stages": stages}

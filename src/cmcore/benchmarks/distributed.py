@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import machine_info, write_result
+from . import machine_info, parse_time_log, write_result
 
 
 def _peak_rss_mb() -> float:
@@ -97,15 +96,14 @@ def _reference(path: Path, halos: Path, per_bin: int) -> tuple[object, dict]:
 
 def _time_log(path: Path) -> dict:
     """Command, wall time [s] and peak resident memory [MB] from a ``/usr/bin/time -v`` log."""
-    text = path.read_text()
-    command = re.search(r'Command being timed: "(.*)"', text)
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
-    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-    status = re.search(r"Exit status: (\d+)", text)
-    if not (command and wall and peak and status) or status[1] != "0":
+    try:
+        t = parse_time_log(path.read_text())
+    except ValueError:
+        t = None
+    if t is None or t["timed_command"] is None or t["exit_status"] != 0:
         raise ValueError(f"{path} is not the /usr/bin/time -v log of a successful run")
-    seconds = sum(float(x) * 60**i for i, x in enumerate(reversed(wall[1].split(":"))))
-    return {"command": command[1], "seconds": seconds, "peak_rss_mb": int(peak[1]) / 1024.0}
+    return {"command": t["timed_command"], "seconds": t["wall_seconds"],
+            "peak_rss_mb": t["peak_rss_bytes"] / 1024.0**2}
 
 
 def run(universe: Path, *, preset: str = "small", per_bin: int = 5, workers: int = 2, indexed: Path | None = None,
