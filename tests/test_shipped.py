@@ -86,7 +86,7 @@ def test_predict_dataset_refuses_other_pixel_scale(trained_onnx, tmp_path):
     other.write_bytes(trained_onnx["data"].read_bytes())
     with h5py.File(other, "r+") as f:
         f.attrs["pixel_scale_arcsec"] = 2 * float(f.attrs["pixel_scale_arcsec"])
-    with pytest.raises(InputError, match="takes 24 pixels of 10\""):
+    with pytest.raises(InputError, match="pixel scale 20, 20 arcsec .* the model takes 10 arcsec"):
         predict_dataset(trained_onnx["model1"], other)
 
 

@@ -354,18 +354,17 @@ def predict_dataset(model: str | os.PathLike | Predictor, data: str | os.PathLik
     dict
         Columns of :mod:`cmcnn.predictions` (``index`` … ``log10_m200_pred``).
     """
+    from .cutouts import ReadOptions, Refused, _open_h5
     from .data import ImageSource
     from .predictions import make_predictions
 
     pred = model if isinstance(model, Predictor) else Predictor(model, providers=providers, threads=threads)
+    try:  # the checks of `cmc predict` on a dataset file: channels, image size, units, pixel scale
+        with _open_h5(os.fspath(data), pred.info, ReadOptions()):
+            pass
+    except Refused as exc:
+        raise InputError(f"{data}: {exc} ({pred.path.name})") from None
     with ImageSource(data, pred.info.channels, cache="none") as source:
-        scale = source.attrs().get("pixel_scale_arcsec")
-        if source.npix != pred.info.npix or scale is None or \
-                abs(float(scale) / pred.info.pixel_scale_arcsec - 1.0) > 0.01:
-            scale = "unknown size" if scale is None else f"{float(scale):g}\""
-            raise InputError(f"{data} has {source.npix}-pixel images of {scale}; {pred.path.name} takes "
-                             f"{pred.info.npix} pixels of {pred.info.pixel_scale_arcsec:g}\"")
-        _check_dataset_units(data, pred.info)
         rows = source.rows(split)
         if rows.size == 0:
             raise InputError(f"{data} has no images in the {split} split")
@@ -375,20 +374,3 @@ def predict_dataset(model: str | os.PathLike | Predictor, data: str | os.PathLik
                                 source.label("redshift", rows), np.array([split] * rows.size),
                                 10.0 ** source.log10_m200[rows], 10.0 ** logm.astype(np.float64))
 
-
-def _check_dataset_units(data: str | os.PathLike, info: ModelInfo) -> None:
-    """Refuse a dataset whose channels carry other units than the model takes (as ``cmc predict`` does)."""
-    import h5py
-
-    from .cutouts import Refused, _check_unit
-
-    with h5py.File(data, "r") as f:
-        for c in info.channels:
-            unit = f[f"images/{c}"].attrs.get("units")
-            if unit is None:
-                continue
-            try:
-                _check_unit(unit.decode() if isinstance(unit, bytes) else str(unit), info.units[c],
-                            f"images/{c} units")
-            except Refused as exc:
-                raise InputError(f"{data}: {exc}") from None
