@@ -6,16 +6,13 @@ For each shipped model (models/<name>.onnx, exported with ``cmc export --half-we
 training run's own Keras network (float32 weights, ``cmcnn.training.predict_run``) and the
 ONNX file through onnxruntime (``cmcnn.predict.predict_dataset``) predict every image of the
 split; the largest and the rms |difference| [dex] are recorded in
-bench/results/half_weights.{json,txt} with the machine.  The export promised <= 1e-4 dex on
+bench/results/half_weights.{json,txt} with the machine and the command (atomically).  The export promised <= 1e-4 dex on
 its 256 parity images; this checks the promise on images the export never saw.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     from cmcnn.predict import predict_dataset
     from cmcnn.shipped import NAMES, resolve_model
     from cmcnn.training import predict_run
-    from cmcore.benchmarks import machine_info
+    from cmcore.benchmarks import machine_info, write_result
 
     rows = {}
     for name in NAMES:
@@ -45,15 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         rows[name] = {"n": int(d.size), "max_abs_dex": float(d.max()), "rms_dex": float(np.sqrt(np.mean(d ** 2)))}
         print(f"{name:6s} n = {d.size}  max |ONNX(float16 weights) - Keras(float32)| = {d.max():.2e} dex  "
               f"rms {rows[name]['rms_dex']:.2e}", flush=True)
-    record = {"command": " ".join(["python", "bench/half_weights.py", *(argv or sys.argv[1:])]),
-              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine_info(),
-              "python": platform.python_version(), "split": args.split, "data": str(args.data), "models": rows}
-    out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    record = {"machine": machine_info(), "split": args.split, "data": str(args.data), "models": rows}
     lines = [f"shipped models: float16-stored weights vs the float32 Keras network, {args.split} split of {args.data}",
-             f"machine: {record['machine']}", f"command: {record['command']}"]
+             f"machine: {record['machine']}"]
     lines += [f"{n:6s} n={r['n']}  max {r['max_abs_dex']:.2e} dex  rms {r['rms_dex']:.2e} dex" for n, r in rows.items()]
-    out.with_suffix(".txt").write_text("\n".join(lines) + "\n")
+    out = Path(args.out)
+    write_result(out.parent, out.name, record, "\n".join(lines))
     return 0
 
 
