@@ -64,14 +64,19 @@ def extensions() -> list[Extension]:
     compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math"] + omp_compile
     if sys.platform == "win32":
         compile_args = ["/O2"] + omp_compile
+    # C headers live next to the .pyx files (``cdef extern from "_kernels_simd.h"``) and
+    # ship as package data, so an sdist builds too; <module>*.h are a module's
+    # dependencies (a changed header recompiles it).
+    src = os.path.join("src", "cmcore")
     exts = []
-    for pyx in sorted(glob.glob(os.path.join("src", "cmcore", "*.pyx"))):
-        name = "cmcore." + os.path.splitext(os.path.basename(pyx))[0]
+    for pyx in sorted(glob.glob(os.path.join(src, "*.pyx"))):
+        stem = os.path.splitext(os.path.basename(pyx))[0]
         exts.append(
             Extension(
-                name,
+                "cmcore." + stem,
                 [pyx],
-                include_dirs=[np.get_include()],
+                include_dirs=[src, np.get_include()],
+                depends=sorted(glob.glob(os.path.join(src, stem + "*.h"))),
                 extra_compile_args=compile_args,
                 extra_link_args=omp_link,
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
