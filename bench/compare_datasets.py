@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out:
         from cmcore.benchmarks import machine_info
-        from cmcore.dataset import file_sha256
+        from cmcore.fileio import file_sha256
 
         record = {"command": " ".join(["python", "bench/compare_datasets.py", *(argv or sys.argv[1:])]),
                   "machine": machine_info(), "a": args.a, "b": args.b,

@@ -42,8 +42,8 @@ def main() -> int:
     from conftest import write_planted_dataset
 
     from cmcnn.benchmarks.train import _worker
-    from cmcnn.evaluate import read_history
-    from cmcnn.training import TrainConfig, train
+    from cmcnn.train.history import read_history
+    from cmcnn.train.training import TrainConfig, train
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

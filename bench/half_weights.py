@@ -3,8 +3,8 @@
     python bench/half_weights.py --runs WORK/runs --data WORK/paper.h5 [--split test]
 
 For each shipped model (models/<name>.onnx, exported with ``cmc export --half-weights``) the
-training run's own Keras network (float32 weights, ``cmcnn.training.predict_run``) and the
-ONNX file through onnxruntime (``cmcnn.predict.predict_dataset``) predict every image of the
+training run's own Keras network (float32 weights, ``cmcnn.train.training.predict_run``) and the
+ONNX file through onnxruntime (``cmcnn.evaluate.evaluation.predict_dataset``) predict every image of the
 split; the largest and the rms |difference| [dex] are recorded in
 bench/results/half_weights.{json,txt} with the machine and the command (atomically).  The export promised <= 1e-4 dex on
 its 256 parity images; this checks the promise on images the export never saw.
@@ -28,9 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "half_weights"))
     args = ap.parse_args(argv)
 
-    from cmcnn.predict import predict_dataset
-    from cmcnn.shipped import NAMES, resolve_model
-    from cmcnn.training import predict_run
+    from cmcnn.evaluate.evaluation import predict_dataset
+    from cmcnn.serve.shipped import NAMES, resolve_model
+    from cmcnn.train.training import predict_run
     from cmcore.benchmarks import machine_info, write_result
 
     rows = {}

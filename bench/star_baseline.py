@@ -1,12 +1,12 @@
 """What limits the classical Star estimator (issue 11): scatter of log M200 against the aperture.
 
 On a cmc dataset (the paper preset's ``paper.h5``) this measures, for the ``Star``
-channel, the estimator of :mod:`cmcnn.baseline` (stellar mass in an aperture, a power
+channel, the estimator of :mod:`cmcnn.evaluate.baseline` (stellar mass in an aperture, a power
 law fitted on the training split, the aperture chosen on the validation split, the
 test split scored over 13.25 < log M200 < 14.5) under three readings of the noise,
 all from the same images:
 
-* ``noise-free``: the image minus its recorded noise (:func:`cmcore.dataset.noise_field`
+* ``noise-free``: the image minus its recorded noise (:func:`cmcore.datafile.noise_field`
   regenerates it exactly; the ``paper`` Star channel has no beam);
 * ``paper``: the dataset as it is (2.14e5 M☉ kpc⁻² per pixel);
 * ``paper-literal``: noise-free plus the same Gaussian deviates scaled to 2.14e11 M☉ per
@@ -41,13 +41,13 @@ import numpy as np
 from astropy import units as u
 
 from cmcore.benchmarks import machine_info
-from cmcore.dataset import DatasetConfig, noise_field, open_dataset
+from cmcore.datafile import DatasetConfig, noise_field, open_dataset
 from cmcore.fileio import atomic_write
 from cmcore.halos import cosmology_from_json
 from cmcore.instrument import LITERAL_STAR_NOISE_MSUN, PAPER_STAR_NOISE
 from cmcore.observables import pixel_area_kpc2
-from cmcnn.baseline import Aperture, _choose, candidate_apertures, enclosed_sums, pixel_radii
-from cmcnn.metrics import CENTRAL_RANGE, table2
+from cmcnn.evaluate.baseline import Aperture, _choose, candidate_apertures, enclosed_sums, pixel_radii
+from cmcnn.evaluate.metrics import CENTRAL_RANGE, table2
 
 RADII_MPC = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.5, 0.7)
 FRACTIONS_R200 = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
@@ -114,7 +114,7 @@ def main() -> int:
                     "n_test_central": int(test.sum()),
                     "no_information_sigma_dex": float(np.std(log_m[test])), "estimator": {}, "apertures": [], "whole_field": {}}
 
-    # 1. the estimator of cmcnn.baseline under the three readings
+    # 1. the estimator of cmcnn.evaluate.baseline under the three readings
     for name, (x, xn) in readings.items():
         fit, pred = _choose("Star", cands, x[:, :nc], xn[train][:, :nc], log_m, split)
         t2 = table2(lab["m200"][split == 2], 10.0 ** pred[split == 2]).to_dict()
@@ -233,7 +233,7 @@ def _markdown(r: dict) -> str:
              f"{m.get('date_utc')}", "", f"`{r['command']}` ({r['seconds']:.0f} s). Test images with "
              f"{r['central_range'][0]} < log M200 < {r['central_range'][1]} (n = {r['n_test_central']}); σ: standard "
              "deviation of log10(M_pred/M_true); an estimator without information (the mean) has σ = "
-             f"{r['no_information_sigma_dex']:.3f} there.", "", "## The estimator (`cmcnn.baseline`) under three noise readings",
+             f"{r['no_information_sigma_dex']:.3f} there.", "", "## The estimator (`cmcnn.evaluate.baseline`) under three noise readings",
              "", "| reading | aperture (chosen on validation) | slope β | σ (dex) | noise rms / median signal in 0.35 Mpc |",
              "|---|---|---:|---:|---:|"]
     for name, e in r["estimator"].items():

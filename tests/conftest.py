@@ -63,7 +63,7 @@ def write_planted_dataset(path, *, n_halos: int = 60, projections: int = 2, npix
     import h5py
     import numpy as np
 
-    from cmcore.dataset import FORMAT, FORMAT_VERSION
+    from cmcore.datafile import FORMAT, FORMAT_VERSION
 
     level = {"Star": 3e5, "Fxs": 2e-14, "Fxb": 5e-14, "Ypar": 2e-6}
     noise = {"Star": 2e4, "Fxs": 9e-16, "Fxb": 9e-16, "Ypar": 1e-8}
@@ -106,8 +106,8 @@ def trained_onnx(tmp_path_factory):
 
     Returns a dict with ``data``, ``run1``, ``run4``, ``model1``, ``model4`` (paths).
     """
-    from cmcnn.export import export_run
-    from cmcnn.training import TrainConfig, train
+    from cmcnn.serve.export import export_run
+    from cmcnn.train.training import TrainConfig, train
 
     d = tmp_path_factory.mktemp("trained_onnx")
     data = write_planted_dataset(d / "planted.h5")

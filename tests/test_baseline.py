@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from cmcnn import cli
-from cmcnn.baseline import Aperture, enclosed_sums, fit_baseline, pixel_radii, soft_log10, write_baseline
-from cmcnn.predictions import COLUMNS, read_predictions
-from cmcore.dataset import DatasetConfig, noise_field
+from cmcnn.evaluate.baseline import Aperture, enclosed_sums, fit_baseline, pixel_radii, soft_log10, write_baseline
+from cmcnn.evaluate.predictions_csv import COLUMNS, read_predictions
+from cmcore.datafile import DatasetConfig, noise_field
 from cmcore.errors import InputError
 from cmcore.halos import cosmology_to_json
 from cmcore.observables import default_cosmology, pixel_normalisation

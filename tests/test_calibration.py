@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from cmcnn.calibration import Calibration, calibrated_columns, fit_calibration
-from cmcnn.evaluate import evaluate
-from cmcnn.predictions import make_predictions, write_predictions
+from cmcnn.train.calibration import Calibration, calibrated_columns, fit_calibration
+from cmcnn.evaluate.evaluation import evaluate
+from cmcnn.evaluate.predictions_csv import make_predictions, write_predictions
 from cmcore.errors import InputError
 
 

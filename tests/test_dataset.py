@@ -15,14 +15,8 @@ import pytest
 
 import cmcore
 from cmcnn import cli
-from cmcore.dataset import (
-    DatasetConfig,
-    build_dataset,
-    noise_field,
-    open_dataset,
-    redraw_noise,
-    split_indices,
-)
+from cmcore.dataset import build_dataset
+from cmcore.datafile import DatasetConfig, noise_field, open_dataset, redraw_noise, split_indices
 from cmcore.errors import FileFormatError, InputError
 from cmcore.halos import HaloCatalogue, read_halos, write_halos
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cmcore.dataset import DatasetConfig, plan_images, select_haloes, split_of
+from cmcore.dataset import plan_images, select_haloes, split_of
+from cmcore.datafile import DatasetConfig
 from cmcore.errors import InputError
 
 

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 
 from cmcnn import cli
-from cmcnn.metrics import table2
-from cmcnn.predictions import read_predictions, select_split
-from cmcnn.shipped import NAMES, shipped_models
+from cmcnn.evaluate.metrics import table2
+from cmcnn.evaluate.predictions_csv import read_predictions, select_split
+from cmcnn.serve.shipped import NAMES, shipped_models
 
 needs_models = pytest.mark.skipif(len(shipped_models()) < len(NAMES),
                                   reason="the shipped models (models/*.onnx) are absent")
 
 
 def test_seed_of_the_training_universe_is_refused(tmp_path):
-    from cmcnn.demo import TRAINING_SEED, plan
+    from cmcnn.workflows.demo import TRAINING_SEED, plan
     from cmcore.errors import InputError
 
     with pytest.raises(InputError, match="draws the clusters the shipped networks were trained on"):
@@ -31,8 +31,8 @@ def test_a_folder_with_other_files_is_refused(tmp_path, capsys):
 
 
 def test_steps_after_a_redone_step_are_counted_to_run(tmp_path):
-    from cmcnn.demo import steps_to_run
-    from cmcnn.steps import Step, StepRunner
+    from cmcnn.workflows.demo import steps_to_run
+    from cmcnn.workflows.steps import Step, StepRunner
 
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     first = Step("first", lambda: a.write_text("1"), outputs=[a], params={"v": 1})
@@ -113,7 +113,7 @@ def test_rerun_resumes_without_redoing_anything(demo, capsys):
 def test_summary_prints_a_dash_for_missing_numbers():
     from pathlib import Path
 
-    from cmcnn.demo import DemoSummary, summary_lines
+    from cmcnn.workflows.demo import DemoSummary, summary_lines
 
     rows = {"Ypar network": {"n": 96, "log_bias": 0.0215, "rms_pct": 21.94, "scatter_dex": 0.0841},
             "Star network": {"n": 1, "log_bias": 0.1, "rms_pct": None, "scatter_dex": None}}

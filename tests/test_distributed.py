@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from cmcnn import cli
-from cmcore.dataset import DatasetConfig, build_dataset
-from cmcore.cluster import parse_scheduler
+from cmcore.dataset import build_dataset
+from cmcore.datafile import DatasetConfig
+from cmcore.scheduler import parse_scheduler
 from cmcore.errors import InputError
 
 distributed = pytest.importorskip("dask.distributed")

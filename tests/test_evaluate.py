@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from cmcnn import cli
-from cmcnn.evaluate import evaluate
-from cmcnn.predictions import COLUMNS, make_predictions, read_predictions, write_predictions
+from cmcnn.evaluate.evaluation import evaluate
+from cmcnn.evaluate.predictions_csv import COLUMNS, make_predictions, read_predictions, write_predictions
 from cmcore.errors import InputError
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -106,7 +106,7 @@ def test_evaluate_a_run_directory_through_predict_run(tmp_path, monkeypatch):
         calls.append((run, data, split, batch_size))
         return dict(cols)
 
-    monkeypatch.setitem(sys.modules, "cmcnn.training", types.SimpleNamespace(predict_run=predict_run))
+    monkeypatch.setitem(sys.modules, "cmcnn.train.training", types.SimpleNamespace(predict_run=predict_run))
     run = tmp_path / "multi"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"channels": ["Star", "Fxs", "Fxb", "Ypar"], "data": "d.h5",
@@ -124,7 +124,7 @@ def test_evaluate_a_run_directory_through_predict_run(tmp_path, monkeypatch):
 def test_evaluation_never_imports_tensorflow(tmp_path):
     path = tmp_path / "p.csv"
     write_predictions(path, fake_predictions(4, n=80))
-    code = ("import sys; from cmcnn.evaluate import evaluate; import cmcnn.baseline; "
+    code = ("import sys; from cmcnn.evaluate.evaluation import evaluate; import cmcnn.evaluate.baseline; "
             f"evaluate([{str(path)!r}], {str(tmp_path / 'o')!r}); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

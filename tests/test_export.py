@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cmcnn import cli
-from cmcnn import export as ex
+from cmcnn.serve import export as ex
 
 
 def _session(path):
@@ -35,9 +35,9 @@ def test_graph_input_output_and_metadata(trained_onnx):
 
 
 def test_onnx_equals_keras_on_any_batch_size(trained_onnx):
-    from cmcnn.training import load_run
+    from cmcnn.train.training import load_model
 
-    model, _ = load_run(trained_onnx["run1"])
+    model, _ = load_model(trained_onnx["run1"])
     rng = np.random.default_rng(5)
     sess = _session(trained_onnx["model1"])
     for n in (1, 7, 33):
@@ -103,9 +103,9 @@ def test_cli_export_and_errors(trained_onnx, tmp_path, capsys):
 
 
 def test_exported_models_split_for_mask_scans(trained_onnx):
-    """cmc interpret --method mask reads cmc export's graphs (both networks)."""
-    from cmcnn.maskscan import ScanModel, brute_force_scan, split_brute_force_scan
-    from cmcnn.predict import Predictor
+    """cmc interpret mask reads cmc export's graphs (both networks)."""
+    from cmcnn.interpret.maskscan import ScanModel, brute_force_scan, split_brute_force_scan
+    from cmcnn.serve.predictor import Predictor
 
     for key in ("model1", "model4"):
         scan, pred = ScanModel(trained_onnx[key]), Predictor(trained_onnx[key])
@@ -117,8 +117,8 @@ def test_exported_models_split_for_mask_scans(trained_onnx):
 
 
 def test_half_weights_halve_the_file_within_tolerance(trained_onnx, tmp_path):
-    from cmcnn.maskscan import ScanModel
-    from cmcnn.predict import Predictor
+    from cmcnn.interpret.maskscan import ScanModel
+    from cmcnn.serve.predictor import Predictor
 
     full = tmp_path / "full.onnx"
     half = tmp_path / "half.onnx"
@@ -126,7 +126,7 @@ def test_half_weights_halve_the_file_within_tolerance(trained_onnx, tmp_path):
     s = ex.export_run(trained_onnx["run4"], half, half=True)
     assert s.metadata["weights_storage"].startswith("float16 for 460,800 weights in 1 tensor")  # dense1: 4 x 3x3x64 x 200
     assert half.stat().st_size < 0.75 * full.stat().st_size   # dense1 holds most of the weights
-    from cmcnn.data import ImageSource
+    from cmcnn.train.data import ImageSource
 
     with ImageSource(trained_onnx["data"], ["Star", "Fxs", "Fxb", "Ypar"], cache="none") as src:
         x = src.read(src.rows("test"))            # images the parity check never saw

@@ -1,5 +1,6 @@
-"""The import graph of cmcore has no cycles (every import counts: module level, in
-functions, and under ``TYPE_CHECKING``)."""
+"""The import graphs of cmcore and cmcnn have no cycles (every import counts: module
+level, in functions, and under ``TYPE_CHECKING``), between modules and between the
+stages of cmcnn (``train`` → ``evaluate`` → ``interpret``/``workflows``, ``serve`` beside)."""
 from __future__ import annotations
 
 import ast
@@ -7,18 +8,22 @@ from pathlib import Path
 
 import cmcore
 
-ROOT = Path(cmcore.__file__).resolve().parent
+SRC = Path(cmcore.__file__).resolve().parents[1]
+PACKAGES = ("cmcore", "cmcnn")
+#: The stages of cmcnn, each a subpackage.
+STAGES = ("cmcnn.train", "cmcnn.evaluate", "cmcnn.serve", "cmcnn.interpret", "cmcnn.workflows",
+          "cmcnn.commands", "cmcnn.benchmarks")
 
 
 def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def import_graph() -> dict[str, set[str]]:
-    """Module → the cmcore modules it imports.  ``from P import m`` with ``P.m`` a module
+    """Module → the cmc modules it imports.  ``from P import m`` with ``P.m`` a module
     counts as importing ``P.m`` (not the package ``P``, already imported as its parent)."""
-    modules = {module_name(p): p for p in ROOT.rglob("*.py")}
+    modules = {module_name(p): p for pkg in PACKAGES for p in (SRC / pkg).rglob("*.py")}
     graph = {}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -71,8 +76,34 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_cmcore_import_graph_is_acyclic():
-    assert cycles(import_graph()) == []
+def stage_of(module: str) -> str:
+    """The cmcnn stage a module belongs to (the module itself outside the stages)."""
+    return next((s for s in STAGES if module == s or module.startswith(s + ".")), module)
+
+
+def stage_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph seen between stages (imports of a stage's own ``__init__`` excluded)."""
+    out: dict[str, set[str]] = {}
+    for mod, deps in graph.items():
+        out.setdefault(stage_of(mod), set()).update(stage_of(d) for d in deps if stage_of(d) != stage_of(mod))
+    for deps in list(out.values()):
+        for d in deps:
+            out.setdefault(d, set())
+    return out
+
+
+def test_cmc_module_graph_is_acyclic():
+    graph = import_graph()
+    assert any(m.startswith("cmcnn.serve.") for m in graph) and "cmcore.projection" in graph
+    assert cycles(graph) == []
+
+
+def test_cmcnn_stages_are_acyclic_and_cmcore_never_imports_cmcnn():
+    graph = import_graph()
+    assert cycles(stage_graph(graph)) == []
+    assert not [(m, d) for m, deps in graph.items() if m.startswith("cmcore") for d in deps if d.startswith("cmcnn")]
+    stages = stage_graph(graph)
+    assert "cmcnn.train" in stages["cmcnn.evaluate"] and "cmcnn.serve" in stages["cmcnn.interpret"]
 
 
 def test_the_cycle_finder_sees_a_cycle():
@@ -80,3 +111,4 @@ def test_the_cycle_finder_sees_a_cycle():
     graph = import_graph()
     assert "cmcore.validation" in graph["cmcore.cellindex"]           # the graph is read, edges and all
     assert "cmcore.cellindex" in graph["cmcore.projection"]            # TYPE_CHECKING imports count
+    assert "cmcnn.serve.predictor" in graph["cmcnn"]                   # imports inside functions count

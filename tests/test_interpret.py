@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from cmcnn.maskscan import (ScanModel, brute_force_scan, fast_scan, gaussian_mask, mask_radius,
+from cmcnn.interpret.maskscan import (ScanModel, brute_force_scan, fast_scan, gaussian_mask, mask_radius,
                             scan_centres)
 
 
@@ -15,7 +15,7 @@ def _random_network(channels, npix, path, seed=0):
     """A paper network with random weights, non-zero biases and scaling constants, exported to ONNX."""
     import keras
 
-    from cmcnn.models import build_model
+    from cmcnn.train.models import build_model
 
     keras.utils.set_random_seed(seed)
     model = build_model(channels, npix=npix)
@@ -120,8 +120,8 @@ def test_scan_model_refuses_other_graphs(tmp_path):
 
 # ---------------------------------------------------------------- Deep Dream
 def test_deepdream_gradient_matches_finite_differences():
-    from cmcnn.deepdream import deep_dream, gradient
-    from cmcnn.models import build_model
+    from cmcnn.interpret.deepdream import deep_dream, gradient
+    from cmcnn.train.models import build_model
 
     import keras
 
@@ -151,7 +151,7 @@ def test_deepdream_gradient_matches_finite_differences():
 
 # ---------------------------------------------------------------- core / ring
 def test_core_ring_sums_count_pixels():
-    from cmcnn.coring import core_ring_sums, radii_arcmin
+    from cmcnn.interpret.core_ring import core_ring_sums, radii_arcmin
 
     n, pix = 41, 6.0                        # 0.1 arcmin pixels
     r = radii_arcmin(n, pix)
@@ -161,7 +161,7 @@ def test_core_ring_sums_count_pixels():
 
 
 def test_core_ring_on_planted_dataset(planted_dataset):
-    from cmcnn.coring import core_ring_analysis, correlations
+    from cmcnn.interpret.core_ring import core_ring_analysis, correlations
 
     res = core_ring_analysis(planted_dataset, ["Fxs", "Star"])
     rows = {(r["channel"], r["region"][:4]): r for r in res["rows"]}
@@ -180,7 +180,7 @@ def test_cli_mask_and_core_ring(onnx_models, tmp_path):
 
     data = write_planted_dataset(tmp_path / "d.h5", npix=40, n_halos=10)
     out = tmp_path / "mask"
-    assert main(["interpret", "--method", "mask", str(onnx_models["single"]), str(data), "--index", "3",
+    assert main(["interpret", "mask", str(onnx_models["single"]), str(data), "--index", "3",
                  "--channels", "Fxs", "--sigma", "2", "--stride", "4", "--out", str(out), "--no-progress"]) == 0
     fits_map = out / "d_3_mask.fits"
     with fits.open(fits_map) as h:
@@ -190,21 +190,21 @@ def test_cli_mask_and_core_ring(onnx_models, tmp_path):
     summary = json.loads((out / "d_3_mask.json").read_text())
     assert summary["method"] == "fast" and summary["mask_radius_px"] == mask_radius(2.0)
     # wrong channel count: one line, exit 2
-    assert main(["interpret", "--method", "mask", str(onnx_models["single"]), str(data), "--index", "3",
+    assert main(["interpret", "mask", str(onnx_models["single"]), str(data), "--index", "3",
                  "--out", str(out)]) == 2
-    assert main(["interpret", "--method", "core-ring", str(data), "--out", str(tmp_path / "cr")]) == 0
+    assert main(["interpret", "core-ring", str(data), "--out", str(tmp_path / "cr")]) == 0
     assert (tmp_path / "cr" / "core_ring.png").is_file()
     assert len(json.loads((tmp_path / "cr" / "core_ring.json").read_text())["rows"]) == 8
 
 
 def test_cli_deepdream_on_a_run(planted_dataset, tmp_path):
     from cmcnn.cli import main
-    from cmcnn.training import TrainConfig, train
+    from cmcnn.train.training import TrainConfig, train
 
     run = tmp_path / "run"
     train(planted_dataset, run, TrainConfig(channels="Fxs", epochs=1, batch_size=20), progress=False)
     out = tmp_path / "dd"
-    assert main(["interpret", "--method", "deepdream", str(run), str(planted_dataset), "--index", "0",
+    assert main(["interpret", "deepdream", str(run), str(planted_dataset), "--index", "0",
                  "--iterations", "2", "--out", str(out)]) == 0
     assert (out / "planted_0_deepdream.png").is_file()
     assert np.load(out / "planted_0_deepdream_Fxs.npy").shape == (24, 24)

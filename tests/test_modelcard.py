@@ -30,7 +30,7 @@ def test_card_quotes_the_evaluation_of_the_onnx_file(trained_onnx, tmp_path):
 
 
 def test_card_refuses_a_report_without_the_model(trained_onnx, tmp_path):
-    from cmcnn.modelcard import write_card
+    from cmcnn.evaluate.card import write_card
 
     report = tmp_path / "report"
     assert cli.main(["evaluate", str(trained_onnx["model4"]), "--data", str(trained_onnx["data"]),
@@ -42,7 +42,7 @@ def test_card_refuses_a_report_without_the_model(trained_onnx, tmp_path):
 
 def test_card_refuses_another_model_of_the_same_name(trained_onnx, tmp_path):
     """A card matches its evaluation by the ONNX file's SHA-256, not by its name."""
-    from cmcnn.modelcard import write_card
+    from cmcnn.evaluate.card import write_card
 
     impostor = tmp_path / "other" / "model1.onnx"
     impostor.parent.mkdir()

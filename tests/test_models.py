@@ -6,7 +6,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from cmcnn.models import AsinhScaling, build_model, fit_scaling  # noqa: E402
+from cmcnn.train.models import AsinhScaling, build_model, fit_scaling  # noqa: E402
 
 
 def _kinds(model):

@@ -14,9 +14,9 @@ import pytest
 from astropy.io import fits
 
 from cmcnn import cli
-from cmcnn.cutouts import ReadOptions, Refused, pixel_scales_arcsec, read_fits, write_cube
-from cmcnn.modelinfo import ModelInfo
-from cmcnn.predict import Predictor, resolve_providers
+from cmcnn.serve.cutouts import ReadOptions, Refused, pixel_scales_arcsec, read_fits, write_cube
+from cmcnn.serve.metadata import ModelInfo
+from cmcnn.serve.predictor import Predictor, resolve_providers
 
 NPIX = 24
 
@@ -299,8 +299,8 @@ def test_predictor_array_api(trained_onnx):
 
 
 def test_cmcnn_import_is_light():
-    code = ("import sys, cmcnn; assert 'cmcnn.predict' not in sys.modules and 'onnxruntime' not in sys.modules; "
-            "cmcnn.Predictor; print('cmcnn.predict' in sys.modules)")
+    code = ("import sys, cmcnn; assert 'cmcnn.serve.predictor' not in sys.modules and 'onnxruntime' not in sys.modules; "
+            "cmcnn.Predictor; print('cmcnn.serve.predictor' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})
     assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr
@@ -360,7 +360,7 @@ def test_not_a_cmc_model(tmp_path, trained_onnx, capsys):
 
 # ---------------------------------------------------------------------------- streaming
 def test_streaming_reads_a_bounded_window_ahead(trained_onnx, tmp_path, monkeypatch):
-    import cmcnn.cutouts as cu
+    import cmcnn.serve.cutouts as cu
 
     rng = np.random.default_rng(7)
     for i in range(120):
@@ -438,7 +438,7 @@ def test_cpu_predictor_runs_the_preprocessing_in_numpy_to_the_same_answer(traine
     import onnxruntime as ort
 
     from cmcnn import Predictor
-    from cmcnn.data import ImageSource
+    from cmcnn.train.data import ImageSource
 
     p = Predictor(trained_onnx[f"model{key}"], providers="cpu")
     assert p._split is not None  # the asinh scaling runs in NumPy on CPU

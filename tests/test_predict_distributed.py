@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -10,10 +9,10 @@ import pytest
 from astropy.io import fits
 
 from cmcnn import cli
-from cmcnn.cutouts import ReadOptions, expand_inputs, plan
-from cmcnn.distributed import auto_shard_size, shard_plan
-from cmcnn.predict import Predictor
-from cmcore.cluster import connect
+from cmcnn.serve.cutouts import ReadOptions, expand_inputs, plan
+from cmcnn.serve.distributed import auto_shard_size, shard_plan
+from cmcnn.serve.predictor import Predictor
+from cmcore.scheduler import connect
 from cmcore.errors import InputError
 
 distributed = pytest.importorskip("dask.distributed")
@@ -81,7 +80,7 @@ def test_sharded_prediction_equals_serial(trained_onnx, inputs, monkeypatch, cap
         rc1, sharded, ref1, lines1 = _predict(model, d, names, "sharded.h5", monkeypatch, capsys,
                                               "--scheduler", cluster.scheduler_address, "--shard-size", "8")
         with distributed.Client(cluster) as client:
-            sessions = client.run(lambda: len(sys.modules["cmcnn.distributed"]._predictors))
+            sessions = client.run(lambda: len(sys.modules["cmcnn.serve.distributed"]._predictors))
     # one onnxruntime session per worker, reused by every shard (17 shards on 2 workers)
     assert max(sessions.values()) == 1 and len(serial["name"]) + len(ref0.splitlines()) > 16 * 8
     assert rc1 == rc0

@@ -1,4 +1,4 @@
-"""The reproduction report's tables (cmcnn.report), checked against planted predictions."""
+"""The reproduction report's tables (cmcnn.evaluate.report), checked against planted predictions."""
 from __future__ import annotations
 
 import json
@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from cmcnn.metrics import per_bin, table2
-from cmcnn.predictions import make_predictions, read_predictions, write_predictions
-from cmcnn.report import PAPER_TABLE2, Comparison, Estimator, write_report
+from cmcnn.evaluate.metrics import per_bin, table2
+from cmcnn.evaluate.predictions_csv import make_predictions, read_predictions, write_predictions
+from cmcnn.evaluate.report import PAPER_TABLE2, Comparison, Estimator, write_report
 
 
 def md_tables(text: str) -> list[list[list[str]]]:

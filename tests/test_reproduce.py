@@ -6,9 +6,9 @@ import json
 import pytest
 
 from cmcnn import cli
-from cmcnn.metrics import table2
-from cmcnn.predictions import read_predictions
-from cmcnn.reproduce import EXPERIMENTS, NETWORKS, SCALES, VARIANTS, Grid, plan, reproduce
+from cmcnn.evaluate.metrics import table2
+from cmcnn.evaluate.predictions_csv import read_predictions
+from cmcnn.workflows.reproduce import EXPERIMENTS, NETWORKS, SCALES, VARIANTS, Grid, plan, reproduce
 from cmcore.errors import InputError
 
 from test_report import md_tables, value
@@ -36,7 +36,7 @@ def test_plan_covers_the_grid(tmp_path, tiny_universe):
 
 def test_the_grid_reads_what_it_promises(tmp_path):
     """The no-interloper dataset keeps 2 r200, Planck and literal presets, five networks each."""
-    from cmcnn.reproduce import dataset_config, train_config
+    from cmcnn.workflows.reproduce import dataset_config, train_config
 
     s = SCALES["quick"]
     assert dataset_config(s, "nointerl", 0).interloper_radius == 2.0

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cmcnn import shipped
+from cmcnn.serve import shipped
 from cmcore.errors import InputError
 
 
@@ -51,8 +51,8 @@ def test_the_checkout_models_are_found_without_configuration(monkeypatch):
 
 
 def test_predictor_and_scan_model_take_a_name(tmp_path, monkeypatch, trained_onnx):
-    from cmcnn.maskscan import ScanModel
-    from cmcnn.predict import Predictor
+    from cmcnn.interpret.maskscan import ScanModel
+    from cmcnn.serve.predictor import Predictor
 
     monkeypatch.setenv("CMC_MODELS", str(tmp_path))
     (tmp_path / "multi.onnx").write_bytes(trained_onnx["model4"].read_bytes())
@@ -65,22 +65,22 @@ def test_predictor_and_scan_model_take_a_name(tmp_path, monkeypatch, trained_onn
 
 def test_evaluate_onnx_equals_the_training_run(trained_onnx, tmp_path):
     """An exported model evaluated through onnxruntime scores as its run does (to export parity)."""
-    from cmcnn.evaluate import load_input
+    from cmcnn.evaluate.evaluation import estimate_from_input
 
-    run = load_input(trained_onnx["run4"], data=trained_onnx["data"])
-    onnx = load_input(trained_onnx["model4"], data=trained_onnx["data"])
+    run = estimate_from_input(trained_onnx["run4"], data=trained_onnx["data"])
+    onnx = estimate_from_input(trained_onnx["model4"], data=trained_onnx["data"])
     for col in ("index", "halo_id", "split", "m200_true"):
         np.testing.assert_array_equal(onnx.predictions[col], run.predictions[col])
     np.testing.assert_allclose(onnx.predictions["log10_m200_pred"], run.predictions["log10_m200_pred"], atol=1e-5)
     assert onnx.kind == "network" and onnx.channels == ["Star", "Fxs", "Fxb", "Ypar"]
     with pytest.raises(InputError, match="needs --data"):
-        load_input(trained_onnx["model4"])
+        estimate_from_input(trained_onnx["model4"])
 
 
 def test_predict_dataset_refuses_other_pixel_scale(trained_onnx, tmp_path):
     import h5py
 
-    from cmcnn.predict import predict_dataset
+    from cmcnn.evaluate.evaluation import predict_dataset
 
     other = tmp_path / "other.h5"
     other.write_bytes(trained_onnx["data"].read_bytes())
@@ -93,7 +93,7 @@ def test_predict_dataset_refuses_other_pixel_scale(trained_onnx, tmp_path):
 def test_predict_dataset_refuses_other_units(trained_onnx, tmp_path):
     import h5py
 
-    from cmcnn.predict import predict_dataset
+    from cmcnn.evaluate.evaluation import predict_dataset
 
     other = tmp_path / "other.h5"
     other.write_bytes(trained_onnx["data"].read_bytes())

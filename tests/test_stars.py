@@ -194,7 +194,8 @@ def test_dataset_star_noise_from_the_sample(tiny_universe, tmp_path, capsys):
     import json
 
     from cmcnn import cli
-    from cmcore.dataset import DatasetConfig, build_dataset, sample_star_noise
+    from cmcore.dataset import build_dataset, sample_star_noise
+    from cmcore.datafile import DatasetConfig
 
     snap, halos = tiny_universe.snapshot, tiny_universe.halos
     config = DatasetConfig(per_bin=1, bins=(13.0, 15.0, 0.5), projections=("x", "diag"),

@@ -1,4 +1,4 @@
-"""Resumable steps and their manifests (cmcnn.steps)."""
+"""Resumable steps and their manifests (cmcnn.workflows.steps)."""
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cmcnn.steps import HashCache, Step, StepRunner, duration
+from cmcnn.workflows.steps import HashCache, Step, StepRunner, duration
 from cmcore.errors import InputError
 
 

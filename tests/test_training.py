@@ -8,9 +8,9 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from cmcnn.data import ImageSource, square_symmetry  # noqa: E402
-from cmcnn.evaluate import read_history as _read  # noqa: E402
-from cmcnn.training import TrainConfig, learning_rate_schedule, load_run, predict_run, train  # noqa: E402
+from cmcnn.train.data import ImageSource, square_symmetry  # noqa: E402
+from cmcnn.train.history import read_history as _read  # noqa: E402
+from cmcnn.train.training import TrainConfig, learning_rate_schedule, load_model, predict_run, train  # noqa: E402
 
 
 def read_history(run):
@@ -114,7 +114,7 @@ def test_multichannel_run_and_predictions(planted_dataset, tmp_path):
     assert cfg["channels"] == ["Star", "Fxs", "Fxb", "Ypar"]
     assert len(cfg["scaling"]["scale"]) == 4
     pred = predict_run(run, split="test")
-    model, _ = load_run(run)
+    model, _ = load_model(run)
     with ImageSource(planted_dataset, cfg["channels"]) as src:
         rows = src.rows("test")
         direct = np.asarray(model(src.read(rows), training=False)).ravel()

@@ -1,7 +1,7 @@
 """Signal-to-noise of the central galaxy in the Star images of a dataset (issue 11's target).
 
 The noise-free image is the stored image minus its regenerated noise
-(:func:`cmcore.dataset.noise_field`); the S/N is the brightest of the four central
+(:func:`cmcore.datafile.noise_field`); the S/N is the brightest of the four central
 pixels over the per-pixel noise rms (the standard deviation of an independent noise
 field of the same image).  Usage::
 

@@ -11,7 +11,7 @@ __all__ = ["__version__", "Predictor"]
 
 def __getattr__(name: str):
     if name == "Predictor":
-        from .predict import Predictor
+        from cmcnn.serve.predictor import Predictor
 
         return Predictor
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

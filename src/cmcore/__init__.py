@@ -33,7 +33,8 @@ _EXPORTS = {
     "render_observed": "render",
     "render_cutout": "render",
     "write_fits": "render",
-    "DatasetConfig": "dataset",
+    "DatasetConfig": "datafile",
+    "open_dataset": "datafile",
     "build_dataset": "dataset",
 }
 

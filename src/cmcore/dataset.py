@@ -1,65 +1,14 @@
-"""Training-set builder: paper-protocol image datasets, resumable and crash-safe.
+"""Training-set builder: paper-protocol image datasets (Yan et al. 2020, §2.1–2.2), resumable and crash-safe.
 
-The protocol follows Yan et al. (2020), §2.1–2.2: up to ``per_bin`` haloes in each
-0.25 dex bin of M200 over 13 ≤ log10 M200/M☉ ≤ 15, four projections per halo (x, y, z
-and (√2/2, −√2/2, 0)), each with a random azimuth about the line of sight and a random
-redshift uniform in [0.03, 0.07]; every channel of one image is rendered from the same
-geometry, then noise and beam are applied per the instrument preset.
-
-Reproducibility
----------------
-Every random number is derived from ``numpy.random.SeedSequence`` keyed by the
-dataset seed and the *identity* of what it decides (the mass bin, the halo id, the
-projection, the channel), never from the order in which the work happens.  So an
-interrupted and resumed build, a build with ``workers=2`` and a serial build hold
-exactly the same images.
-
-Crash safety
-------------
-Rendered haloes go to ``<out>.parts/halo_<id>.npz``, each written to a temporary
-name and renamed, so a part is either complete or absent.  When every halo of the
-plan is rendered, the HDF5 file is assembled under a temporary name and renamed over
-``<out>`` (``os.replace`` is atomic on POSIX), and only then are the parts removed.
-Killing the process at any moment leaves either the previous ``<out>`` or the new one,
-never a half-written file; rerunning the same command picks up where it stopped.
-
-Appending
----------
-Selection in each bin is a seeded permutation of the bin's haloes (sorted by
-``halo_id``) truncated to ``per_bin``, so a larger ``per_bin`` selects a superset:
-rerunning with a larger ``--per-bin`` appends the extra haloes.  Any other change
-(channels, projections, bins, instrument, redshift range, seed, image geometry,
-interloper removal, source snapshot or catalogue) is refused, since it would mix incompatible images.
-
-File layout (read it with h5py alone)
--------------------------------------
-``/images/<channel>``
-    float32 (N, npix, npix), one image per chunk, gzip-compressed with shuffle;
-    ``units`` attribute.  ``image[k, i, j]``: column j along the projected ``u`` axis,
-    row i along ``v`` (see :func:`cmcore.projection.los_basis`); display with
-    ``imshow(origin="lower")``.  Observed images: noise added, then the beam.
-``/labels/<name>``
-    (N,) ``m200`` [M☉], ``log10_m200``, ``r200`` [Mpc], ``theta200_arcmin``,
-    ``halo_id``, ``projection`` (bytes: x, y, z, diag), ``azimuth`` [rad],
-    ``redshift``, ``split`` (0 train, 1 validation, 2 test), each with ``units``.
-``/noise/seed``
-    uint64 (N, n_channels): the seed of the noise of each image and channel
-    (noise-free images are not stored).  :func:`noise_field` regenerates the exact
-    beamed noise an image received, and :func:`redraw_noise` gives the image with a
-    new noise realisation (the beam is linear).
-Root attributes
-    ``format`` = "cmc-dataset", ``format_version``, ``config`` (JSON of
-    :class:`DatasetConfig`), ``channels``, ``units`` (JSON channel → unit),
-    ``pixel_scale_arcsec``, ``npix``, ``fov_arcmin``, ``cosmology`` (JSON),
-    ``instrument`` (JSON of the per-channel noise rms and beam FWHM), ``seed``,
-    ``source_snapshot``, ``source_snapshot_sha256``, ``source_halos``,
-    ``source_halos_sha256``, ``code_version``, ``created``, ``split_fractions``.
+Every random number is keyed by what it decides (bin, halo, projection, channel), never by
+the order of the work, so serial, threaded, distributed and resumed builds hold the same
+images.  The file format is :mod:`cmcore.datafile`; protocol, layout and resumption are in
+``docs/dataset.md``.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import os
 import time
@@ -73,149 +22,11 @@ import numpy as np
 
 from ._version import __version__
 from .errors import FileFormatError, InputError
-from .fileio import atomic_write, remove_stale_temporaries
+from .datafile import (CHANNEL_CODE, FORMAT, FORMAT_VERSION, PROJECTION_CODE, SPLIT_NAMES,
+                       DatasetConfig, channel_units, distance_cosmology, instrument_description, open_dataset)
+from .fileio import atomic_write, file_sha256, remove_stale_temporaries
 
-FORMAT = "cmc-dataset"
-FORMAT_VERSION = 1
-CHANNELS = ("Star", "Fxs", "Fxb", "Ypar")
-PROJECTIONS = ("x", "y", "z", "diag")
-SPLIT_NAMES = ("train", "validation", "test")
-
-# Stable integer codes mixed into the seed sequences (never reorder).
-_PROJECTION_CODE = {"x": 0, "y": 1, "z": 2, "diag": 3}
-_CHANNEL_CODE = {"Star": 0, "Fxs": 1, "Fxb": 2, "Ypar": 3}
 _PURPOSE_SELECT, _PURPOSE_IMAGE, _PURPOSE_SPLIT = 0x5E1EC7, 0x1AA6E, 0x5B117
-
-
-@dataclass(frozen=True)
-class DatasetConfig:
-    """Settings of a dataset build (the paper's protocol by default).
-
-    Parameters
-    ----------
-    per_bin
-        Maximum number of haloes drawn in each mass bin.
-    bins
-        ``(lo, hi, step)`` in log10(M200/M☉); bins are ``[lo + k·step, lo + (k+1)·step)``,
-        the last one closed.
-    projections
-        Lines of sight among ``x``, ``y``, ``z``, ``diag``.
-    channels
-        Observables among ``Star``, ``Fxs``, ``Fxb``, ``Ypar``.
-    instrument
-        Instrument preset name (see :mod:`cmcore.instrument`).
-    z_range
-        Placement redshifts are uniform in ``[z_range[0], z_range[1]]``.
-    seed
-        Root seed of every random choice.
-    npix, fov_arcmin
-        Image size in pixels and full field of view in arcmin.
-    scheme
-        Deposition scheme (``ngp``, ``cic``, ``sph``).
-    depth
-        Half-depth of the line-of-sight slab [Mpc].
-    split_fractions
-        Train / validation / test fractions of *haloes*.
-    star_noise
-        ``Star`` noise rms [M☉ kpc⁻² per pixel] replacing the instrument's, or
-        None for the instrument's own.  :func:`sample_star_noise` computes the
-        paper's rule (0.1 × the sample's mean noise-free ``Star`` pixel).
-    interloper_radius
-        None (the paper's fiducial images): every particle of the slab is rendered,
-        fore- and background included.  A number k: only the particles within
-        k × r200 of the cluster centre (periodic distance) are rendered, so the
-        image holds no line-of-sight interlopers (the ablation of Yan et al. 2020,
-        §3, with k = 2, the radius within which they tag a cluster's particles, §2.1).
-    """
-
-    per_bin: int = 200
-    bins: tuple[float, float, float] = (13.0, 15.0, 0.25)
-    projections: tuple[str, ...] = PROJECTIONS
-    channels: tuple[str, ...] = CHANNELS
-    instrument: str = "paper"
-    z_range: tuple[float, float] = (0.03, 0.07)
-    seed: int = 0
-    npix: int = 120
-    fov_arcmin: float = 20.0
-    scheme: str = "ngp"
-    depth: float = 50.0
-    split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    star_noise: float | None = None
-    interloper_radius: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.interloper_radius is not None and not (np.isfinite(self.interloper_radius) and self.interloper_radius > 0):
-            raise InputError(f"interloper_radius must be a positive multiple of r200, got {self.interloper_radius}")
-        if self.star_noise is not None and not (np.isfinite(self.star_noise) and self.star_noise >= 0):
-            raise InputError(f"star_noise must be finite and >= 0, got {self.star_noise}")
-        if int(self.per_bin) < 1:
-            raise InputError(f"per_bin must be at least 1, got {self.per_bin}")
-        lo, hi, step = self.bins
-        if not (np.isfinite([lo, hi, step]).all() and step > 0 and hi > lo):
-            raise InputError(f"bins must be lo:hi:step with hi > lo and step > 0, got {self.bins}")
-        if not self.projections or len(set(self.projections)) != len(self.projections):
-            raise InputError(f"projections must be distinct and non-empty, got {self.projections}")
-        for p in self.projections:
-            if p not in _PROJECTION_CODE:
-                raise InputError(f"unknown projection {p!r}; choose from {', '.join(PROJECTIONS)}")
-        if not self.channels or len(set(self.channels)) != len(self.channels):
-            raise InputError(f"channels must be distinct and non-empty, got {self.channels}")
-        for c in self.channels:
-            if c not in _CHANNEL_CODE:
-                raise InputError(f"unknown channel {c!r}; choose from {', '.join(CHANNELS)}")
-        z0, z1 = self.z_range
-        if not (0 < z0 <= z1):
-            raise InputError(f"z_range must satisfy 0 < z_lo <= z_hi, got {self.z_range}")
-        if self.npix < 1 or not self.fov_arcmin > 0 or not self.depth > 0:
-            raise InputError("npix, fov_arcmin and depth must be positive")
-        fr = np.asarray(self.split_fractions, dtype=float)
-        if fr.shape != (3,) or (fr < 0).any() or abs(fr.sum() - 1) > 1e-9:
-            raise InputError(f"split_fractions must be three non-negative numbers summing to 1, got {self.split_fractions}")
-        if int(self.seed) < 0:
-            raise InputError(f"seed must be non-negative, got {self.seed}")
-        if self.scheme not in ("ngp", "cic", "sph"):
-            raise InputError(f"unknown scheme {self.scheme!r}; choose from ngp, cic, sph")
-        from .instrument import get_instrument
-
-        get_instrument(self.instrument)  # an unknown preset is refused here, not after the read
-
-    @property
-    def bin_edges(self) -> np.ndarray:
-        """Edges of the log10(M200/M☉) bins."""
-        lo, hi, step = self.bins
-        n = int(round((hi - lo) / step))
-        if n < 1 or not np.isclose(lo + n * step, hi):
-            raise InputError(f"bins {lo}:{hi}:{step} do not divide the range into whole steps")
-        return lo + step * np.arange(n + 1)
-
-    def instrument_model(self):
-        """The :class:`cmcore.instrument.Instrument` of the build (preset, then ``star_noise``)."""
-        from .instrument import get_instrument, with_star_noise
-
-        inst = get_instrument(self.instrument)
-        return inst if self.star_noise is None else with_star_noise(inst, self.star_noise)
-
-    @property
-    def pixel_scale_arcsec(self) -> float:
-        """Angular size of one pixel [arcsec]."""
-        return self.fov_arcmin * 60.0 / self.npix
-
-    def to_json(self) -> str:
-        """JSON of every setting (tuples as lists)."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "DatasetConfig":
-        """Inverse of :meth:`to_json`."""
-        d = json.loads(text)
-        for k in ("bins", "projections", "channels", "z_range", "split_fractions"):
-            d[k] = tuple(d[k])
-        return cls(**d)
-
-    def differences(self, other: "DatasetConfig") -> list[str]:
-        """Settings that differ from ``other``, ignoring ``per_bin`` (which may grow)."""
-        a, b = dataclasses.asdict(self), dataclasses.asdict(other)
-        return [f"{k}: {b[k]!r} in the file, {a[k]!r} now" for k in a if k != "per_bin" and a[k] != b[k]]
 
 
 @dataclass(frozen=True)
@@ -310,10 +121,10 @@ def plan_images(rows: np.ndarray, halo_id: np.ndarray, config: DatasetConfig) ->
     for row in rows:
         hid = int(halo_id[row])
         for proj in config.projections:
-            ss = np.random.SeedSequence([config.seed, _PURPOSE_IMAGE, hid & 0xFFFFFFFFFFFF, _PROJECTION_CODE[proj]])
+            ss = np.random.SeedSequence([config.seed, _PURPOSE_IMAGE, hid & 0xFFFFFFFFFFFF, PROJECTION_CODE[proj]])
             u = np.random.default_rng(ss).random(2)
             seeds = tuple(
-                int(np.random.SeedSequence([config.seed, _PURPOSE_IMAGE, hid & 0xFFFFFFFFFFFF, _PROJECTION_CODE[proj], _CHANNEL_CODE[c]]).generate_state(1, np.uint64)[0])
+                int(np.random.SeedSequence([config.seed, _PURPOSE_IMAGE, hid & 0xFFFFFFFFFFFF, PROJECTION_CODE[proj], CHANNEL_CODE[c]]).generate_state(1, np.uint64)[0])
                 for c in config.channels
             )
             tasks.append(ImageTask(int(row), hid, proj, float(2 * np.pi * u[0]), float(z0 + (z1 - z0) * u[1]), seeds))
@@ -340,41 +151,9 @@ def split_of(halo_id: np.ndarray, seed: int, fractions: Sequence[float] = (0.6, 
     return out
 
 
-def split_indices(path: str | os.PathLike, split: str) -> np.ndarray:
-    """Indices of the images of one split (``train``, ``validation`` or ``test``) in a dataset file."""
-    if split not in SPLIT_NAMES:
-        raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLIT_NAMES)}")
-    with open_dataset(path) as f:
-        return np.flatnonzero(f["labels/split"][:] == SPLIT_NAMES.index(split))
-
-
 # ----------------------------------------------------------------------------------
 # Files
 # ----------------------------------------------------------------------------------
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def open_dataset(path: str | os.PathLike) -> h5py.File:
-    """Open a cmc dataset read-only, refusing files of another format."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileFormatError(f"dataset {path} does not exist")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise FileFormatError(f"{path} is not a readable HDF5 file ({exc})") from None
-    if f.attrs.get("format") != FORMAT:
-        f.close()
-        raise FileFormatError(f"{path} is not a cmc dataset (no format={FORMAT!r} attribute)")
-    return f
 
 
 def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
@@ -475,65 +254,7 @@ def make_renderer(snapshot: Path, config: DatasetConfig, *, cosmology=None, nthr
 
     ptypes, optional = snapshot_request(config.channels, scheme=config.scheme)
     snap = read_snapshot(snapshot, particle_types=ptypes, fields=[], optional_fields=optional)
-    return _Renderer(snap, config, _distance_cosmology(cosmology), nthreads, workers)
-
-
-def channel_units(channel: str) -> str:
-    """Units of a channel's pixels (astropy/FITS string)."""
-    from .observables import CHANNEL_UNITS
-
-    return CHANNEL_UNITS[channel]
-
-
-def instrument_description(config: DatasetConfig) -> dict:
-    """Per-channel noise rms and beam FWHM of the build's instrument (preset and ``star_noise``)."""
-    return config.instrument_model().describe()
-
-
-def noise_field(channel: str, seed: int, redshift: float, config: DatasetConfig, cosmology=None) -> np.ndarray:
-    """The beamed noise that a dataset image of ``channel`` received from ``seed``.
-
-    :func:`cmcore.render.render_observed` draws the noise of each channel from
-    ``default_rng(seed)`` on the field enlarged by the beam margin m
-    (:func:`cmcore.instrument.beam_margin_pixels`), adds it, applies the beam and
-    crops.  The beam is linear, so the noise part of the image is this function's
-    result, and ``image − noise_field(seed) + noise_field(new_seed)`` is the image
-    with a new noise realisation (:func:`redraw_noise`).
-    """
-    from .instrument import beam, beam_margin_pixels, draw_noise
-    from .observables import pixel_area_kpc2
-
-    inst = config.instrument_model()
-    pix = config.pixel_scale_arcsec
-    m = beam_margin_pixels(inst, channel, pix)
-    rms = inst[channel].noise_rms
-    if inst[channel].mass_per_pixel:
-        rms /= pixel_area_kpc2(redshift, pix, _distance_cosmology(cosmology))
-    big = config.npix + 2 * m
-    noise = draw_noise((big, big), rms, int(seed))
-    return beam(noise, inst[channel].beam_fwhm_arcmin, pix)[m:m + config.npix, m:m + config.npix]
-
-
-def redraw_noise(path: str | os.PathLike, index: int, channel: str, new_seed: int) -> np.ndarray:
-    """Image ``index`` of ``channel`` in a dataset file with its noise drawn anew from ``new_seed``."""
-    from .cosmology import cosmology_from_json
-
-    with open_dataset(path) as f:
-        config = DatasetConfig.from_json(f.attrs["config"])
-        if channel not in config.channels:
-            raise InputError(f"{path} has no channel {channel!r} (it has {', '.join(config.channels)})")
-        c = config.channels.index(channel)
-        image = f[f"images/{channel}"][index].astype(np.float64)
-        seed = int(f["noise/seed"][index, c])
-        z = float(f["labels/redshift"][index])
-        cosmo = cosmology_from_json(f.attrs["cosmology"])
-    return image - noise_field(channel, seed, z, config, cosmo) + noise_field(channel, new_seed, z, config, cosmo)
-
-
-def _distance_cosmology(cosmology):
-    from .observables import default_cosmology
-
-    return cosmology if cosmology is not None else default_cosmology()
+    return _Renderer(snap, config, distance_cosmology(cosmology), nthreads, workers)
 
 
 def render_stacks(renderer, centre: np.ndarray, r200: float, tasks: list[ImageTask],
@@ -710,7 +431,7 @@ def build_dataset(
         if scheduler is None:
             _render_on_threads(renderer, jobs, config.channels, int(workers), progress)
         else:
-            render_parts(scheduler, snapshot, config, _distance_cosmology(cosmology), jobs,
+            render_parts(scheduler, snapshot, config, distance_cosmology(cosmology), jobs,
                          stacks=_region_stacks, save=_save_part, progress=progress)
     t_render = time.perf_counter() - t_start
 
@@ -756,7 +477,7 @@ def _assemble(out: Path, config: DatasetConfig, cat, old_keys: list, todo: list[
 
     from .cosmology import cosmology_to_json
 
-    cosmo = _distance_cosmology(cosmology)
+    cosmo = distance_cosmology(cosmology)
     a_snap = 1.0 / (1.0 + float(cat.redshift))
     n_old, n_new = len(old_keys), len(todo)
     n = n_old + n_new

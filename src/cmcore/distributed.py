@@ -14,7 +14,7 @@ a build interrupted either way resumes either way, and assembles the HDF5 file
 at the end.  A worker that dies loses only its tasks: the scheduler runs them
 again elsewhere.
 
-Schedulers: ``local[:N]`` or an address, as :mod:`cmcore.cluster` connects to them.
+Schedulers: ``local[:N]`` or an address, as :mod:`cmcore.scheduler` connects to them.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cluster import connect
+from .scheduler import connect
 from .errors import InputError
 
 

@@ -7,7 +7,28 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import open_dataset
+from .datafile import open_dataset
+from .fileio import atomic_write
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig, out: str | os.PathLike, dpi: int) -> Path:
+    """Write ``fig`` to the PNG ``out`` atomically (parents created) and close it."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    pyplot().close(fig)
+    return out
 
 
 def dataset_montage(path: str | os.PathLike, out: str | os.PathLike, *, n_haloes: int = 4, dpi: int = 110) -> Path:

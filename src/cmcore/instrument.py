@@ -1,54 +1,8 @@
 """Instrument model: Gaussian pixel noise, then a Gaussian beam (Yan et al. 2020, Table 1).
 
-Presets
--------
-``paper``
-    Table 1: ``Star`` noise 2.14 × 10¹¹ M☉ Mpc⁻² = :data:`PAPER_STAR_NOISE`
-    M☉ kpc⁻² per pixel, no beam; ``Fxs``/``Fxb`` noise 9 × 10⁻¹⁶ erg s⁻¹ cm⁻²
-    per pixel, beam FWHM 4″ (Chandra-like); ``Ypar`` noise 10⁻⁸ per pixel, beam
-    FWHM 1.4′ (ACT-like).
-``paper-literal``
-    As ``paper`` but Table 1's ``Star`` noise read literally as a mass per pixel,
-    :data:`LITERAL_STAR_NOISE_MSUN` M☉ per pixel (divided by the pixel area S).
-``planck``
-    As ``paper`` but ``Ypar`` noise 10⁻⁶ and FWHM 9.66′ (Planck-like, §2.2).
-``ideal``
-    No noise, no beam (tests and analysis).
-
-Order: the noise is added to the noise-free image first, then the sum is
-convolved with the beam — the paper's order ("Gaussian random noise added and
-are then smoothed"), so the quoted rms is that of the unsmoothed noise.
-
-Units of the noise rms are the channel's pixel units (``Star``: M☉ kpc⁻², the
-surface density of eq. 2), except in a :class:`ChannelModel` with
-``noise_unit="solMass per pixel"`` (the ``paper-literal`` ``Star``): that rms is
-a mass per pixel, divided by the pixel area S [kpc²] before it is added
-(``pixel_area_kpc2`` of :func:`apply_instrument`).
-
-The stellar noise.  The paper (§2.2): "For stellar images, we take the rms to be
-1/10 the mean mass across the whole sample giving a signal-to-noise-ratio
-roughly 10, which mimics an SDSS-like observation", and Table 1 gives
-2.14 × 10¹¹ M☉ for ``Star``.  Two readings:
-
-* ``paper`` (default): the rms per pixel is 0.1 × the mean noise-free ``Star``
-  pixel value over the sample — a typical pixel then has S/N ≈ 10, as the
-  sentence says — and Table 1's number is that rms in the units of the signal
-  of eq. 2, a surface density, in M☉ Mpc⁻²: 2.14 × 10¹¹ M☉ Mpc⁻² =
-  2.14 × 10⁵ M☉ kpc⁻².  :func:`stellar_noise_from_sample` computes the rule on
-  any sample (``cmc dataset --star-noise sample``).
-* ``paper-literal``: 2.14 × 10¹¹ M☉ per pixel.  With 10″ pixels (≈ 100 kpc² at
-  z = 0.05) that is ≈ 2 × 10⁹ M☉ kpc⁻², above the brightest pixel of most
-  clusters: the images hold no galaxy but the largest BCGs, unlike an
-  SDSS-like observation, and unlike the paper's own Deep Dream maps, which light
-  up at the galaxies.  Kept for comparison.
-
-Beam edges: :func:`beam` uses :func:`scipy.ndimage.gaussian_filter` with
-``mode="constant", cval=0`` (zero outside the image), truncated at 4σ.  Flux
-closer than ~2σ to the edge partly leaves the image and none enters from
-outside, so the total of a smoothed image is conserved only for sources more
-than ~3σ inside.  :func:`cmcore.render.render_cutout` avoids the loss by
-rendering a margin of 4σ around the field, applying noise and beam there,
-and cropping.
+Presets ``paper``, ``paper-literal``, ``planck`` and ``ideal``; the two readings of the
+paper's stellar noise, the order of noise and beam, and the beam's edges are in
+``docs/instrument.md``.
 """
 from __future__ import annotations
 

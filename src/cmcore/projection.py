@@ -1,50 +1,9 @@
 """Particles to images: the Python face of the compiled projection kernels.
 
 :func:`project` takes particles in a (periodic) box to a square image of summed
-weights seen along a line of sight; :func:`los_basis` gives the image axes.
-
-Geometry, in the order the kernel applies it
---------------------------------------------
-1. **Minimum image.**  With a periodic box of side ``L`` each particle is taken at
-   ``d = x - c``, ``d -= L * floor(d / L + 0.5)`` per axis (float64), i.e. its
-   nearest periodic image about the centre, in ``[-L/2, L/2)``.  Finite positions
-   outside ``[0, L)`` are therefore simply wrapped: any periodic copy of a particle
-   gives the same image.  With ``boxsize=None`` nothing is wrapped.
-2. **Slab.**  Only particles with ``|d . n| <= depth`` contribute (inclusive).
-3. **Rotation.**  ``(u, v) = (d . u, d . v)`` with the basis of :func:`los_basis`.
-4. **Pixels.**  ``fu = (u + width/2) * (npix / width)`` and likewise ``fv``;
-   ``image[i, j]`` collects column ``j`` along ``u`` and row ``i`` along ``v``
-   (FITS / ``imshow(origin="lower")`` convention), so pixel ``j``'s centre lies at
-   ``u = -width/2 + (j + 1/2) * width / npix``.  NGP puts a particle into pixel
-   ``(floor(fv), floor(fu))`` when ``0 <= fu, fv < npix``.
-
-Schemes
--------
-``"ngp"``
-    the whole weight into one pixel.
-``"cic"``
-    bilinear (cloud-in-cell with a one-pixel cloud): weights ``(1 - t, t)`` on the
-    two pixel centres around ``fu - 1/2`` in each direction; parts of the cloud that
-    fall outside the image are dropped.
-``"sph"``
-    the 2D projection of the Wendland C2 kernel of support radius ``H``
-    (``smoothing_lengths``), sampled at the pixel centres within ``H`` and
-    normalised by the sum of those samples over all the pixels the support covers,
-    inside the image or not.  A kernel wholly inside the image deposits exactly
-    its weight; at the image edge only the inside part is kept (for edge kernels
-    with ``H`` of 16 pixels or more the sum is taken as its analytic value, which
-    the discrete sum matches to 1e-7, or as the inside sum if that is larger, so a
-    huge kernel costs only its pixels inside the image, in one pass); a kernel whose
-    support diameter ``2H`` is below one pixel, or which covers no pixel centre,
-    goes into the pixel that holds the particle.  The kernel is evaluated in float32
-    as a piecewise polynomial (8 segments in ``q``, degree 6; within 1.3e-7 of its
-    peak), 8 pixels at a time with AVX2 + FMA where the CPU has them, 16 with
-    AVX-512 for calls whose kernels are mostly 16 pixels or larger (the same values
-    up to float32 rounding otherwise; the environment variable ``CMC_SPH_SIMD`` =
-    ``avx2`` or ``portable``, read at import, caps the choice).
-
-Every scheme conserves the total weight of the particles whose kernel lies wholly
-inside the image and within the slab.
+weights seen along a line of sight; :func:`los_basis` gives the image axes.  The geometry
+(minimum image, slab, rotation, pixels) and the NGP, CIC and SPH schemes are specified in
+``docs/internals.md`` ("cmcore.projection").
 """
 from __future__ import annotations
 

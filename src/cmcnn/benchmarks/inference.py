@@ -10,7 +10,7 @@ asinh scaling fitted on mock Ypar images; the speed does not depend on the weigh
    (NumPy ``matmul``, 2048², same thread counts, own processes) and the fraction of
    it the network reaches (FLOPs per image counted from the layers).
 2. **Per-file reading**: µs per FITS cutout to read and check it, astropy.io.fits
-   against the fast reader of :mod:`cmcnn.cutouts` (one thread, same files).
+   against the fast reader of :mod:`cmcnn.serve.cutouts` (one thread, same files).
 3. **End to end**: ``cmc predict MODEL DIR --out predictions.csv`` in a subprocess
    over 10^3–10^5 separate FITS cutouts on disk: cutouts/s and peak resident memory
    (``wait4``); variants (FITS reader, reader threads) on the middle count.
@@ -77,9 +77,9 @@ def _setup(workdir: Path) -> dict:
     """Build the network, fit its scaling, save weights and the ONNX model; count its FLOPs."""
     import keras
 
-    from ..export import keras_to_onnx
-    from ..modelinfo import minimal_metadata
-    from ..models import build_model, fit_scaling
+    from cmcnn.serve.export import keras_to_onnx
+    from cmcnn.serve.metadata import minimal_metadata
+    from cmcnn.train.models import build_model, fit_scaling
 
     keras.utils.set_random_seed(0)
     model = build_model([CHANNEL], npix=NPIX)
@@ -142,7 +142,7 @@ def _engine(kind: str, workdir: Path, threads: int, batches: Sequence[int], seco
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-        from ..models import build_model
+        from cmcnn.train.models import build_model
 
         model = build_model([CHANNEL], npix=NPIX)
         model.load_weights(workdir / "model.weights.h5")
@@ -205,7 +205,7 @@ def write_cutouts(folder: Path, n: int, *, dtype: str = "float32", log=print) ->
 
 def _read_per_file(folder: Path, n: int, info) -> dict:
     """µs per file to read and check FITS cutouts in one thread: astropy against the fast reader."""
-    from ..cutouts import ReadOptions, read_fits
+    from cmcnn.serve.cutouts import ReadOptions, read_fits
 
     files = sorted(str(p) for p in folder.glob("cutout*.fits"))[:n]
     out = np.empty((NPIX, NPIX, 1), np.float32)
@@ -246,7 +246,7 @@ def run(workdir: Path, *, batches: Sequence[int] = BATCHES, threads: Sequence[in
     """All three parts; returns the result dictionary (see :func:`format_table`)."""
     from cmcore.benchmarks import machine_info
 
-    from ..predict import Predictor
+    from cmcnn.serve.predictor import Predictor
 
     workdir.mkdir(parents=True, exist_ok=True)
     log("building and exporting the 120x120 single-channel network")

@@ -11,7 +11,7 @@ ways in the same process, best of ``--repeat``:
 - ``brute-split``: the same brute force through the pieces the fast scan uses
   (NumPy asinh preprocessing, per-stage graphs, extracted tail), which separates the
   gain of the windows from that of the faster preprocessing;
-- ``fast``: :func:`cmcnn.maskscan.fast_scan`.
+- ``fast``: :func:`cmcnn.interpret.maskscan.fast_scan`.
 
 The largest |ΔM_fast − ΔM_brute| [dex] is reported with each row.
 """
@@ -37,7 +37,7 @@ def export_random_network(channels: list[str], npix: int, path: str, seed: int =
     """Export a paper network with random weights and non-trivial biases/scaling (imports TensorFlow)."""
     import keras
 
-    from cmcnn.models import build_model
+    from cmcnn.train.models import build_model
 
     keras.utils.set_random_seed(seed)
     model = build_model(channels, npix=npix)
@@ -50,8 +50,11 @@ def export_random_network(channels: list[str], npix: int, path: str, seed: int =
             layer.bias.assign(rng.normal(0.0, 0.05, layer.bias.shape).astype("float32")
                               + (14.0 if layer.name == "log10_m200" else 0.0))
     model(np.zeros((1, npix, npix, len(channels)), np.float32))
-    model.export(path, format="onnx", verbose=False,
-                 input_signature=[keras.InputSpec(shape=(None, npix, npix, len(channels)), dtype="float32")])
+    import onnx
+
+    from cmcnn.serve.export import keras_to_onnx
+
+    onnx.save(keras_to_onnx(model), str(path))
 
 
 def _export_in_child(channels: list[str], npix: int, path: Path) -> None:
@@ -74,7 +77,7 @@ def test_image(npix: int, n_channels: int, seed: int = 0) -> np.ndarray:
 def run(models: dict[str, Path], *, sigma: float = 5.0, stride: int = 1, repeat: int = 1,
         threads: int | None = None, log=print) -> dict:
     """Time the three scans on each model; return the record."""
-    from cmcnn.maskscan import ScanModel, brute_force_scan, fast_scan, mask_radius, split_brute_force_scan
+    from cmcnn.interpret.maskscan import ScanModel, brute_force_scan, fast_scan, mask_radius, split_brute_force_scan
 
     rows = []
     for name, path in models.items():

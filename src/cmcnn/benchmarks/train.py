@@ -4,7 +4,7 @@ For each network (single-channel, multi-channel) and CPU thread count, a fresh P
 process builds the 120 × 120 network with random weights, makes random images in
 memory and times one epoch of
 
-- **cmc**: the loop of :func:`cmcnn.training.train` — batches cut from the image
+- **cmc**: the loop of :func:`cmcnn.train.training.train` — batches cut from the image
   stack, ``train_on_batch`` per batch (what ``cmc train`` runs, without disk I/O);
 - **baseline**: Keras ``model.fit`` on the same arrays, batch size and optimizer,
 
@@ -52,8 +52,8 @@ def _worker(network: str, threads: int, images: int, batch: int, repeat: int) ->
         import jax
 
         devices = [str(d) for d in jax.devices() if d.platform == "gpu"]
-    from cmcnn.models import build_model
-    from cmcnn.training import TrainConfig, make_optimizer
+    from cmcnn.train.models import build_model
+    from cmcnn.train.training import TrainConfig, make_optimizer
 
     channels = NETWORKS[network]
     rng = np.random.default_rng(0)

@@ -19,7 +19,7 @@ def resolve_channels(names: list[str], data: str) -> list[str]:
     """``['all']`` → every channel of the dataset ``data``; other lists unchanged."""
     if names != ["all"]:
         return names
-    from cmcore.dataset import open_dataset
+    from cmcore.datafile import open_dataset
 
     with open_dataset(data) as f:
         return [str(c) for c in f.attrs["channels"]]
@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cmcnn.baseline import fit_baseline, write_baseline
+    from cmcnn.evaluate.baseline import fit_baseline, write_baseline
 
     result = fit_baseline(args.data, resolve_channels(args.channels, args.data), progress=True)
     report = write_baseline(result, args.out, split=args.split)

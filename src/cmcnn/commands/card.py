@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cmcnn.modelcard import write_card
+    from cmcnn.evaluate.card import write_card
 
     out = write_card(args.model, args.report, args.out, regenerate=args.regenerate, check=args.check)
     print(f"wrote {out}")

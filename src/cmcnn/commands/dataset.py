@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
     import warnings
 
-    from cmcore.dataset import DatasetConfig, build_dataset, sample_star_noise
+    from cmcore.dataset import build_dataset, sample_star_noise
+    from cmcore.datafile import DatasetConfig
 
     if args.interloper_radius is not None and not args.no_interlopers:
         raise ValueError("--interloper-radius needs --no-interlopers")

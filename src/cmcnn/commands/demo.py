@@ -1,4 +1,4 @@
-"""``cmc demo``: the main job on the built-in default data, end to end (:mod:`cmcnn.demo`)."""
+"""``cmc demo``: the main job on the built-in default data, end to end (:mod:`cmcnn.workflows.demo`)."""
 from __future__ import annotations
 
 import argparse
@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cmcnn.demo import run_demo, summary_lines
+    from cmcnn.workflows.demo import run_demo, summary_lines
 
     summary = run_demo(args.out, quick=args.quick, preset=args.preset, seed=args.seed, workers=args.workers,
                        progress=not args.no_progress)

@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cmcnn.evaluate import evaluate
+    from cmcnn.evaluate.evaluation import evaluate
     from cmcore.errors import InputError
 
     if args.batch_size < 1:

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from cmcnn.export import export_run
+    from cmcnn.serve.export import export_run
 
     s = export_run(args.run, args.out, weights=args.weights, data=args.data, metrics=args.metrics,
                    opset=args.opset, n_check=args.check_images, tolerance=args.tolerance,

@@ -1,8 +1,8 @@
 """``cmc interpret``: which pixels drive a network's mass (Yan et al. 2020, §4).
 
-    cmc interpret --method mask MODEL.onnx INPUT [--index K] [--sigma 5] [--stride 1] [--brute] --out DIR
-    cmc interpret --method deepdream RUN INPUT [--index K] [--iterations 1] [--step ALPHA] --out DIR
-    cmc interpret --method core-ring DATA [--channels ...] [--split test] --out DIR
+    cmc interpret mask MODEL INPUT [--index K] [--sigma 5] [--stride 1] [--brute] --out DIR
+    cmc interpret deepdream RUN INPUT [--index K] [--iterations 1] [--step ALPHA] --out DIR
+    cmc interpret core-ring DATA [--channels ...] [--split test] --out DIR
 """
 from __future__ import annotations
 
@@ -11,36 +11,52 @@ import json
 import sys
 from pathlib import Path
 
+from cmcore.fileio import atomic_write
+
 NAME = "interpret"
 HELP = "interpret a network: Gaussian-mask scans, Deep Dream gradients, core/ring correlations (paper §4)"
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", required=True, choices=("mask", "deepdream", "core-ring"),
-                   help="mask: eq. 13 scan of an ONNX model; deepdream: eq. 12 on a training run; "
-                        "core-ring: F_cent/F_ring vs true mass over a dataset")
-    p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="mask: MODEL INPUT (MODEL: an ONNX file or a shipped model, e.g. Ypar); "
-                        "deepdream: RUN INPUT; core-ring: DATA (INPUT: a FITS cutout, or a dataset file with --index)")
+def _common(p: argparse.ArgumentParser, dataset_input: bool = True) -> None:
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--index", type=int, default=None, help="image of a dataset INPUT")
+    if dataset_input:
+        p.add_argument("--index", type=int, default=None, help="image of a dataset INPUT")
     p.add_argument("--channels", default=None,
-                   help="channels of a dataset INPUT in the network's order (default: the run's, or all)")
-    p.add_argument("--sigma", type=float, default=5.0, help="mask: Gaussian width in pixels (default 5)")
-    p.add_argument("--stride", type=int, default=1, help="mask: scan every N-th pixel (default 1)")
-    p.add_argument("--brute", action="store_true", help="mask: one full forward pass per centre (the reference)")
-    p.add_argument("--threads", type=int, default=None, help="mask: onnxruntime threads (default: all cores)")
-    p.add_argument("--iterations", type=int, default=1, help="deepdream: iterations of eq. 12 (default 1)")
-    p.add_argument("--step", type=float, default=None,
-                   help="deepdream: alpha (default: largest first change = 1%% of max |I|)")
-    p.add_argument("--split", default=None, choices=("train", "validation", "test"),
-                   help="core-ring: only this split (default: all images)")
+                   help="channels of a dataset in the network's order (default: the model's, or all)")
     p.add_argument("--no-progress", action="store_true", help="no progress line")
 
 
-def _expect(args, n: int, what: str) -> None:
-    if len(args.paths) != n:
-        raise ValueError(f"--method {args.method} takes {what}, got {len(args.paths)} path(s)")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="method", metavar="METHOD", required=True)
+    m = sub.add_parser("mask", help="Gaussian-mask scan (eq. 13) of an ONNX model",
+                       description="Gaussian-mask scan (eq. 13) of an ONNX model on one image")
+    m.add_argument("model", metavar="MODEL", help="an ONNX file or a shipped model (e.g. Ypar)")
+    m.add_argument("input", metavar="INPUT", help="a FITS cutout, or a dataset file with --index")
+    _common(m)
+    m.add_argument("--sigma", type=float, default=5.0, help="Gaussian width in pixels (default 5)")
+    m.add_argument("--stride", type=int, default=1, help="scan every N-th pixel (default 1)")
+    m.add_argument("--brute", action="store_true", help="one full forward pass per centre (the reference)")
+    m.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
+    d = sub.add_parser("deepdream", help="Deep Dream (eq. 12) on a training run",
+                       description="Deep Dream (eq. 12): gradient ascent of a training run's mass on one image")
+    d.add_argument("run", metavar="RUN", help="a training run directory (cmc train)")
+    d.add_argument("input", metavar="INPUT", help="a FITS cutout, or a dataset file with --index")
+    _common(d)
+    d.add_argument("--iterations", type=int, default=1, help="iterations of eq. 12 (default 1)")
+    d.add_argument("--step", type=float, default=None,
+                   help="alpha (default: largest first change = 1%% of max |I|)")
+    c = sub.add_parser("core-ring", help="F_cent/F_ring against true mass over a dataset (§4)",
+                       description="Correlation of core and ring fluxes with the true M200 over a dataset (§4)")
+    c.add_argument("data", metavar="DATA", help="a cmc dataset file")
+    _common(c, dataset_input=False)
+    c.add_argument("--split", default=None, choices=("train", "validation", "test"),
+                   help="only this split (default: all images)")
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
 
 
 def _progress(enabled: bool):
@@ -62,20 +78,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _channels(text):
-    from cmcnn.data import parse_channels
+    from cmcnn.train.data import parse_channels
 
     return None if text is None else parse_channels(text)
 
 
 def _mask(args, out: Path) -> int:
-    from cmcnn.interpret import map_header, plot_panels, read_input, write_map
-    from cmcnn.maskscan import ScanModel, mask_radius, mask_scan
+    from cmcnn.interpret.maps import map_header, plot_panels, read_input, write_map
+    from cmcnn.interpret.maskscan import ScanModel, mask_radius, mask_scan
 
-    _expect(args, 2, "MODEL.onnx INPUT")
-    model = ScanModel(args.paths[0], threads=args.threads)
-    inp = read_input(args.paths[1], args.index, _channels(args.channels))
+    model = ScanModel(args.model, threads=args.threads)
+    inp = read_input(args.input, args.index, _channels(args.channels))
     if inp.image.shape != (model.npix, model.npix, model.n_channels):
-        raise ValueError(f"{args.paths[0]} takes ({model.npix}, {model.npix}, {model.n_channels}) images; "
+        raise ValueError(f"{args.model} takes ({model.npix}, {model.npix}, {model.n_channels}) images; "
                          f"the input is {inp.image.shape} (choose --channels)")
     res = mask_scan(model, inp.image, sigma=args.sigma, stride=args.stride,
                     method="brute" if args.brute else "fast", progress=_progress(not args.no_progress))
@@ -92,23 +107,22 @@ def _mask(args, out: Path) -> int:
                "mask_radius_px": mask_radius(args.sigma), "seconds": res.seconds,
                "delta_min": float(res.delta.min()), "delta_max": float(res.delta.max()),
                "log10_m200_true": inp.log10_m200_true, "files": [str(f) for f in files]}
-    (out / f"{name}.json").write_text(json.dumps(summary, indent=1))
+    _write_text(out / f"{name}.json", json.dumps(summary, indent=1))
     print(f"{name}: log10 M_pred = {res.log10_m:.4f}; ΔM from {res.delta.min():+.4f} to {res.delta.max():+.4f} dex "
           f"({res.delta.size} centres, {res.method}, {res.seconds:.1f} s) -> {out}")
     return 0
 
 
 def _deepdream(args, out: Path) -> int:
-    from cmcnn.deepdream import deep_dream
-    from cmcnn.interpret import map_header, plot_panels, read_input, write_map
-    from cmcnn.training import load_run
+    from cmcnn.interpret.deepdream import deep_dream
+    from cmcnn.interpret.maps import map_header, plot_panels, read_input, write_map
+    from cmcnn.train.training import load_model
 
-    _expect(args, 2, "RUN INPUT")
-    model, config = load_run(args.paths[0])
+    model, config = load_model(args.run)
     channels = _channels(args.channels) or config["channels"]
-    inp = read_input(args.paths[1], args.index, channels)
+    inp = read_input(args.input, args.index, channels)
     if inp.image.shape != (config["npix"], config["npix"], len(config["channels"])):
-        raise ValueError(f"{args.paths[0]} takes ({config['npix']}, {config['npix']}, {len(config['channels'])}) "
+        raise ValueError(f"{args.run} takes ({config['npix']}, {config['npix']}, {len(config['channels'])}) "
                          f"images; the input is {inp.image.shape}")
     res = deep_dream(model, inp.image, iterations=args.iterations, step=args.step)
     name = f"{inp.label}_deepdream"
@@ -120,7 +134,7 @@ def _deepdream(args, out: Path) -> int:
     files.append(plot_panels(inp, [(f"Deep Dream, {args.iterations} it.", res.change, "change of I")],
                              out / f"{name}.png",
                              title=f"log10 M_pred {res.log10_m[0]:.4f} -> {res.log10_m[-1]:.4f}"))
-    (out / f"{name}.json").write_text(json.dumps(
+    _write_text(out / f"{name}.json", json.dumps(
         {"iterations": args.iterations, "step": res.step, "log10_m_pred": res.log10_m,
          "log10_m200_true": inp.log10_m200_true, "files": [str(f) for f in files]}, indent=1))
     print(f"{name}: alpha = {res.step:.4g}, log10 M_pred {res.log10_m[0]:.4f} -> {res.log10_m[-1]:.4f} -> {out}")
@@ -128,14 +142,13 @@ def _deepdream(args, out: Path) -> int:
 
 
 def _core_ring(args, out: Path) -> int:
-    from cmcnn.coring import core_ring_analysis, format_table, plot_core_ring
+    from cmcnn.interpret.core_ring import core_ring_analysis, format_table, plot_core_ring
 
-    _expect(args, 1, "DATA")
-    res = core_ring_analysis(args.paths[0], _channels(args.channels), args.split)
+    res = core_ring_analysis(args.data, _channels(args.channels), args.split)
     out.mkdir(parents=True, exist_ok=True)
     table = format_table(res)
-    (out / "core_ring.txt").write_text(table + "\n")
-    (out / "core_ring.json").write_text(json.dumps({"data": args.paths[0], "split": args.split,
+    _write_text(out / "core_ring.txt", table + "\n")
+    _write_text(out / "core_ring.json", json.dumps({"data": args.data, "split": args.split,
                                                     "n_images": res["n_images"], "rows": res["rows"]}, indent=1))
     plot_core_ring(res, out / "core_ring.png")
     print(table)

@@ -47,8 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from cmcnn.cutouts import ReadOptions
-    from cmcnn.predict import predict_to_table
+    from cmcnn.serve.cutouts import ReadOptions
+    from cmcnn.serve.predict import predict_to_table
 
     if args.shard_size is not None and args.scheduler is None:
         from cmcore.errors import InputError

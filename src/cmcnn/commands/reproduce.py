@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cmcnn.reproduce import reproduce
+    from cmcnn.workflows.reproduce import reproduce
 
     reproduce(args.out, args.scale, snapshot=args.snapshot, halos=args.halos, seed=args.seed,
               workers=args.workers, threads=args.threads, progress=not args.no_progress, plan_only=args.plan)

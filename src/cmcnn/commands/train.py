@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cmcnn.training import TrainConfig, train
+    from cmcnn.train.training import TrainConfig, train
 
     config = TrainConfig(channels=args.channels, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, decay=args.decay, optimizer=args.optimizer, seed=args.seed,

@@ -86,7 +86,7 @@ def bench(sizes: Sequence[int], n_groups: int) -> dict:
 
 def table(result: dict) -> str:
     m = result["machine"]
-    lines = [f"shrinking-sphere centres, compiled (cmcore._centres) vs NumPy, same groups, same process",
+    lines = ["shrinking-sphere centres, compiled (cmcore._centres) vs NumPy, same groups, same process",
              f"machine: {m['cpu_model']}, {m['usable_cores']} usable cores, {m['date_utc']}",
              f"{'members':>9} {'groups':>7} {'numpy [s]':>10} {'cmc [s]':>10} {'ratio':>9} {'max |Δcentre| [Mpc]':>20}"]
     for r in result["rows"]:

@@ -24,7 +24,8 @@ from . import machine_info, write_result
 
 
 def _build(universe: Path, out: Path, per_bin: int, workers: int) -> tuple[float, int]:
-    from ..dataset import DatasetConfig, build_dataset
+    from ..dataset import build_dataset
+    from ..datafile import DatasetConfig
 
     t0 = time.perf_counter()
     summary = build_dataset(universe / "snapshot.hdf5", universe / "halos.h5", out,

@@ -81,7 +81,8 @@ def _reference(path: Path, halos: Path, per_bin: int) -> tuple[object, dict]:
     """Settings of the reference dataset with ``per_bin`` haloes per bin, and what to record of it."""
     import h5py
 
-    from ..dataset import DatasetConfig, file_sha256
+    from ..datafile import DatasetConfig
+    from ..fileio import file_sha256
 
     with h5py.File(path, "r") as f:
         config = DatasetConfig.from_json(f.attrs["config"])
@@ -113,7 +114,8 @@ def run(universe: Path, *, preset: str = "small", per_bin: int = 5, workers: int
     ``workers`` Dask workers."""
     from dask.distributed import Client, LocalCluster
 
-    from ..dataset import DatasetConfig, build_dataset
+    from ..dataset import build_dataset
+    from ..datafile import DatasetConfig
     from ..indexed import write_indexed
     from ..synth import generate
 

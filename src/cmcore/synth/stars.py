@@ -1,55 +1,9 @@
 """Stellar content of haloes: central galaxy, intracluster light and satellites.
 
-Clusters and groups follow the observed cluster relations; field haloes keep the
-Moster et al. 2013 stellar-to-halo mass relation; a documented smooth transition
-joins the two.
-
-=========================  ======================================================  ===========
-component                  relation (source)                                       scatter
-=========================  ======================================================  ===========
-BCG + ICL (total)          median log M* = 12.15 + 0.39 log(M500 / 10^14.5 M☉)     0.21 dex
-                           (Kravtsov, Vikhlinin & Meshcheryakov 2018, AstL 44, 8:
-                           BCG masses from profiles integrated to large radius,
-                           i.e. BCG + its extended envelope; scatter 0.21 dex)
-ICL share                  45 % of BCG + ICL in the diffuse component, 55 % in     —
-                           the galaxy proper (ICL/(BCG+ICL) ≈ 0.3–0.6, Zhang et
-                           al. 2019; Montes 2022 review)
-ICL profile                traces the dark matter: NFW with the halo's own          —
-                           concentration, truncated at R500 (Montes & Trujillo
-                           2019; Alonso Asensio et al. 2020)
-satellites (total < R500)  log M* = 12.556 + 0.87 log(M500 / 10^14.5 M☉),          0.10 dex
-                           independent of the BCG: KVM18's satellite fit (slope
-                           0.87, scatter 0.10 dex, nine clusters), normalised so
-                           that BCG + satellites equal the total fit below at
-                           the pivot (KVM18's own satellite normalisation, 12.42,
-                           read second-hand, is 0.14 dex lower)
-total stars (< R500)       the sum; compared with log M* = 12.70 + 0.60 log(M500 /   ≈ 0.1 dex
-                           10^14.5 M☉), the least-squares fit to the nine KVM18
-                           clusters (their total slope 0.59 ± 0.08; Gonzalez et
-                           al. 2013 lie ≈ 0.1 dex above at 10¹⁴ M☉): within
-                           0.08 dex of it over 10^13.5–10^15 M☉
-satellite masses           conditional stellar mass function of Yang, Mo & van     Poisson
-                           den Bosch 2008: dN/dlog M ∝ (M/M_s)^(α+1) e^−(M/M_s)²,
-                           α = −1.118, M_s = 10^10.9 M☉; N(>10¹⁰ M☉) then rises
-                           as M500^0.87 (Lin, Mohr & Stanford 2004: 0.84)
-satellite positions        NFW number density, c = 2.9 (Lin, Mohr & Stanford       —
-                           2004): less concentrated than the dark matter
-field centrals             Moster, Naab & White 2013 (z = 0, M200c)               0.15 dex
-galaxy sizes               Shen et al. 2003 early types, R50 = 2.88e-6 M*^0.56 kpc  0.1 dex
-                           (3D: × 4/3), floored at 4 kpc/h (BAHAMAS softening)
-=========================  ======================================================  ===========
-
-Transition.  With t = (log10 M500 − 12)/(13 − 12) clipped to [0, 1] and the
-smooth step w = 3t² − 2t³, the central's median is
-log M*_c = w log M*_BCG+ICL(KVM18) + (1 − w) log M*_Moster(M200), its scatter
-w 0.21 + (1 − w) 0.15 dex, the ICL share w · 45 %; CSMF satellites are drawn
-with their number scaled by w, and the Moster satellites of subhaloes are kept
-with probability 1 − w.  Above M500 = 10¹³ M☉ every halo has the cluster
-content, below 10¹² M☉ the field content, with no jump in between (the mean of
-every component is continuous and smooth in mass).
-
-KVM18 quote h70 masses; for WMAP9 (h = 0.693) the conversion shifts stellar
-masses by < 0.01 dex and is not applied.
+Clusters and groups follow the observed cluster relations (Kravtsov, Vikhlinin &
+Meshcheryakov 2018), field haloes the Moster et al. 2013 stellar-to-halo mass relation,
+with a smooth transition between; the relations, their sources and scatters are tabulated
+in ``docs/synth.md`` ("Stars").
 """
 from __future__ import annotations
 

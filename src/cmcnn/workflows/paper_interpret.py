@@ -1,13 +1,13 @@
 """The paper's interpretation (Yan et al. 2020, §4) for a set of trained single-channel networks.
 
 For four test clusters spanning the mass range, each single-channel network gets its Deep
-Dream change after two iterations (eq. 12, :func:`cmcnn.deepdream.deep_dream`) and its
-Gaussian-mask map ΔM(a, b) (eq. 13, σ = 5 px, :func:`cmcnn.maskscan.mask_scan` on the
+Dream change after two iterations (eq. 12, :func:`cmcnn.interpret.deepdream.deep_dream`) and its
+Gaussian-mask map ΔM(a, b) (eq. 13, σ = 5 px, :func:`cmcnn.interpret.maskscan.mask_scan` on the
 network exported to ONNX): one figure per channel, four rows (the clusters) of image, Deep
 Dream and mask map, with circles at 0.15 R200 and R200 — the layout of the paper's Figs
 8–11.  The mean ΔM of the mask centres inside 0.15 R200 and in the ring 0.15–1 R200
 summarises where each network looks.  The F_cent/F_ring correlations with true mass
-(:func:`cmcnn.coring.core_ring_analysis`) complete the section; the paper finds Pearson
+(:func:`cmcnn.interpret.core_ring.core_ring_analysis`) complete the section; the paper finds Pearson
 coefficients of 0.58 for the core and 0.94 for the ring, for both X-ray bands.
 """
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cmcore.dataset import SPLIT_NAMES, open_dataset
+from cmcore.datafile import SPLIT_NAMES, open_dataset
 from cmcore.errors import InputError
 from cmcore.fileio import atomic_write
 
-from .coring import CORE_FRACTION, core_ring_analysis, plot_core_ring, radii_arcmin
+from cmcnn.interpret.core_ring import CORE_FRACTION, core_ring_analysis, plot_core_ring, radii_arcmin
 
 #: Deep Dream iterations of the paper's Figs 8–11.
 DREAM_ITERATIONS = 2
@@ -50,12 +50,14 @@ def pick_clusters(data: str | os.PathLike, n: int = 4, split: str = "test") -> l
     return sorted(chosen, key=lambda r: logm[r])
 
 
-def _export(model, npix: int, n_channels: int, path: Path) -> None:
-    import keras
+def _export(model, path: Path) -> None:
+    """The run's network as ONNX, converted as ``cmc export`` converts it (so the scan sees the users' graph)."""
+    import onnx
+
+    from cmcnn.serve.export import keras_to_onnx
 
     with atomic_write(path) as tmp:
-        model.export(str(tmp), format="onnx", verbose=False,
-                     input_signature=[keras.InputSpec(shape=(None, npix, npix, n_channels), dtype="float32")])
+        onnx.save(keras_to_onnx(model), str(tmp))
 
 
 def _figure(channel: str, panels: list[dict], out: Path, dpi: int = 100) -> Path:
@@ -113,10 +115,10 @@ def interpret_networks(data: str | os.PathLike, runs: Mapping[str, str | os.Path
         The content of ``interpret.json``: the clusters, per channel and cluster the predictions,
         the Deep Dream masses and the mean mask ΔM in the core and the ring, and the F_cent/F_ring rows.
     """
-    from .deepdream import deep_dream
-    from .interpret import read_dataset_image
-    from .maskscan import ScanModel, mask_scan
-    from .training import load_run
+    from cmcnn.interpret.deepdream import deep_dream
+    from cmcnn.interpret.maps import read_dataset_image
+    from cmcnn.interpret.maskscan import ScanModel, mask_scan
+    from cmcnn.train.training import load_model
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,11 +126,11 @@ def interpret_networks(data: str | os.PathLike, runs: Mapping[str, str | os.Path
     result: dict = {"data": str(data), "clusters": rows, "mask_sigma_px": MASK_SIGMA, "stride": int(stride),
                     "dream_iterations": DREAM_ITERATIONS, "networks": {}}
     for channel, run in runs.items():
-        model, config = load_run(run)
+        model, config = load_model(run)
         if list(config["channels"]) != [channel]:
             raise InputError(f"{run} is not a single-channel {channel} network (channels {config['channels']})")
         onnx_path = out / f"{channel}.onnx"
-        _export(model, int(config["npix"]), 1, onnx_path)
+        _export(model, onnx_path)
         scan_model = ScanModel(onnx_path)
         panels, entries = [], []
         for k in rows:

@@ -1,52 +1,9 @@
 """Gaussian-mask scans of a network exported to ONNX (Yan et al. 2020, §4, eq. 13).
 
-For every mask centre (a, b) of a grid the image is multiplied by
-
-    Mask_ij = 1 − exp(−((i − a)² + (j − b)²) / (2σ²))                     (eq. 13)
-
-(i the row, j the column, in pixels; every channel is masked alike) and the network
-predicts again; the map is
-
-    ΔM(a, b) = M_pred(I · Mask_ab) − M_pred(I)        [dex: difference of log10(M200/M☉)]
-
-Negative ΔM: the masked pixels pushed the prediction up.
-
-Two ways to compute the same map, both through onnxruntime, neither importing TensorFlow:
-
-``brute``
-    One full forward pass of the exported model per mask centre (14 400 for a
-    120 × 120 image at stride 1), in batches.
-
-``fast`` (default)
-    Exact reuse of the unchanged parts of every feature map.  The masked image is
-    formed in float32 as ``float32(image) * float32(Mask)``, so it equals the image
-    *bit for bit* wherever ``float32(Mask) == 1``, i.e. where
-    ``exp(−d²/2σ²) ≤ 2⁻²⁵`` (:func:`mask_radius`: beyond 29 px for σ = 5).  Every
-    masked image therefore differs from the original only inside the square of
-    half-width R around (a, b).  Each stage of a feature stack (3 × 3 convolution,
-    ReLU, 2 × 2 average pooling) changes only the pooled cells whose receptive field
-    meets the changed region of its input; the scan recomputes exactly those cells, from
-    a window of the stage's input in which the changed cells hold the new values and
-    all others the original ones (zeros outside the image: the convolution's "same"
-    padding), and hands them to the next stage.  The last pooled maps, the original
-    ones with the recomputed cells pasted in, go through the unchanged rest of the
-    network (flatten, concatenation, dense head).  No approximation is made: every
-    output cell that can differ from the original is recomputed from exactly the
-    values the full forward pass would use, and the others are the original's.  The
-    two methods agree to float32 rounding (different summation order of the same
-    products), ~1e-6 dex; the tests check 1e-5.
-
-How the network is split: the exported ``MODEL.onnx`` (``cmc export``, or any
-``keras.Model.export(format="onnx")`` of :func:`cmcnn.models.build_model`) is read
-as it is.  :class:`ScanModel` finds each feature stack as its chain of
-``Conv → Relu → AveragePool`` nodes, extracts from the same graph (with
-:func:`onnx.utils.Extractor`) the *preprocessing* (image → the first convolution's
-input of each stack; asinh scaling, channel slicing, layout) and the *tail* (the last
-pooled maps → the output), and rebuilds each stage as a small ONNX graph with the
-same weights and no padding, with dynamic spatial size.  On loading it checks that
-the pieces reproduce the full model's prediction and that the preprocessing is a
-per-pixel map (it is evaluated on pixels packed into images of the model's size).
-No sidecar files are needed.
+``ΔM(a, b) = M_pred(I · Mask_ab) − M_pred(I)`` [dex] for every mask centre, by brute force
+(one forward pass per centre) or by the exact windowed reuse of unchanged feature cells
+(``fast``, the default; the two agree to float32 rounding).  The method and its proof of
+exactness are in ``docs/interpret.md`` ("Fast and exact").
 """
 from __future__ import annotations
 
@@ -59,6 +16,8 @@ from collections.abc import Callable
 import numpy as np
 
 from cmcore.errors import FileFormatError, InputError
+
+from cmcnn.serve.split import NumpyGraph, Unsupported, node_attributes
 
 #: Pooling factor of each stage and of a whole feature stack (three stages).
 POOL = 2
@@ -114,127 +73,6 @@ def scan_centres(npix: int, stride: int) -> np.ndarray:
     return np.arange(0, npix, stride)
 
 
-# ------------------------------------------------------------------ graph surgery
-class _Unsupported(Exception):
-    """An operator the NumPy evaluator of the preprocessing does not implement."""
-
-
-def _np_slice(x, starts, ends, axes=None, steps=None):
-    axes = range(len(starts)) if axes is None else axes
-    steps = [1] * len(starts) if steps is None else steps
-    index = [slice(None)] * x.ndim
-    for st, en, ax, sp in zip(starts, ends, axes, steps):
-        index[int(ax)] = slice(int(st), int(en), int(sp))
-    return x[tuple(index)]
-
-
-def _np_reshape(x, shape):
-    shape = [x.shape[i] if int(v) == 0 else int(v) for i, v in enumerate(shape)]
-    return x.reshape(shape)
-
-
-#: Operators of :class:`_NumpyGraph`: elementwise maps and layout changes.
-_NP_OPS = {
-    "Mul": lambda x, y, **a: np.multiply(x, y),
-    "Div": lambda x, y, **a: np.divide(x, y),
-    "Add": lambda x, y, **a: np.add(x, y),
-    "Sub": lambda x, y, **a: np.subtract(x, y),
-    "Asinh": lambda x, **a: np.arcsinh(x),
-    "Log": lambda x, **a: np.log(x),
-    "Exp": lambda x, **a: np.exp(x),
-    "Sqrt": lambda x, **a: np.sqrt(x),
-    "Abs": lambda x, **a: np.abs(x),
-    "Neg": lambda x, **a: np.negative(x),
-    "Identity": lambda x, **a: x,
-    "Transpose": lambda x, perm=None, **a: np.transpose(x, perm),
-    "Reshape": lambda x, shape, **a: _np_reshape(x, shape),
-    "Slice": lambda x, *args, **a: _np_slice(x, *args),
-    "Squeeze": lambda x, axes=None, **a: np.squeeze(x, axis=None if axes is None else tuple(int(v) for v in axes)),
-    "Unsqueeze": lambda x, axes, **a: np.expand_dims(x, tuple(int(v) for v in axes)),
-}
-
-
-class _NumpyGraph:
-    """Evaluates a small ONNX graph of elementwise and layout operators with NumPy.
-
-    onnxruntime's ``Asinh`` is scalar code (~150 ns a value on the development
-    machine), NumPy's is vectorised (~1 ns); the asinh scaling dominated the cost of a
-    whole forward pass.  Raises :class:`_Unsupported` on loading for other operators.
-    """
-
-    def __init__(self, model) -> None:
-        from onnx import numpy_helper
-
-        g = model.graph
-        self.values = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-        self.nodes = []
-        for n in g.node:
-            if n.op_type == "Constant":
-                self.values[n.output[0]] = numpy_helper.to_array(_attrs(n)["value"])
-                continue
-            if n.op_type not in _NP_OPS:
-                raise _Unsupported(n.op_type)
-            self.nodes.append((n.op_type, list(n.input), n.output[0], _attrs(n)))
-        self.inputs = [i.name for i in g.input if i.name not in self.values]
-        self.outputs = [o.name for o in g.output]
-
-    def run(self, _names, feeds: dict) -> list[np.ndarray]:
-        env = dict(self.values)
-        env.update(feeds)
-        for op, ins, out, attrs in self.nodes:
-            args = [env[i] if i else None for i in ins]
-            while args and args[-1] is None:
-                args.pop()
-            y = _NP_OPS[op](*args, **attrs)
-            env[out] = y.astype(np.float32, copy=False) if y.dtype == np.float64 else y
-        return [np.ascontiguousarray(env[o]) for o in self.outputs]
-
-class SplitNetwork:
-    """A cmc network run as NumPy preprocessing followed by onnxruntime for the rest.
-
-    The graph is cut at the inputs of the first convolution of every feature stack:
-    the part before (asinh scaling, channel slicing, layout) is evaluated by
-    :class:`_NumpyGraph`, the rest by an onnxruntime session.  Only graphs whose
-    preprocessing uses the operators NumPy evaluates here are accepted
-    (:class:`_Unsupported` otherwise).
-
-    Parameters
-    ----------
-    model : onnx.ModelProto
-        The whole network (``cmc export``).
-    session_factory : callable
-        ``session_factory(model_bytes)`` → an onnxruntime session for the rest.
-    """
-
-    def __init__(self, model, session_factory) -> None:
-        import onnx
-
-        g = model.graph
-        inits = {t.name for t in g.initializer}
-        inputs = [i.name for i in g.input if i.name not in inits]
-        if len(inputs) != 1 or len(g.output) != 1:
-            raise _Unsupported("not one input and one output")
-        self.input_name, output = inputs[0], g.output[0].name
-        producer = {o: n for n in g.node for o in n.output}
-        cuts = [n.input[0] for n in g.node if n.op_type == "Conv"
-                and (n.input[0] not in producer or producer[n.input[0]].op_type != "AveragePool")]
-        if not cuts or self.input_name in cuts:
-            raise _Unsupported("no preprocessing before the convolutions")
-        known = {v.name for v in list(g.value_info) + list(g.input) + list(g.output)}
-        for name in cuts:
-            if name not in known:
-                g.value_info.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-        extractor = onnx.utils.Extractor(model)
-        self.pre = _NumpyGraph(extractor.extract_model([self.input_name], cuts))
-        self.cuts = list(self.pre.outputs)
-        self.body = session_factory(extractor.extract_model(self.cuts, [output]).SerializeToString())
-
-    def run(self, images: np.ndarray) -> np.ndarray:
-        """The network's output for a batch of images (float32, the model's input layout)."""
-        feeds = dict(zip(self.cuts, self.pre.run(None, {self.input_name: images})))
-        return self.body.run(None, feeds)[0]
-
-
 @dataclasses.dataclass
 class _Stage:
     weight: np.ndarray     # (cout, cin, 3, 3)
@@ -255,12 +93,6 @@ def _const(name: str, inits: dict, constants: dict) -> np.ndarray:
     if name in constants:
         return constants[name]
     raise FileFormatError(f"weights {name!r} are not constant in the ONNX graph")
-
-
-def _attrs(node) -> dict:
-    import onnx
-
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
 def _stage_graph(weight: np.ndarray, bias: np.ndarray, opset: int = 17) -> bytes:
@@ -305,9 +137,9 @@ class ScanModel:
     Parameters
     ----------
     path : path-like or str
-        ONNX file of a network of :func:`cmcnn.models.build_model` (input
+        ONNX file of a network of :func:`cmcnn.train.models.build_model` (input
         ``(batch, npix, npix, C)`` float32 in physical units, output log10 M200), or a
-        shipped model's name (:mod:`cmcnn.shipped`).
+        shipped model's name (:mod:`cmcnn.serve.shipped`).
     threads : int, optional
         onnxruntime intra-op threads (default: one per core).
     """
@@ -315,7 +147,7 @@ class ScanModel:
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         import onnx
 
-        from .shipped import resolve_model
+        from cmcnn.serve.shipped import resolve_model
 
         self.path = os.fspath(resolve_model(path))
         try:
@@ -323,7 +155,7 @@ class ScanModel:
         except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
             raise FileFormatError(f"{self.path}: not a readable ONNX model ({exc.__class__.__name__})") from exc
         self.threads = threads
-        #: the model's ``metadata_props`` (:mod:`cmcnn.modelinfo`: channels, units, …)
+        #: the model's ``metadata_props`` (:mod:`cmcnn.serve.metadata`: channels, units, …)
         self.metadata = {p.key: p.value for p in model.metadata_props}
         self.full = _session(model.SerializeToString(), threads)
         g = model.graph
@@ -350,8 +182,8 @@ class ScanModel:
         tail = extractor.extract_model([s.pool_output for s in self.stacks], [self.output_name])
         self.pre_onnx = _session(pre.SerializeToString(), threads)
         try:
-            self.pre = _NumpyGraph(pre)
-        except _Unsupported:
+            self.pre = NumpyGraph(pre)
+        except Unsupported:
             self.pre = self.pre_onnx
         self.tail = _session(tail.SerializeToString(), threads)
         self._check_decomposition()
@@ -362,8 +194,8 @@ class ScanModel:
 
         g = model.graph
         inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-        constants = {n.output[0]: numpy_helper.to_array(_attrs(n)["value"])
-                     for n in g.node if n.op_type == "Constant" and "value" in _attrs(n)}
+        constants = {n.output[0]: numpy_helper.to_array(node_attributes(n)["value"])
+                     for n in g.node if n.op_type == "Constant" and "value" in node_attributes(n)}
         producer = {o: n for n in g.node for o in n.output}
         consumers = defaultdict(list)
         for n in g.node:
@@ -385,7 +217,7 @@ class ScanModel:
         for conv in firsts:
             stages = []
             while True:
-                a = _attrs(conv)
+                a = node_attributes(conv)
                 pads = a.get("pads", [0, 0, 0, 0])
                 same = a.get("auto_pad", b"NOTSET") in (b"SAME_UPPER", b"SAME_LOWER") or list(pads) == [1, 1, 1, 1]
                 if (list(a.get("kernel_shape", [3, 3])) != [3, 3] or list(a.get("strides", [1, 1])) != [1, 1]
@@ -403,7 +235,7 @@ class ScanModel:
                     tensor = conv.output[0]
                 relu = only_consumer(tensor, "Relu")
                 pool = only_consumer(relu.output[0], "AveragePool")
-                pa = _attrs(pool)
+                pa = node_attributes(pool)
                 if (list(pa.get("kernel_shape", [])) != [2, 2] or list(pa.get("strides", [])) != [2, 2]
                         or any(pa.get("pads", [0, 0, 0, 0]))):
                     raise FileFormatError(f"{self.path}: pooling {pool.name!r} is not 2x2/2")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmcore.dataset import SPLIT_NAMES
+from cmcore.datafile import SPLIT_NAMES
 from cmcore.errors import FileFormatError, InputError
 from cmcore.fileio import atomic_write
 

@@ -3,7 +3,7 @@
 A card (Markdown, written next to the model as ``<model>.md``) is built from two sources
 only, so that it can always be rebuilt and checked:
 
-- the ONNX file's metadata (:mod:`cmcnn.modelinfo`, written by ``cmc export``): channels,
+- the ONNX file's metadata (:mod:`cmcnn.serve.metadata`, written by ``cmc export``): channels,
   units, image size, instrument, the training dataset's SHA-256, the training run
   (epochs, best epoch, learning rate, wall time), weight storage, code version;
 - the ``metrics.json`` of ``cmc evaluate MODEL.onnx --data DATA --baseline CHANNELS``: the
@@ -21,7 +21,7 @@ from pathlib import Path
 from cmcore.errors import FileFormatError, InputError
 from cmcore.fileio import atomic_write
 
-from .report import PAPER, PAPER_TABLE2, TABLE2_HEADER, _f, _pm, table
+from cmcnn.evaluate.report import PAPER, PAPER_TABLE2, TABLE2_HEADER, _f, _pm, table
 
 
 def _metadata(model: Path) -> dict[str, str]:
@@ -53,7 +53,7 @@ def _instrument(meta: dict[str, str], channels: list[str]) -> str:
 
 def card_rows(model: Path, metrics: dict) -> tuple[dict, list[dict]]:
     """The network's estimator and the baselines of its channels from an evaluation's ``metrics.json``."""
-    from cmcore.dataset import file_sha256
+    from cmcore.fileio import file_sha256
 
     ests = metrics.get("estimators") or []
     digest = file_sha256(model)

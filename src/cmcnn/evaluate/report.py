@@ -1,8 +1,8 @@
 """The reproduction report: every table recomputed from prediction files, beside the paper's numbers.
 
-:func:`write_report` reads the predictions CSVs (:mod:`cmcnn.predictions`) that the
-experiments of :mod:`cmcnn.reproduce` wrote, recomputes Table 2 and the per-bin bias with
-:mod:`cmcnn.metrics` on their test rows, and writes ``report.md`` (tables, the figures
+:func:`write_report` reads the predictions CSVs (:mod:`cmcnn.evaluate.predictions_csv`) that the
+experiments of :mod:`cmcnn.workflows.reproduce` wrote, recomputes Table 2 and the per-bin bias with
+:mod:`cmcnn.evaluate.metrics` on their test rows, and writes ``report.md`` (tables, the figures
 as PNG links) and ``report.json`` (the same numbers, for machines).  Nothing in the
 tables is copied from an earlier summary: delete ``report.md`` and rerun, and it is
 rebuilt from the CSVs alone.
@@ -23,8 +23,8 @@ import numpy as np
 
 from cmcore.fileio import atomic_write
 
-from .metrics import CENTRAL_RANGE, per_bin, table2
-from .predictions import read_predictions, select_split
+from cmcnn.evaluate.metrics import CENTRAL_RANGE, per_bin, table2
+from cmcnn.evaluate.predictions_csv import read_predictions, select_split
 
 #: Yan et al. (2020), Table 2: test set, 13.25 < log10(M200,true/M☉) < 14.5.
 PAPER_TABLE2 = {
@@ -199,7 +199,7 @@ def write_report(out: str | os.PathLike, sections: Sequence[Comparison], *, prea
         if sec.figures:
             md.append("")
     md += [f"Columns: the test images with {CENTRAL_RANGE[0]} < log10 M200,true < {CENTRAL_RANGE[1]} "
-           "(`cmcnn.metrics.table2`); RMS is the root mean square of M_pred/M_true − 1, σ the standard "
+           "(`cmcnn.evaluate.metrics.table2`); RMS is the root mean square of M_pred/M_true − 1, σ the standard "
            f"deviation of log10(M_pred/M_true); ± one standard error. Paper columns: {PAPER}, Table 2.", ""]
     md += [a.strip() + "\n" for a in appendix]
     if notes:

@@ -1,14 +1,14 @@
 """``cmc export``: a trained network as an ONNX model with its preprocessing inside.
 
-The Keras model of a run (:func:`cmcnn.training.load_run`) already contains the asinh
-preprocessing (:class:`cmcnn.models.AsinhScaling`), so the exported graph takes images
+The Keras model of a run (:func:`cmcnn.train.training.load_model`) already contains the asinh
+preprocessing (:class:`cmcnn.train.models.AsinhScaling`), so the exported graph takes images
 in the dataset's physical units: input ``image`` (batch, npix, npix, C) float32, NHWC,
 batch dimension dynamic; output ``log10_m200`` (batch, 1), log10(M200c/M☉).
 
 Conversion goes through ``tf2onnx.convert.from_function`` on a ``tf.function`` with an
 input signature (``tf2onnx.convert.from_keras`` fails on Keras 3 models), opset 17 by
 default (tf2onnx 1.17 rejects 19 and above).  The model's ``metadata_props`` are those
-of :mod:`cmcnn.modelinfo`.  Before the file is written, onnxruntime and Keras predict the
+of :mod:`cmcnn.serve.metadata`.  Before the file is written, onnxruntime and Keras predict the
 same validation images; if they differ by more than ``tolerance`` (1e-5 dex) the export
 fails and nothing is written.  The file appears complete or not at all.
 
@@ -33,7 +33,7 @@ from cmcore._version import __version__
 from cmcore.errors import CmcError, FileFormatError, InputError
 from cmcore.fileio import atomic_write
 
-from . import modelinfo as mi
+import cmcnn.serve.metadata as mi
 
 #: Opsets tf2onnx 1.17 accepts for this network (19 and above are rejected).
 OPSETS = (17, 18)
@@ -179,7 +179,7 @@ def read_metrics(path: str | os.PathLike, run_name: str) -> dict:
 
 def model_metadata(config: dict, run: Path, *, metrics: dict | None, max_abs_diff: float,
                    n_parity: int, weights: str = "best") -> dict[str, str]:
-    """The ``metadata_props`` of a run's exported model (keys of :mod:`cmcnn.modelinfo`)."""
+    """The ``metadata_props`` of a run's exported model (keys of :mod:`cmcnn.serve.metadata`)."""
     from cmcore.observables import CHANNEL_UNITS
 
     attrs = config.get("dataset_attrs") or {}
@@ -225,7 +225,7 @@ def model_metadata(config: dict, run: Path, *, metrics: dict | None, max_abs_dif
 
 
 def _best(run: Path) -> dict:
-    from .evaluate import read_history
+    from cmcnn.train.history import read_history
 
     path = run / "history.csv"
     if not path.is_file():
@@ -240,7 +240,7 @@ def _best(run: Path) -> dict:
 
 def validation_images(config: dict, data: str | os.PathLike | None, n: int) -> np.ndarray:
     """Up to ``n`` validation images (n, npix, npix, C) of the run's dataset (or ``data``)."""
-    from .data import ImageSource
+    from cmcnn.train.data import ImageSource
 
     path = Path(data) if data is not None else Path(str(config.get("data", "")))
     if not path.is_file():
@@ -313,7 +313,7 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, weights: str =
     -------
     ExportSummary
     """
-    from .training import load_run
+    from cmcnn.train.training import load_model
 
     run, out = Path(run), Path(out)
     if opset not in OPSETS:
@@ -322,7 +322,7 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, weights: str =
         raise InputError(f"--check-images must be >= 1, got {n_check}")
     if out.suffix != ".onnx":
         raise InputError(f"output file must end in .onnx, got {out}")
-    model, config = load_run(run, weights=weights)
+    model, config = load_model(run, weights=weights)
     metrics_obj = read_metrics(metrics, run.name) if metrics is not None else None
     images = validation_images(config, data, n_check)
     proto = keras_to_onnx(model, opset=opset)

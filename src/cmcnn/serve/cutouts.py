@@ -53,7 +53,7 @@ import numpy as np
 
 from cmcore.errors import InputError
 
-from .modelinfo import ModelInfo
+from cmcnn.serve.metadata import ModelInfo
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
 NPY_SUFFIXES = (".npy",)
@@ -213,7 +213,7 @@ class _open_h5:
 
     def _check(self):
         f, info = self.f, self.info
-        from cmcore.dataset import FORMAT
+        from cmcore.datafile import FORMAT
 
         if f.attrs.get("format") != FORMAT:
             raise Refused(f"not a cmc dataset (no format={FORMAT!r} attribute)")

@@ -19,7 +19,7 @@ import numpy as np
 from cmcore.errors import FileFormatError, InputError
 from cmcore.fileio import atomic_write
 
-from .coring import CORE_FRACTION
+from cmcnn.interpret.core_ring import CORE_FRACTION
 
 
 @dataclasses.dataclass
@@ -68,7 +68,7 @@ def read_dataset_image(path: str | os.PathLike, index: int, channels: list[str])
     """Image ``index`` of a cmc dataset, channels in the given order."""
     from cmcore.render import cutout_wcs
 
-    from .data import ImageSource
+    from cmcnn.train.data import ImageSource
 
     with ImageSource(path, channels, cache="none") as src:
         if not 0 <= index < src.n_images:
@@ -93,7 +93,7 @@ def read_input(path: str | os.PathLike, index: int | None, channels: list[str] |
     if index is None:
         raise InputError(f"{path}: a dataset input needs --index K")
     if channels is None:
-        from cmcore.dataset import open_dataset
+        from cmcore.datafile import open_dataset
 
         with open_dataset(path) as f:
             channels = [c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["channels"]]

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cmcore._version import __version__
-from cmcore.dataset import file_sha256
+from cmcore.fileio import file_sha256
 from cmcore.errors import InputError
 from cmcore.fileio import atomic_write
 

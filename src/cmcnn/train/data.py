@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmcore.dataset import CHANNELS, open_dataset
+from cmcore.datafile import CHANNELS, open_dataset
 from cmcore.errors import InputError
 
 #: Names of the dataset's split labels, by their stored value.

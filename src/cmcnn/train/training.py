@@ -40,19 +40,18 @@ from pathlib import Path
 import numpy as np
 
 from cmcore._version import __version__
-from cmcore.dataset import file_sha256
+from cmcore.fileio import file_sha256
 from cmcore.errors import InputError
 from cmcore.fileio import atomic_write
 
-from .data import ImageSource, parse_channels, square_symmetry
-from .evaluate import HISTORY_COLUMNS, read_history
-from .evaluation_figures import Curve, learning_curves
+from cmcnn.train.data import ImageSource, parse_channels, square_symmetry
+from cmcnn.train.history import HISTORY_COLUMNS, learning_curves, read_history
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402  (after the log-level default)
 
-from .models import build_model, fit_scaling  # noqa: E402
+from cmcnn.train.models import build_model, fit_scaling  # noqa: E402
 
 #: Optimisers ``cmc train --optimizer`` offers.
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
@@ -231,8 +230,7 @@ def _load_checkpoint(path: Path, model: keras.Model, optimizer) -> dict:
 def plot_learning_curve(run: str | os.PathLike) -> Path:
     """Training and validation loss against epoch (the paper's Fig. 4), as ``RUN/learning_curve.png``."""
     run = Path(run)
-    curve = Curve(run.name, np.empty(0), np.empty(0), history=read_history(run / "history.csv"))
-    return learning_curves([curve], run / "learning_curve.png")
+    return learning_curves([(run.name, read_history(run / "history.csv"))], run / "learning_curve.png")
 
 
 def _log(msg: str) -> None:
@@ -257,7 +255,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config: TrainConfig, 
         Network and optimisation settings.
     cache : {"auto", "memory", "none"}
         Hold the training and validation images in memory, or stream them (see
-        :class:`cmcnn.data.ImageSource`).
+        :class:`cmcnn.train.data.ImageSource`).
     threads : int, optional
         CPU threads for TensorFlow (set before TensorFlow starts; default: all).
     progress : bool
@@ -443,7 +441,7 @@ class _EpochBar:
 
 
 # ---------------------------------------------------------------------------- loading
-def load_run(run: str | os.PathLike, weights: str = "best") -> tuple[keras.Model, dict]:
+def load_model(run: str | os.PathLike, weights: str = "best") -> tuple[keras.Model, dict]:
     """Rebuild a trained network from its run directory.
 
     Parameters
@@ -497,7 +495,7 @@ def predict_run(run: str | os.PathLike, data: str | os.PathLike | None = None, s
         ``redshift``, ``split``, ``m200_true``, ``m200_pred``, ``log10_m200_true``,
         ``log10_m200_pred`` (masses in M☉).
     """
-    model, config = load_run(run)
+    model, config = load_model(run)
     data = Path(data) if data is not None else Path(config["data"])
     with ImageSource(data, config["channels"], cache="none") as source:
         if source.npix != config["npix"]:

@@ -15,21 +15,21 @@ any snapshot and halo catalogue) and writes one report:
 - ``dataset-literal``: ``Star`` with the literal per-pixel stellar noise (``paper-literal``);
 - ``train-<dataset>-<net>``: the five networks on the fiducial and on the no-interloper
   images, ``Ypar`` on Planck-like and ``Star`` on literal-noise images (12 trainings);
-- ``evaluate-<experiment>``: predictions, Table 2, Figs 4–7 (:func:`cmcnn.evaluate.evaluate`)
+- ``evaluate-<experiment>``: predictions, Table 2, Figs 4–7 (:func:`cmcnn.evaluate.evaluation.evaluate`)
   for ``fiducial`` (with the classical baseline), ``nointerl``, ``instrument``, ``starnoise``;
 - ``interpret``: Deep Dream and mask maps of four test clusters for the fiducial
-  single-channel networks (Figs 8–11) and the F_cent/F_ring table (:mod:`cmcnn.paper_interpret`);
+  single-channel networks (Figs 8–11) and the F_cent/F_ring table (:mod:`cmcnn.workflows.paper_interpret`);
 - ``report``: ``report.md`` and ``report.json``, recomputed from the prediction files
-  (:mod:`cmcnn.report`).
+  (:mod:`cmcnn.evaluate.report`).
 
-Every step is a :class:`cmcnn.steps.Step`: a rerun skips the finished ones after checking
+Every step is a :class:`cmcnn.workflows.steps.Step`: a rerun skips the finished ones after checking
 their inputs' SHA-256, resumes an interrupted one (dataset builds and trainings continue
 where they stopped) and redoes one whose inputs changed.
 
 Output folder::
 
     reproduce.json                the scale, source and seed (a rerun must match)
-    steps/<step>.json             one manifest per step (cmcnn.steps)
+    steps/<step>.json             one manifest per step (cmcnn.workflows.steps)
     universe/                     snapshot.hdf5, halos.h5, synth.json
     data/<dataset>.h5             the four datasets
     runs/<dataset>-<net>/         the twelve training runs
@@ -48,12 +48,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cmcore._version import __version__
-from cmcore.dataset import CHANNELS, PROJECTIONS, DatasetConfig
+from cmcore.datafile import CHANNELS, PROJECTIONS, DatasetConfig
 from cmcore.errors import InputError
 from cmcore.fileio import atomic_write
 
-from .report import Comparison, Estimator, write_report
-from .steps import Step, StepRunner, duration
+from cmcnn.evaluate.report import Comparison, Estimator, write_report
+from cmcnn.workflows.steps import Step, StepRunner, duration
 
 #: The five networks of the paper: name → channels.
 NETWORKS: dict[str, tuple[str, ...]] = {"Star": ("Star",), "Fxs": ("Fxs",), "Fxb": ("Fxb",), "Ypar": ("Ypar",),
@@ -202,7 +202,7 @@ class Grid:
         return self.out / "experiments" / name
 
     def predictions(self, experiment: str, estimator: str) -> Path:
-        """Where :func:`cmcnn.evaluate.evaluate` writes an estimator's predictions: its folder is the
+        """Where :func:`cmcnn.evaluate.evaluation.evaluate` writes an estimator's predictions: its folder is the
         run's name (``<dataset>-<net>``) or ``baseline-<channel>``."""
         return self.experiment(experiment) / estimator / "predictions.csv"
 
@@ -218,7 +218,7 @@ EXPERIMENTS: dict[str, tuple[list[tuple[str, str]], str | None, tuple[str, ...]]
 
 
 def dataset_config(scale: Scale, variant: str, seed: int) -> DatasetConfig:
-    """The :class:`cmcore.dataset.DatasetConfig` of one dataset of the grid."""
+    """The :class:`cmcore.datafile.DatasetConfig` of one dataset of the grid."""
     v = VARIANTS[variant]
     return DatasetConfig(per_bin=scale.per_bin, projections=scale.projections, channels=v.channels,
                          instrument=v.instrument, seed=seed, npix=scale.npix, fov_arcmin=scale.fov_arcmin,
@@ -226,8 +226,8 @@ def dataset_config(scale: Scale, variant: str, seed: int) -> DatasetConfig:
 
 
 def train_config(scale: Scale, net: str, seed: int):
-    """The :class:`cmcnn.training.TrainConfig` of one network of the grid."""
-    from .training import TrainConfig
+    """The :class:`cmcnn.train.training.TrainConfig` of one network of the grid."""
+    from cmcnn.train.training import TrainConfig
 
     return TrainConfig(channels=list(NETWORKS[net]), epochs=scale.epochs_multi if net == "multi" else scale.epochs,
                        lr=scale.lr, seed=seed)
@@ -297,7 +297,7 @@ def plan(out: str | os.PathLike, scale: Scale, *, snapshot: str | os.PathLike | 
             run, data = g.run(variant, net), g.data(variant)
 
             def fit(tc=tc, run=run, data=data) -> None:
-                from .training import train
+                from cmcnn.train.training import train
 
                 train(data, run, tc, threads=threads, progress=progress)
 
@@ -313,7 +313,7 @@ def plan(out: str | os.PathLike, scale: Scale, *, snapshot: str | os.PathLike | 
         folder = g.experiment(name)
 
         def assess(run_dirs=run_dirs, data=data, folder=folder, baseline=baseline) -> None:
-            from .evaluate import evaluate
+            from cmcnn.evaluate.evaluation import evaluate
 
             evaluate([str(r) for r in run_dirs], folder, data=data, baseline_channels=list(baseline) or None,
                      progress=progress)
@@ -328,7 +328,7 @@ def plan(out: str | os.PathLike, scale: Scale, *, snapshot: str | os.PathLike | 
     single = {c: g.run("fiducial", c) for c in CHANNELS}
 
     def explain() -> None:
-        from .paper_interpret import interpret_networks
+        from cmcnn.workflows.paper_interpret import interpret_networks
 
         interpret_networks(g.data("fiducial"), single, folder, stride=scale.mask_stride, progress=progress)
 
@@ -342,7 +342,7 @@ def plan(out: str | os.PathLike, scale: Scale, *, snapshot: str | os.PathLike | 
     csvs = sorted({e.path for s in sections for e in s.rows})
 
     def make_report() -> None:
-        from .paper_interpret import interpretation_markdown
+        from cmcnn.workflows.paper_interpret import interpretation_markdown
 
         write_report(g.out, sections, preamble=_preamble(g.out, scale),
                      appendix=[interpretation_markdown(folder, "experiments/interpret")],

@@ -1,7 +1,7 @@
 """Sharded prediction on a dask.distributed cluster (``cmc predict --scheduler``).
 
-The client expands the inputs (:func:`cmcnn.cutouts.expand_inputs`), cuts the
-batches of the serial plan (:func:`cmcnn.cutouts.plan`) into shards of about
+The client expands the inputs (:func:`cmcnn.serve.cutouts.expand_inputs`), cuts the
+batches of the serial plan (:func:`cmcnn.serve.cutouts.plan`) into shards of about
 ``shard_size`` cutouts — consecutive batches, never splitting one — and submits
 one Dask task per shard.  A task reads and checks its shard's inputs with
 ``readers`` threads and runs every batch through the worker's onnxruntime
@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cmcore.cluster import connect, parse_scheduler
+from cmcore.scheduler import connect, parse_scheduler
 from cmcore.errors import InputError
 
-from .cutouts import Batch, ReadOptions, Source, Task, expand_inputs, plan, read_ahead
-from .modelinfo import ModelInfo
+from cmcnn.serve.cutouts import Batch, ReadOptions, Source, Task, expand_inputs, plan, read_ahead
+from cmcnn.serve.metadata import ModelInfo
 
 #: Upper bound of the automatic shard size [cutouts].
 MAX_AUTO_SHARD = 4096
@@ -48,13 +48,13 @@ _predictors_lock = threading.Lock()
 
 
 def worker_predictor(model: str, providers: str | Sequence[str] | None, threads: int | None):
-    """The :class:`~cmcnn.predict.Predictor` of this process for a model file, created on first use.
+    """The :class:`~cmcnn.serve.predictor.Predictor` of this process for a model file, created on first use.
 
     Keyed by the model's absolute path, size and modification time and the session
     options, so a worker opens each model once however many shards it runs, and a
     model file rewritten in place is opened again.
     """
-    from .predict import Predictor
+    from cmcnn.serve.predictor import Predictor
 
     st = os.stat(model)
     key = (model, st.st_size, st.st_mtime_ns, providers if isinstance(providers, (str, type(None)))
@@ -142,12 +142,12 @@ def predict_sharded(scheduler: str, model: str | os.PathLike, inputs: Iterable[s
                     readers: int = 2, providers: str | Sequence[str] | None = None, threads: int | None = None,
                     shard_size: int | None = None, on_total=None,
                     providers_used: list[str] | None = None) -> Iterator[tuple[Batch, np.ndarray]]:
-    """Like :meth:`cmcnn.predict.Predictor.stream`, on the workers of ``scheduler``.
+    """Like :meth:`cmcnn.serve.predictor.Predictor.stream`, on the workers of ``scheduler``.
 
     Parameters
     ----------
     scheduler : str
-        ``local[:N]`` or a scheduler address (:func:`cmcore.cluster.connect`).
+        ``local[:N]`` or a scheduler address (:func:`cmcore.scheduler.connect`).
     model : path-like
         The ONNX model; every worker opens it at its absolute path.
     inputs : iterable of path-like
@@ -155,7 +155,7 @@ def predict_sharded(scheduler: str, model: str | os.PathLike, inputs: Iterable[s
     info : ModelInfo
         The model's contract, read by the client.
     options, batch_size, readers
-        As for :meth:`~cmcnn.predict.Predictor.stream`; ``readers`` threads per task.
+        As for :meth:`~cmcnn.serve.predictor.Predictor.stream`; ``readers`` threads per task.
     providers, threads
         Each worker's session options.  ``threads=None`` on a ``local:N`` cluster
         gives each worker's session ``cpu_count // N`` threads.

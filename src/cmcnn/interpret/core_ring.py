@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cmcore.dataset import open_dataset
+from cmcore.datafile import open_dataset
 from cmcore.errors import InputError
+from cmcore.figures import save_png
 
 #: Inner radius of the ring in units of θ200 (the paper's 0.15 R200).
 CORE_FRACTION = 0.15
@@ -86,7 +87,7 @@ def core_ring_analysis(data: str | os.PathLike, channels: list[str] | None = Non
         ``{"rows": [per channel: channel, region, n, n_nonpositive, pearson_log, spearman],
         "sums": {channel: (F_cent, F_ring)}, "log10_m200": ..., "pixel_arcsec": ...}``.
     """
-    from .data import SPLITS
+    from cmcnn.train.data import SPLITS
 
     with open_dataset(Path(data)) as f:
         names = [c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["channels"]]
@@ -151,7 +152,4 @@ def plot_core_ring(result: dict, out: str | os.PathLike, dpi: int = 110) -> Path
         ax.set_title(ch)
         ax.legend(fontsize=8, markerscale=3)
     fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
-    return out
+    return save_png(fig, out, dpi)

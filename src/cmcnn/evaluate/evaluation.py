@@ -1,9 +1,9 @@
 """Evaluation of trained networks and baselines: Table 2, per-bin bias, Figs 4–7, a comparison.
 
 Inputs are training RUN directories (``config.json``, ``history.csv``, weights),
-predictions CSVs (:mod:`cmcnn.predictions`), ONNX models from ``cmc export`` or shipped
-models by name (:mod:`cmcnn.shipped`; predicted with onnxruntime).  A RUN is predicted with
-:func:`cmcnn.training.predict_run`, imported only then, so evaluating CSVs and
+predictions CSVs (:mod:`cmcnn.evaluate.predictions_csv`), ONNX models from ``cmc export`` or shipped
+models by name (:mod:`cmcnn.serve.shipped`; predicted with onnxruntime).  A RUN is predicted with
+:func:`cmcnn.train.training.predict_run`, imported only then, so evaluating CSVs and
 baselines never loads TensorFlow.  A CSV with a ``history.csv`` beside it gets its
 learning curve too.
 
@@ -19,30 +19,32 @@ Report layout (``out``)::
     metrics.json                every estimator's metrics
     comparison.md, *.png        with two estimators or more: the table and Figs 4–7 of all together
 
-Metric definitions: :mod:`cmcnn.metrics`.
+Metric definitions: :mod:`cmcnn.evaluate.metrics`.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cmcore.errors import FileFormatError, InputError
 from cmcore.fileio import atomic_write
 
-from . import evaluation_figures as figs
-from .calibration import calibrated_columns, fit_calibration
-from .metrics import CENTRAL_RANGE, bin_edges, per_bin, table2
-from .predictions import check_predictions, read_predictions, select_split, write_predictions
+import cmcnn.evaluate.figures as figs
+from cmcnn.train.calibration import calibrated_columns, fit_calibration
+from cmcnn.evaluate.metrics import CENTRAL_RANGE, bin_edges, per_bin, table2
+from cmcnn.evaluate.predictions_csv import (check_predictions, make_predictions, read_predictions, select_split,
+                                           write_predictions)
+from cmcnn.train.history import learning_curves, read_history
 
-HISTORY_COLUMNS = ("epoch", "loss", "val_loss", "learning_rate", "seconds")
-
+if TYPE_CHECKING:
+    from cmcnn.serve.predictor import Predictor
 
 @dataclass
 class Estimate:
@@ -55,33 +57,14 @@ class Estimate:
     history: dict[str, np.ndarray] | None = None
     channels: list[str] | None = None
     folder: str | None = None  # report sub-folder; from the name when None
-    calibration: dict | None = None  # constants of cmcnn.calibration when calibrated
+    calibration: dict | None = None  # constants of cmcnn.train.calibration when calibrated
 
     def curve(self) -> figs.Curve:
         return figs.Curve(self.name, self.predictions["m200_true"], self.predictions["m200_pred"],
                           baseline=self.kind == "baseline", history=self.history)
 
 
-def read_history(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a ``history.csv`` (``epoch,loss,val_loss,learning_rate,seconds``) into float arrays."""
-    path = Path(path)
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in HISTORY_COLUMNS if c not in header]
-        if missing:
-            raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-        reader.fieldnames = header
-        rows = list(reader)
-    if not rows:
-        raise InputError(f"{path}: no epochs")
-    try:
-        return {c: np.array([float(r[c]) for r in rows]) for c in HISTORY_COLUMNS}
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{path}: {exc}") from None
-
-
-def load_run(run: str | os.PathLike, *, data: str | os.PathLike | None = None, split: str = "test",
+def estimate_from_run(run: str | os.PathLike, *, data: str | os.PathLike | None = None, split: str = "test",
              batch_size: int = 256) -> Estimate:
     """Predict a training RUN directory on ``split`` of ``data`` (the run's own dataset by default)."""
     run = Path(run)
@@ -92,7 +75,7 @@ def load_run(run: str | os.PathLike, *, data: str | os.PathLike | None = None, s
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as exc:
         raise FileFormatError(f"{config_path}: {exc}") from None
-    from .training import predict_run
+    from cmcnn.train.training import predict_run
 
     cols = check_predictions(predict_run(run, data=data, split=split, batch_size=batch_size), str(run))
     history = read_history(run / "history.csv") if (run / "history.csv").is_file() else None
@@ -100,7 +83,7 @@ def load_run(run: str | os.PathLike, *, data: str | os.PathLike | None = None, s
     return Estimate(run.name, "network", str(run), select_split(cols, split, str(run)), history, channels)
 
 
-def load_csv(path: str | os.PathLike, *, split: str = "test") -> Estimate:
+def estimate_from_csv(path: str | os.PathLike, *, split: str = "test") -> Estimate:
     """Read a predictions CSV and keep ``split``; a ``history.csv`` beside it is read too."""
     path = Path(path)
     cols = select_split(read_predictions(path), split, str(path))
@@ -111,9 +94,9 @@ def load_csv(path: str | os.PathLike, *, split: str = "test") -> Estimate:
     return Estimate(name, kind, str(path), cols, history)
 
 
-def load_onnx(model: str | os.PathLike, *, data, split: str = "test", batch_size: int = 256) -> Estimate:
+def estimate_from_onnx(model: str | os.PathLike, *, data, split: str = "test", batch_size: int = 256) -> Estimate:
     """Predict ``split`` of ``data`` with an ONNX model or a shipped model's name (onnxruntime)."""
-    from .predict import Predictor, predict_dataset
+    from cmcnn.serve.predictor import Predictor
 
     if data is None:
         raise InputError(f"evaluating the ONNX model {model} needs --data (the dataset to predict)")
@@ -122,17 +105,63 @@ def load_onnx(model: str | os.PathLike, *, data, split: str = "test", batch_size
     return Estimate(pred.path.stem, "network", str(pred.path), cols, None, list(pred.info.channels))
 
 
-def load_input(item: str | os.PathLike, *, data=None, split: str = "test", batch_size: int = 256) -> Estimate:
+def predict_dataset(model: str | os.PathLike | Predictor, data: str | os.PathLike, split: str = "test", *,
+                    batch_size: int = 256, providers: str | Sequence[str] | None = None,
+                    threads: int | None = None) -> dict[str, np.ndarray]:
+    """Predictions of an ONNX model on one split of a ``cmc dataset`` file, as a predictions file's columns.
+
+    The same numbers as ``cmc predict MODEL DATA.h5`` for those images, with the labels
+    beside them, so that :mod:`cmcnn.evaluate.evaluation` scores shipped or exported models exactly
+    as it scores training runs.
+
+    Parameters
+    ----------
+    model : path-like, str or Predictor
+        ONNX file, shipped model's name, or an open :class:`Predictor`.
+    data : path-like
+        Dataset file; its images must have the model's size and pixel scale (1 %).
+    split : {"train", "validation", "test"}
+        Which images.
+    batch_size, providers, threads
+        As for :class:`Predictor`.
+
+    Returns
+    -------
+    dict
+        Columns of :mod:`cmcnn.evaluate.predictions_csv` (``index`` … ``log10_m200_pred``).
+    """
+    from cmcnn.serve.cutouts import ReadOptions, Refused, _open_h5
+    from cmcnn.serve.predictor import Predictor
+    from cmcnn.train.data import ImageSource
+
+    pred = model if isinstance(model, Predictor) else Predictor(model, providers=providers, threads=threads)
+    try:  # the checks of `cmc predict` on a dataset file: channels, image size, units, pixel scale
+        with _open_h5(os.fspath(data), pred.info, ReadOptions()):
+            pass
+    except Refused as exc:
+        raise InputError(f"{data}: {exc} ({pred.path.name})") from None
+    with ImageSource(data, pred.info.channels, cache="none") as source:
+        rows = source.rows(split)
+        if rows.size == 0:
+            raise InputError(f"{data} has no images in the {split} split")
+        logm = np.concatenate([pred.predict(source.read(rows[i:i + batch_size]), batch_size)
+                               for i in range(0, rows.size, batch_size)])
+        return make_predictions(rows, source.label("halo_id", rows), source.label("projection", rows),
+                                source.label("redshift", rows), np.array([split] * rows.size),
+                                10.0 ** source.log10_m200[rows], 10.0 ** logm.astype(np.float64))
+
+
+def estimate_from_input(item: str | os.PathLike, *, data=None, split: str = "test", batch_size: int = 256) -> Estimate:
     """A RUN directory, a predictions CSV, an ONNX model or a shipped model's name, whichever ``item`` is."""
-    from .shipped import NAMES
+    from cmcnn.serve.shipped import NAMES
 
     p = Path(item)
     if p.is_dir():
-        return load_run(p, data=data, split=split, batch_size=batch_size)
+        return estimate_from_run(p, data=data, split=split, batch_size=batch_size)
     if p.suffix == ".onnx" or (not p.exists() and str(item).lower() in {n.lower() for n in NAMES}):
-        return load_onnx(item, data=data, split=split, batch_size=batch_size)
+        return estimate_from_onnx(item, data=data, split=split, batch_size=batch_size)
     if p.is_file():
-        return load_csv(p, split=split)
+        return estimate_from_csv(p, split=split)
     raise FileFormatError(f"{p} is neither a run directory, a predictions file, an ONNX model nor a shipped model")
 
 
@@ -173,7 +202,7 @@ def _write_json(path: Path, obj) -> None:
 def _figures(curves: list[figs.Curve], folder: Path, edges) -> list[Path]:
     written = []
     if any(c.history is not None for c in curves):
-        written.append(figs.learning_curves(curves, folder / "learning_curve.png"))
+        written.append(learning_curves([(c.name, c.history) for c in curves], folder / "learning_curve.png"))
     written.append(figs.predicted_vs_true(curves, folder / "pred_vs_true.png"))
     written.append(figs.bias_vs_mass(curves, folder / "bias_vs_mass.png", edges=edges))
     written.append(figs.bias_histograms(curves, folder / "bias_hist.png"))
@@ -222,12 +251,12 @@ def evaluate(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, dat
     split
         Split to evaluate (``test`` by default).
     baseline_channels
-        Channels for which to fit and add :mod:`cmcnn.baseline` (needs ``data``).
+        Channels for which to fit and add :mod:`cmcnn.evaluate.baseline` (needs ``data``).
     batch_size
         Prediction batch size for runs.
     calibrate
         Also evaluate each estimator after the linear calibration of
-        :mod:`cmcnn.calibration`, fitted on its validation-split predictions (a second
+        :mod:`cmcnn.train.calibration`, fitted on its validation-split predictions (a second
         row, ``<name> calibrated``, whose ``metrics.json`` records the constants).
     progress
         Print a line per estimator.
@@ -243,11 +272,11 @@ def evaluate(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, dat
         raise InputError("--baseline needs --data (the dataset to fit it on)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    estimates = [load_input(i, data=data, split=split, batch_size=batch_size) for i in inputs]
-    validation = [load_input(i, data=data, split="validation", batch_size=batch_size) if calibrate else None
+    estimates = [estimate_from_input(i, data=data, split=split, batch_size=batch_size) for i in inputs]
+    validation = [estimate_from_input(i, data=data, split="validation", batch_size=batch_size) if calibrate else None
                   for i in inputs]
     if baseline_channels:
-        from .baseline import fit_baseline, write_baseline
+        from cmcnn.evaluate.baseline import fit_baseline, write_baseline
 
         result = fit_baseline(data, list(baseline_channels), progress=progress)
         write_baseline(result, out / "baseline", split=split)

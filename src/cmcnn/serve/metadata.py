@@ -1,7 +1,7 @@
 """What a cmc ONNX model says about the images it takes: its ``metadata_props``.
 
-:func:`cmcnn.export.export_run` writes these keys (all values are strings, JSON where
-structured) and :class:`cmcnn.predict.Predictor` reads them back to check every input
+:func:`cmcnn.serve.export.export_run` writes these keys (all values are strings, JSON where
+structured) and :class:`cmcnn.serve.predictor.Predictor` reads them back to check every input
 before predicting.  This module is the contract between the two; it imports neither
 TensorFlow nor onnxruntime.
 

@@ -1,9 +1,9 @@
-"""Bulk prediction with onnxruntime: :class:`Predictor` and ``cmc predict``.
+"""Bulk prediction with onnxruntime: :class:`Predictor`.
 
 This path never imports TensorFlow: a user who only predicts needs onnxruntime (or
 onnxruntime-gpu), NumPy, astropy and h5py.  The model is an ONNX file written by
-``cmc export`` (:mod:`cmcnn.export`); its metadata (:mod:`cmcnn.modelinfo`) says what
-every input must look like, and :mod:`cmcnn.cutouts` checks each one.
+``cmc export`` (:mod:`cmcnn.serve.export`); its metadata (:mod:`cmcnn.serve.metadata`) says what
+every input must look like, and :mod:`cmcnn.serve.cutouts` checks each one.
 
 Streaming: inputs are cut into batches of ``batch_size``; ``readers`` threads read
 and check batches (at most ``readers + 1`` ahead, so memory does not grow with the
@@ -21,19 +21,16 @@ Example
 from __future__ import annotations
 
 import os
-import sys
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from cmcore.errors import FileFormatError, InputError
 
-from .cutouts import Batch, ReadOptions, expand_inputs, iter_batches
-from .modelinfo import INPUT_NAME, ModelInfo
+from cmcnn.serve.cutouts import Batch, ReadOptions, expand_inputs, iter_batches
+from cmcnn.serve.metadata import INPUT_NAME, ModelInfo
 
 #: Short names accepted by ``--providers``.
 PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
@@ -85,7 +82,7 @@ class Predictor:
     ----------
     model : path-like or str
         ONNX file from ``cmc export``, or a shipped model's name (``Star``, ``Fxs``,
-        ``Fxb``, ``Ypar``, ``multi``; :mod:`cmcnn.shipped`).
+        ``Fxb``, ``Ypar``, ``multi``; :mod:`cmcnn.serve.shipped`).
     providers : str or sequence of str, optional
         Execution providers (:func:`resolve_providers`); default CUDA when available, else CPU.
     threads : int, optional
@@ -106,7 +103,7 @@ class Predictor:
                  threads: int | None = None, spinning: bool = False) -> None:
         import onnxruntime as ort
 
-        from .shipped import resolve_model
+        from cmcnn.serve.shipped import resolve_model
 
         self.path = resolve_model(model)
         wanted = resolve_providers(providers)
@@ -144,7 +141,7 @@ class Predictor:
         import onnx
         import onnxruntime as ort
 
-        from .maskscan import SplitNetwork
+        from cmcnn.serve.split import SplitNetwork
 
         try:
             split = SplitNetwork(onnx.load(str(self.path)),
@@ -211,7 +208,7 @@ class Predictor:
         inputs : iterable of path-like
             FITS files, directories, glob patterns, ``.npy`` stacks, cmc dataset files.
         options : ReadOptions, optional
-            Checks and the non-finite policy (:mod:`cmcnn.cutouts`).
+            Checks and the non-finite policy (:mod:`cmcnn.serve.cutouts`).
         batch_size : int
             Inputs per batch.
         readers : int
@@ -242,135 +239,3 @@ class Predictor:
             for i, name in enumerate(batch.names):
                 yield Result(name, int(batch.hdus[i]), int(batch.indices[i]), float(logm[i]),
                              int(batch.filled[i]))
-
-
-# --------------------------------------------------------------------------- the command
-@dataclass
-class PredictSummary:
-    """What one :func:`predict_to_table` call did."""
-
-    out: Path
-    n_inputs: int
-    n_predicted: int
-    refusals: list[tuple[str, str]]
-    seconds: float
-    providers: list[str]
-
-
-def predict_to_table(model: str | os.PathLike, inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
-                     options: ReadOptions | None = None, batch_size: int = 64, readers: int = 2,
-                     providers: str | Sequence[str] | None = None, threads: int | None = None,
-                     progress: bool = True, log=None, scheduler: str | None = None,
-                     shard_size: int | None = None) -> PredictSummary:
-    """``cmc predict``: predict every input, write the table, collect the refusals.
-
-    Each refusal is printed (one line, through ``log``) when met and listed in the
-    summary; the run goes on with the other inputs.  With ``scheduler``
-    (``local[:N]`` or an address) the inputs are predicted in shards of about
-    ``shard_size`` cutouts on a dask.distributed cluster (:mod:`cmcnn.distributed`);
-    the table and the refusals are the same, and this process still writes the table.
-    """
-    from cmcore.progress import progress_bar
-
-    from .writers import prediction_table, table_format
-
-    table_format(out)
-    if scheduler is not None:
-        from cmcore.cluster import parse_scheduler
-
-        parse_scheduler(scheduler)
-    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
-    # with a cluster, the workers predict: here the model is only checked and its contract read
-    pred = Predictor(model, providers=providers, threads=threads) if scheduler is None else \
-        Predictor(model, providers="cpu", threads=1)
-    used = list(pred.providers) if scheduler is None else []
-    bars = []
-    refusals: list[tuple[str, str]] = []
-    n_pred = 0
-    meta = {"model": str(pred.path.resolve()), "channels": ",".join(pred.info.channels),
-            "dataset_sha256": pred.info.dataset_sha256, "code_version": pred.info.code_version}
-    if progress:
-        where = f"providers {', '.join(pred.providers)}" if scheduler is None else f"on the Dask cluster {scheduler}"
-        log(f"cmc predict: {pred.path.name}: {pred.info.describe()}; {where}")
-    t0 = time.perf_counter()
-
-    def on_total(n: int) -> None:
-        bars.append(progress_bar(total=n, desc="cmc predict", unit="cutout", disable=not progress))
-
-    stream = None
-    try:
-        with prediction_table(out, meta) as table:
-            if scheduler is None:
-                stream = pred.stream(inputs, options=options, batch_size=batch_size, readers=readers,
-                                     on_total=on_total)
-            else:
-                from .distributed import predict_sharded
-
-                stream = predict_sharded(scheduler, pred.path, inputs, pred.info, options=options,
-                                         batch_size=batch_size, readers=readers, providers=providers,
-                                         threads=threads, shard_size=shard_size, on_total=on_total,
-                                         providers_used=used)
-            for batch, logm in stream:
-                bar = bars[0]
-                for name, reason in batch.refusals:
-                    if progress:
-                        getattr(bar, "write", log)(f"refused {name}: {reason}")
-                refusals.extend(batch.refusals)
-                table.write(batch.names, batch.hdus, batch.indices, logm, batch.filled)
-                n_pred += len(batch.names)
-                if batch.refusals:
-                    bar.set_postfix_str(f"{len(refusals)} refused")
-                bar.update(batch.n_inputs)
-    finally:
-        if stream is not None:
-            stream.close()  # a cluster's connection, the reader threads
-        for bar in bars:
-            bar.close()
-    return PredictSummary(Path(out), n_pred + len(refusals), n_pred, refusals, time.perf_counter() - t0, used)
-
-
-def predict_dataset(model: str | os.PathLike | Predictor, data: str | os.PathLike, split: str = "test", *,
-                    batch_size: int = 256, providers: str | Sequence[str] | None = None,
-                    threads: int | None = None) -> dict[str, np.ndarray]:
-    """Predictions of an ONNX model on one split of a ``cmc dataset`` file, as a predictions file's columns.
-
-    The same numbers as ``cmc predict MODEL DATA.h5`` for those images, with the labels
-    beside them, so that :mod:`cmcnn.evaluate` scores shipped or exported models exactly
-    as it scores training runs.
-
-    Parameters
-    ----------
-    model : path-like, str or Predictor
-        ONNX file, shipped model's name, or an open :class:`Predictor`.
-    data : path-like
-        Dataset file; its images must have the model's size and pixel scale (1 %).
-    split : {"train", "validation", "test"}
-        Which images.
-    batch_size, providers, threads
-        As for :class:`Predictor`.
-
-    Returns
-    -------
-    dict
-        Columns of :mod:`cmcnn.predictions` (``index`` … ``log10_m200_pred``).
-    """
-    from .cutouts import ReadOptions, Refused, _open_h5
-    from .data import ImageSource
-    from .predictions import make_predictions
-
-    pred = model if isinstance(model, Predictor) else Predictor(model, providers=providers, threads=threads)
-    try:  # the checks of `cmc predict` on a dataset file: channels, image size, units, pixel scale
-        with _open_h5(os.fspath(data), pred.info, ReadOptions()):
-            pass
-    except Refused as exc:
-        raise InputError(f"{data}: {exc} ({pred.path.name})") from None
-    with ImageSource(data, pred.info.channels, cache="none") as source:
-        rows = source.rows(split)
-        if rows.size == 0:
-            raise InputError(f"{data} has no images in the {split} split")
-        logm = np.concatenate([pred.predict(source.read(rows[i:i + batch_size]), batch_size)
-                               for i in range(0, rows.size, batch_size)])
-        return make_predictions(rows, source.label("halo_id", rows), source.label("projection", rows),
-                                source.label("redshift", rows), np.array([split] * rows.size),
-                                10.0 ** source.log10_m200[rows], 10.0 ** logm.astype(np.float64))
-

@@ -4,7 +4,7 @@
 thread each (N = the CPU count by default); anything else is the address of a
 running scheduler (``tcp://host:8786``), e.g. one started by dask-jobqueue on SLURM
 (``docs/scale.md``).  Used by ``cmc dataset --scheduler`` (:mod:`cmcore.distributed`)
-and ``cmc predict --scheduler`` (:mod:`cmcnn.distributed`).  dask is an optional
+and ``cmc predict --scheduler`` (:mod:`cmcnn.serve.distributed`).  dask is an optional
 dependency (the ``distributed`` extra): it is imported only when a cluster is asked for.
 """
 from __future__ import annotations

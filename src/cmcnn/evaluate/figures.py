@@ -2,10 +2,9 @@
 
 Each function takes a list of :class:`Curve` (one per network or baseline), draws with
 matplotlib's Agg backend (no display) and writes the PNG atomically
-(:func:`cmcore.fileio.atomic_write`).  Baselines are drawn dashed, networks solid.
+(:func:`cmcore.figures.save_png`).  Baselines are drawn dashed, networks solid.  Fig. 4,
+the learning curves, is :func:`cmcnn.train.history.learning_curves`.
 
-- :func:`learning_curves` — validation (solid) and training (dotted) loss against epoch,
-  the best validation epoch marked (Fig. 4);
 - :func:`predicted_vs_true` — log M_pred against log M_true, one panel per estimator,
   with the 1:1 line (Fig. 5);
 - :func:`bias_vs_mass` — mean ΔM/M_true per 0.25 dex bin of M_true, error bars the
@@ -22,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cmcore.fileio import atomic_write
+from cmcore.figures import pyplot, save_png
 
-from .metrics import CENTRAL_RANGE, in_range, per_bin
+from cmcnn.evaluate.metrics import CENTRAL_RANGE, in_range, per_bin
 
 
 @dataclass
@@ -50,55 +49,13 @@ class Curve:
     history: Mapping[str, np.ndarray] | None = None
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, out: str | os.PathLike, dpi: int) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return out
-
-
 def _style(k: int, curve: Curve) -> dict:
     return {"color": f"C{k % 10}", "ls": "--" if curve.baseline else "-"}
 
 
-def learning_curves(curves: Sequence[Curve], out: str | os.PathLike, *, dpi: int = 110) -> Path:
-    """Fig. 4: loss against epoch for every curve with a history."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for k, c in enumerate(curves):
-        h = c.history
-        if h is None:
-            continue
-        colour = f"C{k % 10}"
-        ax.plot(h["epoch"], h["val_loss"], color=colour, lw=1.4, label=f"{c.name} (validation)")
-        ax.plot(h["epoch"], h["loss"], color=colour, lw=0.9, ls=":", label=f"{c.name} (training)")
-        best = int(np.nanargmin(h["val_loss"]))
-        ax.plot([h["epoch"][best]], [h["val_loss"][best]], "o", color=colour, ms=5)
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss: mean squared error of log10 M200")
-    ax.set_title("Learning curves (dots: lowest validation loss, the kept weights)", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, out, dpi)
-
-
 def predicted_vs_true(curves: Sequence[Curve], out: str | os.PathLike, *, dpi: int = 110) -> Path:
     """Fig. 5: log10 M_pred against log10 M_true, one panel per estimator."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(curves)
     ncol = min(n, 3)
     nrow = -(-n // ncol)
@@ -118,13 +75,13 @@ def predicted_vs_true(curves: Sequence[Curve], out: str | os.PathLike, *, dpi: i
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     fig.tight_layout()
-    return _save(fig, out, dpi)
+    return save_png(fig, out, dpi)
 
 
 def bias_vs_mass(curves: Sequence[Curve], out: str | os.PathLike, *, edges: np.ndarray | None = None,
                  dpi: int = 110) -> Path:
     """Fig. 6: mean ΔM/M_true [%] per bin of log M_true, ± the bin's standard deviation."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     ax.axvspan(*CENTRAL_RANGE, color="0.9", zorder=0, label=f"{CENTRAL_RANGE[0]} < log M < {CENTRAL_RANGE[1]}")
     ax.axhline(0.0, color="k", lw=0.8)
@@ -143,12 +100,12 @@ def bias_vs_mass(curves: Sequence[Curve], out: str | os.PathLike, *, edges: np.n
     ax.set_title("Mass bias per 0.25 dex bin (error bars: standard deviation in the bin)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, out, dpi)
+    return save_png(fig, out, dpi)
 
 
 def bias_histograms(curves: Sequence[Curve], out: str | os.PathLike, *, dpi: int = 110) -> Path:
     """Fig. 7: distribution of ΔM/M_true over the central range, one step histogram per estimator."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     fracs = []
     for c in curves:
@@ -167,4 +124,4 @@ def bias_histograms(curves: Sequence[Curve], out: str | os.PathLike, *, dpi: int
     ax.set_title(f"Mass bias, {CENTRAL_RANGE[0]} < log10 M200,true < {CENTRAL_RANGE[1]}", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, out, dpi)
+    return save_png(fig, out, dpi)

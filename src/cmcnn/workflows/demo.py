@@ -1,13 +1,13 @@
 """``cmc demo``: the main job, end to end, on the built-in synthetic universe.
 
-Steps (each resumable, verified by :mod:`cmcnn.steps` manifests in ``<out>/steps``):
+Steps (each resumable, verified by :mod:`cmcnn.workflows.steps` manifests in ``<out>/steps``):
 
 1. ``universe``: the synthetic universe (``small`` preset; ``tiny`` with ``quick``);
 2. ``dataset``: the paper-protocol dataset (4 projections, Star/Fxs/Fxb/Ypar, paper instrument);
-3. ``predict-<name>``: every test image through each shipped network (:mod:`cmcnn.shipped`),
-   with onnxruntime, written as predictions files (:mod:`cmcnn.predictions`);
+3. ``predict-<name>``: every test image through each shipped network (:mod:`cmcnn.serve.shipped`),
+   with onnxruntime, written as predictions files (:mod:`cmcnn.evaluate.predictions_csv`);
 4. ``evaluate``: Table 2 and Figs 5–7 of the five networks beside the classical baseline
-   (aperture + power law fitted on the demo's training split; :mod:`cmcnn.baseline`);
+   (aperture + power law fitted on the demo's training split; :mod:`cmcnn.evaluate.baseline`);
 5. ``mask-scan``: the Gaussian-mask scan (eq. 13) of the multi-channel network on the most
    massive test cluster;
 6. ``report``: ``report.md``/``report.json`` (every number recomputed from the predictions
@@ -30,7 +30,7 @@ import numpy as np
 from cmcore.errors import InputError
 from cmcore.fileio import atomic_write
 
-from .steps import Step, StepRunner, duration
+from cmcnn.workflows.steps import Step, StepRunner, duration
 
 #: Preset of each demo size.
 PRESETS = {"full": "small", "quick": "tiny"}
@@ -60,7 +60,7 @@ class DemoSummary:
 def plan(out: str | os.PathLike, *, quick: bool = False, preset: str | None = None, seed: int = DEMO_SEED,
          workers: int = 2, progress: bool = True) -> list[Step]:
     """Every step of the demo, in order (nothing is run)."""
-    from .shipped import NAMES, models_dir, shipped_models
+    from cmcnn.serve.shipped import NAMES, models_dir, shipped_models
 
     if seed == TRAINING_SEED:
         raise InputError(f"seed {TRAINING_SEED} draws the clusters the shipped networks were trained on; "
@@ -89,7 +89,8 @@ def plan(out: str | os.PathLike, *, quick: bool = False, preset: str | None = No
     montage = out / "dataset_montage.png"
 
     def make_dataset() -> None:
-        from cmcore.dataset import DatasetConfig, build_dataset
+        from cmcore.dataset import build_dataset
+        from cmcore.datafile import DatasetConfig
         from cmcore.figures import dataset_montage
 
         build_dataset(snap, cat, data, DatasetConfig(seed=seed), workers=workers, progress=progress)
@@ -102,8 +103,8 @@ def plan(out: str | os.PathLike, *, quick: bool = False, preset: str | None = No
     csvs = {n: out / "predictions" / f"{n}.csv" for n in NAMES}
     for name, model in models.items():
         def predict(name=name, model=model) -> None:
-            from .predict import predict_dataset
-            from .predictions import write_predictions
+            from cmcnn.evaluate.evaluation import predict_dataset
+            from cmcnn.evaluate.predictions_csv import write_predictions
 
             write_predictions(csvs[name], predict_dataset(model, data, "test"))
 
@@ -113,7 +114,7 @@ def plan(out: str | os.PathLike, *, quick: bool = False, preset: str | None = No
     evaluation = out / "evaluation"
 
     def assess() -> None:
-        from .evaluate import evaluate
+        from cmcnn.evaluate.evaluation import evaluate
 
         evaluate([str(csvs[n]) for n in NAMES], evaluation, data=data, baseline_channels=["Star", "Fxs", "Fxb", "Ypar"],
                  progress=progress)
@@ -144,9 +145,9 @@ def plan(out: str | os.PathLike, *, quick: bool = False, preset: str | None = No
 def mask_scan_most_massive(model: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, *,
                            sigma: float = 5.0, stride: int = 1) -> dict:
     """Mask-scan the test image of the most massive test halo; write the map's PNG and a JSON summary."""
-    from .data import ImageSource
-    from .interpret import plot_panels, read_dataset_image
-    from .maskscan import ScanModel, mask_scan
+    from cmcnn.train.data import ImageSource
+    from cmcnn.interpret.maps import plot_panels, read_dataset_image
+    from cmcnn.interpret.maskscan import ScanModel, mask_scan
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -177,7 +178,7 @@ def write_demo_report(out: Path, csvs: dict[str, Path], evaluation: Path, scan: 
     """``report.md``/``report.json``: Table 2 of the shipped networks and the baseline, with the figures."""
     from cmcore._version import __version__
 
-    from .report import Comparison, Estimator, write_report
+    from cmcnn.evaluate.report import Comparison, Estimator, write_report
 
     metrics = json.loads((evaluation / "metrics.json").read_text())
     baselines = [e for e in metrics["estimators"] if e["kind"] == "baseline"]

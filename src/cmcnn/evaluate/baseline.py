@@ -32,7 +32,7 @@ Negative sums
     which equals log10 X for X ≫ x₀, is finite and increasing for every X (log10 x₀ at
     X = 0), so a noise-dominated image maps to a low mass instead of failing.  x₀ is
     the noise rms of X in that aperture, measured by regenerating the recorded noise of
-    (up to 256) training images with :func:`cmcore.dataset.noise_field`; for a
+    (up to 256) training images with :func:`cmcore.datafile.noise_field`; for a
     noiseless instrument it is 10⁻³ of the median training X.
 """
 from __future__ import annotations
@@ -46,14 +46,14 @@ from pathlib import Path
 
 import numpy as np
 
-from cmcore.dataset import SPLIT_NAMES, DatasetConfig, noise_field, open_dataset
+from cmcore.datafile import SPLIT_NAMES, DatasetConfig, noise_field, open_dataset
 from cmcore.errors import FileFormatError, InputError
 from cmcore.fileio import atomic_write
 from cmcore.halos import cosmology_from_json
 from cmcore.observables import default_cosmology, pixel_normalisation
 
-from .metrics import table2
-from .predictions import make_predictions, write_predictions
+from cmcnn.evaluate.metrics import table2
+from cmcnn.evaluate.predictions_csv import make_predictions, write_predictions
 
 #: Candidate angular aperture radii [arcmin].
 ANGULAR_RADII_ARCMIN = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
@@ -228,7 +228,7 @@ def fit_baseline(path: str | os.PathLike, channels: Sequence[str], *,
     -------
     Baseline
         The fits and, per channel, predictions for every image of the dataset
-        (columns of :mod:`cmcnn.predictions`).
+        (columns of :mod:`cmcnn.evaluate.predictions_csv`).
 
     Raises
     ------
@@ -338,7 +338,7 @@ def write_baseline(result: Baseline, out: str | os.PathLike, split: str = "test"
     """Write ``baseline-<channel>.csv`` (every image) and ``baseline.json`` into ``out``.
 
     ``baseline.json`` holds, per channel, the fit, every candidate aperture and the
-    Table 2 metrics (:func:`cmcnn.metrics.table2`) on ``split``.  Returns that dictionary.
+    Table 2 metrics (:func:`cmcnn.evaluate.metrics.table2`) on ``split``.  Returns that dictionary.
     """
     if split not in SPLIT_NAMES:
         raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLIT_NAMES)}")

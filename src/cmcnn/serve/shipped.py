@@ -9,7 +9,7 @@ its model card (``<name>.md``).  The wheel carries them as the package data
 Everywhere cmc takes an ONNX model (``cmc predict``, ``cmc evaluate``, ``cmc interpret``,
 :class:`cmcnn.Predictor`) a shipped network's name works as well as a path:
 
->>> from cmcnn.shipped import resolve_model           # doctest: +SKIP
+>>> from cmcnn.serve.shipped import resolve_model           # doctest: +SKIP
 >>> resolve_model("Ypar")
 PosixPath('.../cmcnn/shipped/Ypar.onnx')
 """
@@ -33,8 +33,8 @@ def models_dir() -> Path | None:
     env = os.environ.get("CMC_MODELS")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent
-    for folder in (here / "shipped", here.parents[1] / "models"):
+    package = Path(__file__).resolve().parents[1]  # cmcnn/
+    for folder in (package / "shipped", package.parents[1] / "models"):
         if any((folder / f"{n}.onnx").is_file() for n in NAMES):
             return folder
     return None

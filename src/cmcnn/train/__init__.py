@@ -1,0 +1,1 @@
+"""Training: the networks (paper layer list and its variants), image batches, the training loop, calibration."""

@@ -1,0 +1,1 @@
+"""Workflows on top of the pipeline: resumable steps, ``cmc demo`` and ``cmc reproduce``."""
