@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from cmcnn.metrics import bias_scatter, bin_edges, in_range, per_bin, table2
+from cmcnn.evaluate.metrics import bias_scatter, bin_edges, in_range, per_bin, table2
 from cmcore.errors import InputError
 
 
@@ -98,3 +98,32 @@ def test_bad_masses_are_refused(bad):
         table2(m, pred)
     with pytest.raises(InputError, match="true masses"):
         bias_scatter(pred, m)
+
+
+def test_standard_errors_are_by_halo_when_the_haloes_are_given():
+    """Four identical projections of each halo carry one halo's information: the bootstrap
+    over haloes gives the error of h haloes (s/√h), twice the naive s/√(4h) over images."""
+    rng = np.random.default_rng(1)
+    h = 400
+    true = 10 ** rng.uniform(13.3, 14.4, h)
+    pred = true * 10 ** rng.normal(0.0, 0.1, h)
+    ids = np.repeat(np.arange(h), 4)
+    s = bias_scatter(np.repeat(true, 4), np.repeat(pred, 4), halo_id=ids)
+    naive = bias_scatter(np.repeat(true, 4), np.repeat(pred, 4))
+    per_halo = np.log10(pred / true).std(ddof=1) / np.sqrt(h)
+    assert s.n_haloes == h and s.n == 4 * h
+    assert s.log_bias_se == pytest.approx(per_halo, rel=0.1)
+    assert s.log_bias_se == pytest.approx(2 * naive.log_bias_se, rel=0.1)
+    # the error of the scatter: σ/√(2h) for a Gaussian
+    assert s.scatter_dex_se == pytest.approx(s.scatter_dex / np.sqrt(2 * h), rel=0.15)
+    # independent images (one per halo): the bootstrap agrees with s/√n
+    one = bias_scatter(true, pred, halo_id=np.arange(h))
+    assert one.log_bias_se == pytest.approx(bias_scatter(true, pred).log_bias_se, rel=0.1)
+
+
+def test_table2_passes_the_haloes_of_the_selected_images():
+    m = np.array([1e13, 1e14, 1e14, 2e14, 1e15])
+    r = table2(m, m * 1.1, halo_id=np.array([7, 1, 1, 2, 9]))
+    assert r.n == 3 and r.n_haloes == 2
+    with pytest.raises(InputError, match="halo_id"):
+        table2(m, m, halo_id=np.arange(3))

@@ -352,7 +352,7 @@ def write_baseline(result: Baseline, out: str | os.PathLike, split: str = "test"
         sel = cols["split"] == split
         entry = fit.to_dict()
         entry["predictions"] = f"baseline-{c}.csv"
-        entry["table2"] = table2(cols["m200_true"][sel], cols["m200_pred"][sel]).to_dict()
+        entry["table2"] = table2(cols["m200_true"][sel], cols["m200_pred"][sel], halo_id=cols["halo_id"][sel]).to_dict()
         report["channels"][c] = entry
     with atomic_write(out / "baseline.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")

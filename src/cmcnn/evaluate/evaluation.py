@@ -167,13 +167,13 @@ def estimate_from_input(item: str | os.PathLike, *, data=None, split: str = "tes
 
 def estimate_metrics(est: Estimate, edges: np.ndarray | None = None) -> dict:
     """Table 2 and per-bin numbers of one estimator (the content of its ``metrics.json``)."""
-    t, p = est.predictions["m200_true"], est.predictions["m200_pred"]
+    t, p, h = est.predictions["m200_true"], est.predictions["m200_pred"], est.predictions["halo_id"]
     out = {"name": est.name, "kind": est.kind, "source": est.source,
            "split": str(est.predictions["split"][0]), "n_images": int(t.size),
            "central_range": list(CENTRAL_RANGE),
-           "table2": table2(t, p).to_dict(),
-           "all_masses": table2(t, p, (-np.inf, np.inf)).to_dict(),
-           "per_bin": per_bin(t, p, edges)}
+           "table2": table2(t, p, halo_id=h).to_dict(),
+           "all_masses": table2(t, p, (-np.inf, np.inf), halo_id=h).to_dict(),
+           "per_bin": per_bin(t, p, edges, halo_id=h)}
     if est.channels:
         out["channels"] = est.channels
     if est.history is not None:

@@ -4,10 +4,9 @@ Yan et al. (2020), §3 and Table 2, summarise an estimator over the test cluster
 13.25 < log10(M200,true/M☉) < 14.5 by three numbers:
 
 ``<log(M_pred/M_true)>``
-    the mean of log10(M_pred/M_true) (the *log bias*, dex), ± its standard error
-    s/√n (s the sample standard deviation, ddof = 1);
+    the mean of log10(M_pred/M_true) (the *log bias*, dex), ± its standard error;
 ``<M_pred/M_true> − 1``
-    the mean fractional bias ΔM/M_true with ΔM ≡ M_pred − M_true, in %, ± s/√n;
+    the mean fractional bias ΔM/M_true with ΔM ≡ M_pred − M_true, in %, ± its standard error;
 ``<RMS>``
     the "rms scatter" in %.  The paper gives no formula; it calls it the uncertainty
     "per individual cluster" and lists it beside the mean of M_pred/M_true, so it is
@@ -20,6 +19,13 @@ unbounded above, bounded below by 0), so two scatters in dex are added:
 ``scatter_dex``, the standard deviation of log10(M_pred/M_true) (ddof = 1), and
 ``robust_scatter_dex``, 1.4826 × the median absolute deviation of the same, which
 equals the standard deviation for a Gaussian and ignores tails.
+
+Standard errors.  The images of one halo (its projections) are not independent, so
+when the halo of every image is given (``halo_id``) the standard errors — of the two
+biases and of ``scatter_dex`` — are bootstrap standard deviations over haloes
+(:data:`BOOTSTRAP` resamples of the haloes with replacement, each taking all its images,
+from a fixed seed).  Without halo ids they are s/√n over images (s the sample standard
+deviation, ddof = 1) and the scatter's error is NaN.
 
 Per-bin numbers (Fig. 6) use bins of 0.25 dex in log10 M_true, ``[lo, hi)`` with the
 last bin closed, over the whole range of the sample; the figure's error bars are the
@@ -40,6 +46,8 @@ CENTRAL_RANGE = (13.25, 14.5)
 BIN_WIDTH = 0.25
 #: 1 / Φ⁻¹(3/4): the median absolute deviation of a Gaussian times this is its σ.
 MAD_TO_SIGMA = 1.4826
+#: Bootstrap resamples of the haloes for the standard errors.
+BOOTSTRAP = 1000
 
 
 @dataclass(frozen=True)
@@ -58,8 +66,11 @@ class BiasScatter:
         Standard deviation of M_pred/M_true − 1 [%] (Fig. 6 error bars).
     rms_pct
         Root mean square of M_pred/M_true − 1 [%] (Table 2's ⟨RMS⟩).
-    scatter_dex
-        Standard deviation of log10(M_pred/M_true) [dex].
+    scatter_dex, scatter_dex_se
+        Standard deviation of log10(M_pred/M_true) [dex] and its standard error
+        (bootstrap over haloes; NaN without halo ids).
+    n_haloes
+        Number of distinct haloes (NaN without halo ids).
     robust_scatter_dex
         1.4826 × median absolute deviation of log10(M_pred/M_true) [dex].
 
@@ -76,6 +87,8 @@ class BiasScatter:
     rms_pct: float
     scatter_dex: float
     robust_scatter_dex: float
+    scatter_dex_se: float = float("nan")
+    n_haloes: float = float("nan")
 
     def to_dict(self) -> dict:
         """Plain dictionary (NaN becomes None, for JSON)."""
@@ -102,10 +115,39 @@ def check_masses(m_true: np.ndarray, m_pred: np.ndarray) -> tuple[np.ndarray, np
     return m_true, m_pred
 
 
-def bias_scatter(m_true: np.ndarray, m_pred: np.ndarray) -> BiasScatter:
+def _halo_bootstrap(log_ratio: np.ndarray, frac: np.ndarray, halo_id: np.ndarray,
+                    n_boot: int = BOOTSTRAP) -> tuple[float, float, float, int]:
+    """Bootstrap standard errors over haloes of mean log ratio, mean fractional error and σ(log ratio)."""
+    haloes, inverse = np.unique(halo_id, return_inverse=True)
+    h = haloes.size
+    if h < 2:
+        return float("nan"), float("nan"), float("nan"), int(h)
+    counts = np.bincount(inverse, minlength=h).astype(float)
+    s1, f1 = np.bincount(inverse, log_ratio, h), np.bincount(inverse, frac, h)
+    s2 = np.bincount(inverse, log_ratio**2, h)
+    rng = np.random.default_rng(20201026)  # fixed: the same errors for the same estimates
+    w = rng.multinomial(h, np.full(h, 1.0 / h), size=n_boot).astype(float)  # times each halo is drawn
+    n = w @ counts
+    mean_log = (w @ s1) / n
+    mean_frac = (w @ f1) / n
+    var = np.maximum((w @ s2) / n - mean_log**2, 0.0) * n / np.maximum(n - 1, 1)
+    return float(mean_log.std(ddof=1)), float(mean_frac.std(ddof=1)), float(np.sqrt(var).std(ddof=1)), int(h)
+
+
+def _check_haloes(halo_id: np.ndarray | None, n: int) -> np.ndarray | None:
+    if halo_id is None:
+        return None
+    halo_id = np.asarray(halo_id)
+    if halo_id.shape != (n,):
+        raise InputError(f"halo_id must have one entry per mass ({n}), got shape {halo_id.shape}")
+    return halo_id
+
+
+def bias_scatter(m_true: np.ndarray, m_pred: np.ndarray, halo_id: np.ndarray | None = None) -> BiasScatter:
     """Bias and scatter of estimates ``m_pred`` of masses ``m_true`` (all given) [M☉].
 
-    See the module docstring for the definitions.
+    See the module docstring for the definitions.  With ``halo_id`` (the halo of each
+    image) the standard errors are bootstrap errors over haloes.
 
     Examples
     --------
@@ -115,6 +157,7 @@ def bias_scatter(m_true: np.ndarray, m_pred: np.ndarray) -> BiasScatter:
     """
     m_true, m_pred = check_masses(m_true, m_pred)
     n = m_true.size
+    halo_id = _check_haloes(halo_id, n)
     if n == 0:
         nan = float("nan")
         return BiasScatter(0, nan, nan, nan, nan, nan, nan, nan, nan)
@@ -122,16 +165,22 @@ def bias_scatter(m_true: np.ndarray, m_pred: np.ndarray) -> BiasScatter:
     frac = 100.0 * (m_pred / m_true - 1.0)
     std = (lambda x: float(np.std(x, ddof=1))) if n > 1 else (lambda x: float("nan"))
     root_n = math.sqrt(n)
+    if halo_id is None:
+        log_se, frac_se, scatter_se, n_haloes = std(log_ratio) / root_n, std(frac) / root_n, float("nan"), float("nan")
+    else:
+        log_se, frac_se, scatter_se, n_haloes = _halo_bootstrap(log_ratio, frac, halo_id)
     return BiasScatter(
         n=int(n),
         log_bias=float(log_ratio.mean()),
-        log_bias_se=std(log_ratio) / root_n,
+        log_bias_se=log_se,
         frac_bias_pct=float(frac.mean()),
-        frac_bias_pct_se=std(frac) / root_n,
+        frac_bias_pct_se=frac_se,
         frac_std_pct=std(frac),
         rms_pct=float(np.sqrt(np.mean(frac**2))),
         scatter_dex=std(log_ratio),
         robust_scatter_dex=float(MAD_TO_SIGMA * np.median(np.abs(log_ratio - np.median(log_ratio)))) if n > 1 else float("nan"),
+        scatter_dex_se=scatter_se,
+        n_haloes=n_haloes,
     )
 
 
@@ -142,7 +191,8 @@ def in_range(m_true: np.ndarray, log_range: tuple[float, float] = CENTRAL_RANGE)
     return (logm > lo) & (logm < hi)
 
 
-def table2(m_true: np.ndarray, m_pred: np.ndarray, log_range: tuple[float, float] = CENTRAL_RANGE) -> BiasScatter:
+def table2(m_true: np.ndarray, m_pred: np.ndarray, log_range: tuple[float, float] = CENTRAL_RANGE,
+           halo_id: np.ndarray | None = None) -> BiasScatter:
     """Table 2 of the paper: :func:`bias_scatter` over ``lo < log10 M_true < hi``.
 
     Parameters
@@ -151,10 +201,13 @@ def table2(m_true: np.ndarray, m_pred: np.ndarray, log_range: tuple[float, float
         True and predicted M200 [M☉], one per image.
     log_range
         The open range of log10(M_true/M☉); the paper's 13.25–14.5 by default.
+    halo_id
+        The halo of each image: standard errors by bootstrap over haloes.
     """
     m_true, m_pred = check_masses(m_true, m_pred)
     sel = in_range(m_true, log_range)
-    return bias_scatter(m_true[sel], m_pred[sel])
+    halo_id = _check_haloes(halo_id, m_true.size)
+    return bias_scatter(m_true[sel], m_pred[sel], None if halo_id is None else halo_id[sel])
 
 
 def bin_edges(log_m_true: np.ndarray, width: float = BIN_WIDTH) -> np.ndarray:
@@ -172,7 +225,8 @@ def bin_edges(log_m_true: np.ndarray, width: float = BIN_WIDTH) -> np.ndarray:
     return np.round(np.arange(lo, hi + width / 2, width), 10)
 
 
-def per_bin(m_true: np.ndarray, m_pred: np.ndarray, edges: np.ndarray | None = None) -> list[dict]:
+def per_bin(m_true: np.ndarray, m_pred: np.ndarray, edges: np.ndarray | None = None,
+            halo_id: np.ndarray | None = None) -> list[dict]:
     """:func:`bias_scatter` in bins of log10 M_true (Fig. 6), every bin of ``edges`` listed.
 
     Parameters
@@ -182,6 +236,8 @@ def per_bin(m_true: np.ndarray, m_pred: np.ndarray, edges: np.ndarray | None = N
     edges
         Increasing bin edges in log10(M/M☉); bins are ``[lo, hi)``, the last closed.
         By default :func:`bin_edges` (0.25 dex over the sample's whole range).
+    halo_id
+        The halo of each image: standard errors by bootstrap over haloes.
 
     Returns
     -------
@@ -190,6 +246,7 @@ def per_bin(m_true: np.ndarray, m_pred: np.ndarray, edges: np.ndarray | None = N
         the paper's 13.25–14.5) and the fields of :class:`BiasScatter` (NaN → None).
     """
     m_true, m_pred = check_masses(m_true, m_pred)
+    halo_id = _check_haloes(halo_id, m_true.size)
     logm = np.log10(m_true)
     edges = bin_edges(logm) if edges is None else np.asarray(edges, dtype=float)
     if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
@@ -200,6 +257,6 @@ def per_bin(m_true: np.ndarray, m_pred: np.ndarray, edges: np.ndarray | None = N
         sel = (logm >= lo) & ((logm <= hi) if k == last else (logm < hi))
         row = {"lo": float(lo), "hi": float(hi), "centre": float((lo + hi) / 2),
                "central": bool(lo >= CENTRAL_RANGE[0] - 1e-9 and hi <= CENTRAL_RANGE[1] + 1e-9)}
-        row.update(bias_scatter(m_true[sel], m_pred[sel]).to_dict())
+        row.update(bias_scatter(m_true[sel], m_pred[sel], None if halo_id is None else halo_id[sel]).to_dict())
         out.append(row)
     return out

@@ -69,9 +69,9 @@ def numbers(path: str | os.PathLike, split: str = "test") -> dict:
     """Table 2 and per-bin bias of one predictions file's ``split`` rows (with the lowest and highest
     populated bins)."""
     cols = select_split(read_predictions(path), split, str(path))
-    t, p = cols["m200_true"], cols["m200_pred"]
-    bins = [b for b in per_bin(t, p) if b["n"] > 0]
-    return {"file": str(path), "table2": table2(t, p).to_dict(), "n_all": int(t.size),
+    t, p, h = cols["m200_true"], cols["m200_pred"], cols["halo_id"]
+    bins = [b for b in per_bin(t, p, halo_id=h) if b["n"] > 0]
+    return {"file": str(path), "table2": table2(t, p, halo_id=h).to_dict(), "n_all": int(t.size),
             "lowest_bin": bins[0], "highest_bin": bins[-1]}
 
 
