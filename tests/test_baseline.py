@@ -156,8 +156,11 @@ def test_write_baseline_and_cli(tmp_path, capsys):
     assert cli.main(["evaluate", str(out / "baseline-Ypar.csv"), "--data", str(data), "--baseline", "all",
                      "--out", str(rep)]) == 0
     table = (rep / "comparison.md").read_text()
-    assert "| baseline-Ypar | baseline |" in table and "| baseline Ypar (4′) | baseline |" in table
+    assert "| baseline-Ypar | baseline |" in table and "| baseline Ypar (4′, image + z) | baseline |" in table
+    assert "| baseline Ypar (4′, image only) | baseline |" in table  # both forms, each saying what it is given
     assert (rep / "baseline-Ypar" / "metrics.json").is_file() and (rep / "baseline-Ypar-2" / "metrics.json").is_file()
+    m = json.loads((rep / "baseline-Ypar-image-only" / "metrics.json").read_text())
+    assert m["given"] == "image only" and json.loads((rep / "baseline-Ypar-2" / "metrics.json").read_text())["given"] == "image + z"
 
 
 def test_bad_channel_and_empty_split(tmp_path, capsys):
@@ -174,3 +177,25 @@ def test_bad_channel_and_empty_split(tmp_path, capsys):
         fit_baseline(data, ["Ypar"])
     with pytest.raises(InputError, match="no channel"):
         write_baseline(fit_baseline(data, ["Star"]), tmp_path / "x")
+
+
+def test_image_only_baseline_pays_for_not_knowing_the_distance(tmp_path):
+    """Without z the pixel sum is X/d_A²(z) (Ypar): the fit scatters by the slope times the
+    spread of log10 d_A² over the dataset's redshifts, computed here independently."""
+    data = tmp_path / "data.h5"
+    make_dataset(data, aperture=Aperture("angular", 4.0))
+    blind = fit_baseline(data, ["Ypar"], redshift=False)
+    aware = fit_baseline(data, ["Ypar"])
+    fb, fa = blind.fits["Ypar"], aware.fits["Ypar"]
+    assert not fb.redshift and fa.redshift and fb.given == "image only" and fa.given == "image + z"
+    assert all(c["kind"] == "angular" for c in fb.candidates)
+    assert fb.aperture == Aperture("angular", 4.0) and "pixel sum" in fb.unit
+    from astropy import units as u
+
+    with h5py.File(data, "r") as f:
+        z, split = f["labels/redshift"][:], f["labels/split"][:]
+    log_da2 = 2 * np.log10(default_cosmology().angular_diameter_distance(z).to_value(u.Mpc))
+    expected = np.std(log_da2[split == 1]) / SLOPE_B
+    val = min(c["validation_rms_dex"] for c in fb.candidates)
+    assert val == pytest.approx(expected, rel=0.25)
+    assert val > 5 * min(c["validation_rms_dex"] for c in fa.candidates)

@@ -127,3 +127,27 @@ def test_table2_passes_the_haloes_of_the_selected_images():
     assert r.n == 3 and r.n_haloes == 2
     with pytest.raises(InputError, match="halo_id"):
         table2(m, m, halo_id=np.arange(3))
+
+
+def test_coverage_of_gaussian_errors_is_nominal_and_detects_overconfidence():
+    from cmcnn.evaluate.metrics import coverage
+
+    rng = np.random.default_rng(2)
+    n = 20000
+    sigma = rng.uniform(0.05, 0.2, n)
+    true = rng.uniform(13.3, 14.4, n)
+    pred = true + rng.normal(0.0, sigma)
+    good = coverage(true, pred, sigma)
+    assert good["68"]["observed"] == pytest.approx(0.6827, abs=0.01)
+    assert good["95"]["observed"] == pytest.approx(0.9545, abs=0.005)
+    assert np.allclose(good["reliability"]["observed"], good["reliability"]["nominal"], atol=0.015)
+    # errors quoted half their true size: ±σ/2 holds 38.3 % of a Gaussian, ±σ 68.3 %
+    bad = coverage(true, pred, sigma / 2)
+    assert bad["68"]["observed"] == pytest.approx(0.383, abs=0.015)
+    assert bad["95"]["observed"] == pytest.approx(0.6827, abs=0.015)
+    # errors by halo: 4 copies of each image cover the same, with a halo-bootstrap error 2x the image one
+    ids = np.repeat(np.arange(2000), 4)
+    rep = coverage(np.repeat(true[:2000], 4), np.repeat(pred[:2000], 4), np.repeat(sigma[:2000], 4), ids)
+    one = coverage(true[:2000], pred[:2000], sigma[:2000])
+    assert rep["68"]["observed"] == pytest.approx(one["68"]["observed"])
+    assert rep["68"]["se"] == pytest.approx(one["68"]["se"], rel=0.15)

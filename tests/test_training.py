@@ -123,3 +123,53 @@ def test_multichannel_run_and_predictions(planted_dataset, tmp_path):
     np.testing.assert_allclose(pred["log10_m200_pred"], direct, rtol=1e-6)
     np.testing.assert_allclose(pred["m200_pred"], 10 ** pred["log10_m200_pred"])
     assert set(pred["split"]) == {"test"}
+
+
+def test_cosine_schedule_anneals_to_zero_and_weight_decay_spares_biases():
+    from cmcnn.train.models import build_model
+    from cmcnn.train.training import make_optimizer
+
+    cfg = TrainConfig(channels=["Ypar"], lr=2e-3, schedule="cosine", optimizer="adam", weight_decay=0.5)
+    opt = make_optimizer(cfg, steps=100)
+    sched = opt._learning_rate
+    assert float(sched(0)) == pytest.approx(2e-3) and float(sched(50)) == pytest.approx(1e-3, rel=1e-5)
+    assert float(sched(100)) == pytest.approx(0.0, abs=1e-12)
+    # zero gradients: Adam moves nothing, the decoupled decay shrinks kernels by (1 - lr·wd), never biases
+    import keras
+
+    opt = make_optimizer(TrainConfig(channels=["Ypar"], lr=0.1, optimizer="adam", decay=0.0, weight_decay=0.5))
+    model = build_model(["Ypar"], npix=16, head="compact", redshift=True, uncertainty=True)
+    before = [np.array(v) for v in model.trainable_variables]
+    opt.apply_gradients([(keras.ops.zeros_like(v), v) for v in model.trainable_variables])
+    for v, b in zip(model.trainable_variables, before):
+        if "bias" in v.path:
+            np.testing.assert_array_equal(np.array(v), b)
+        else:
+            np.testing.assert_allclose(np.array(v), b * (1 - 0.1 * 0.5), rtol=1e-6)
+    assert any(np.abs(b).max() > 13 for v, b in zip(model.trainable_variables, before) if "log10_m200/bias" in v.path)
+
+
+def test_survey_recipe_trains_a_redshift_aware_network_with_calibrated_errors(planted_dataset, tmp_path):
+    run = tmp_path / "s"
+    train(planted_dataset, run, TrainConfig.survey(["Ypar"], epochs=3, batch_size=16, lr=3e-3), progress=False)
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["redshift"] and cfg["uncertainty"] and cfg["head"] == "compact" and cfg["augment"]
+    lo, hi = cfg["scaling"]["redshift"]["range"]
+    assert 0.03 <= lo < hi <= 0.07
+    assert cfg["error_scale"] > 0
+    model, _ = load_model(run)
+    assert [i.name for i in model.inputs] == ["image", "redshift"] and len(model.outputs) == 2
+    # the error head was scaled so that ±σ holds 68.3 % of the validation images
+    val = predict_run(run, split="validation")
+    inside = np.abs(val["log10_m200_pred"] - val["log10_m200_true"]) <= val["log10_m200_err"]
+    assert inside.mean() == pytest.approx(0.683, abs=1.5 / inside.size)
+    # the redshift is an input the prediction depends on
+    with ImageSource(planted_dataset, ["Ypar"]) as src:
+        x = src.read(src.rows("test")[:4])
+    z = np.full((4, 1), 0.03, np.float32)
+    a = np.asarray(model({"image": x, "redshift": z}, training=False)[0])
+    b = np.asarray(model({"image": x, "redshift": z + 0.04}, training=False)[0])
+    assert np.abs(a - b).max() > 1e-4
+    # a cosine schedule depends on the epoch count: extending the run is refused
+    with pytest.raises(InputError, match="other settings"):
+        train(planted_dataset, run, TrainConfig.survey(["Ypar"], epochs=4, batch_size=16, lr=3e-3), progress=False)

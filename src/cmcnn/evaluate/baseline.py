@@ -13,6 +13,13 @@ scaling relations are used in practice (Y–M, L_X–M, M*–M).  No self-simila
 factor is applied: the dataset places z = 0 clusters at 0.03 ≤ z ≤ 0.07 without evolving
 them (docs/dataset.md).
 
+What it is given
+    ``redshift=True`` (the default, *image + z*): X is the intrinsic quantity above,
+    and apertures may be physical.  ``redshift=False`` (*image only*, like a network
+    without a redshift input): X is the plain pixel sum Σ I_pix in the image's units,
+    over angular apertures only.  Compare a network with the baseline that knows
+    what it knows.
+
 Apertures
     Candidates are angular radii (arcmin, the same on the sky for every image) and
     physical radii (Mpc, θ = R/d_A(z) at each image's redshift).  A candidate larger
@@ -37,6 +44,7 @@ Negative sums
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -46,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmcore.datafile import SPLIT_NAMES, DatasetConfig, noise_field, open_dataset
+from cmcore.datafile import SPLIT_NAMES, DatasetConfig, channel_units, noise_field, open_dataset
 from cmcore.errors import FileFormatError, InputError
 from cmcore.fileio import atomic_write
 from cmcore.halos import cosmology_from_json
@@ -163,6 +171,8 @@ class ChannelFit:
         Unit of the intrinsic quantity X.
     n_train, n_validation
         Images used for the fit and for the choice.
+    redshift
+        Whether the estimator was given each image's redshift (image + z) or not (image only).
     candidates
         Per candidate aperture: its kind, radius, softening, fit and validation error.
     """
@@ -176,6 +186,12 @@ class ChannelFit:
     n_train: int
     n_validation: int
     candidates: list[dict] = field(default_factory=list)
+    redshift: bool = True
+
+    @property
+    def given(self) -> str:
+        """What the estimator is given: ``image + z`` or ``image only``."""
+        return "image + z" if self.redshift else "image only"
 
     def predict_log10_m200(self, x: np.ndarray) -> np.ndarray:
         """log10 M200 [M☉] from intrinsic aperture quantities X."""
@@ -184,6 +200,7 @@ class ChannelFit:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["aperture"] = {**asdict(self.aperture), "unit": self.aperture.unit, "label": self.aperture.label}
+        d["given"] = self.given
         return d
 
 
@@ -210,7 +227,8 @@ def _dataset_geometry(f) -> tuple[DatasetConfig, object, float, float, int]:
 
 
 def fit_baseline(path: str | os.PathLike, channels: Sequence[str], *,
-                 apertures: Sequence[Aperture] | None = None, progress: bool = False) -> Baseline:
+                 apertures: Sequence[Aperture] | None = None, progress: bool = False,
+                 redshift: bool = True) -> Baseline:
     """Fit the aperture/power-law baseline of each channel (see the module docstring).
 
     Parameters
@@ -223,6 +241,9 @@ def fit_baseline(path: str | os.PathLike, channels: Sequence[str], *,
         Candidate apertures; :func:`candidate_apertures` by default.
     progress
         Print one line per channel.
+    redshift
+        Give the estimator each image's redshift (intrinsic X, physical apertures allowed),
+        or not (pixel sums over angular apertures: image only).
 
     Returns
     -------
@@ -237,6 +258,10 @@ def fit_baseline(path: str | os.PathLike, channels: Sequence[str], *,
         without images.
     """
     apertures = list(candidate_apertures() if apertures is None else apertures)
+    if not redshift:
+        apertures = [a for a in apertures if a.kind == "angular"]
+        if not apertures:
+            raise InputError("an image-only baseline needs angular apertures")
     if not channels:
         raise InputError("no channels given")
     with open_dataset(path) as f:
@@ -275,7 +300,8 @@ def fit_baseline(path: str | os.PathLike, channels: Sequence[str], *,
         noise_rows = train[np.linspace(0, train.size - 1, min(NOISE_SAMPLE, train.size)).round().astype(int)]
         fits, predictions = {}, {}
         for c in channels:
-            norm = np.array([pixel_normalisation(c, zi, pix_arcsec, cosmo) for zi in z])
+            norm = (np.array([pixel_normalisation(c, zi, pix_arcsec, cosmo) for zi in z]) if redshift
+                    else np.ones(n))
             x = np.empty((n, len(usable)))
             dset = f[f"images/{c}"]
             for s in range(0, n, _CHUNK):
@@ -285,11 +311,13 @@ def fit_baseline(path: str | os.PathLike, channels: Sequence[str], *,
             noise = np.stack([noise_field(c, int(seeds[k, ci]), float(z[k]), config, cosmo) for k in noise_rows])
             x_noise = enclosed_sums(noise, theta[noise_rows], pixel_arcmin) / norm[noise_rows, None]
             fit, pred_log = _choose(c, usable, x, x_noise, labels["log10_m200"], split)
+            if not redshift:
+                fit = dataclasses.replace(fit, unit=f"{channel_units(c)} (pixel sum)", redshift=False)
             fits[c] = fit
             predictions[c] = make_predictions(np.arange(n), labels["halo_id"], labels["projection"], z, split,
                                               labels["m200"], 10.0 ** pred_log)
             if progress:
-                print(f"  {c}: aperture {fit.aperture.label}, log10 M = {fit.intercept:.3f} + {fit.slope:.3f} ℓ(X [{fit.unit}])", flush=True)
+                print(f"  {c} ({fit.given}): aperture {fit.aperture.label}, log10 M = {fit.intercept:.3f} + {fit.slope:.3f} ℓ(X [{fit.unit}])", flush=True)
     return Baseline(str(path), fits, predictions, skipped)
 
 

@@ -38,7 +38,7 @@ from cmcore.fileio import atomic_write
 
 import cmcnn.evaluate.figures as figs
 from cmcnn.train.calibration import calibrated_columns, fit_calibration
-from cmcnn.evaluate.metrics import CENTRAL_RANGE, bin_edges, per_bin, table2
+from cmcnn.evaluate.metrics import CENTRAL_RANGE, bin_edges, coverage, in_range, per_bin, table2
 from cmcnn.evaluate.predictions_csv import (check_predictions, make_predictions, read_predictions, select_split,
                                            write_predictions)
 from cmcnn.train.history import learning_curves, read_history
@@ -58,10 +58,12 @@ class Estimate:
     channels: list[str] | None = None
     folder: str | None = None  # report sub-folder; from the name when None
     calibration: dict | None = None  # constants of cmcnn.train.calibration when calibrated
+    given: str | None = None  # what the estimator is given: "image only" or "image + z"
 
     def curve(self) -> figs.Curve:
         return figs.Curve(self.name, self.predictions["m200_true"], self.predictions["m200_pred"],
-                          baseline=self.kind == "baseline", history=self.history)
+                          baseline=self.kind == "baseline", history=self.history,
+                          log10_err=self.predictions.get("log10_m200_err"))
 
 
 def estimate_from_run(run: str | os.PathLike, *, data: str | os.PathLike | None = None, split: str = "test",
@@ -80,7 +82,8 @@ def estimate_from_run(run: str | os.PathLike, *, data: str | os.PathLike | None 
     cols = check_predictions(predict_run(run, data=data, split=split, batch_size=batch_size), str(run))
     history = read_history(run / "history.csv") if (run / "history.csv").is_file() else None
     channels = [str(c) for c in config.get("channels", [])]
-    return Estimate(run.name, "network", str(run), select_split(cols, split, str(run)), history, channels)
+    given = "image + z" if config.get("redshift") else "image only"
+    return Estimate(run.name, "network", str(run), select_split(cols, split, str(run)), history, channels, given=given)
 
 
 def estimate_from_csv(path: str | os.PathLike, *, split: str = "test") -> Estimate:
@@ -174,8 +177,17 @@ def estimate_metrics(est: Estimate, edges: np.ndarray | None = None) -> dict:
            "table2": table2(t, p, halo_id=h).to_dict(),
            "all_masses": table2(t, p, (-np.inf, np.inf), halo_id=h).to_dict(),
            "per_bin": per_bin(t, p, edges, halo_id=h)}
+    if "log10_m200_err" in est.predictions:
+        cols = est.predictions
+        sel = in_range(t)
+        out["coverage"] = coverage(cols["log10_m200_true"][sel], cols["log10_m200_pred"][sel],
+                                   cols["log10_m200_err"][sel], h[sel])
+        out["coverage_all_masses"] = coverage(cols["log10_m200_true"], cols["log10_m200_pred"],
+                                              cols["log10_m200_err"], h)
     if est.channels:
         out["channels"] = est.channels
+    if est.given:
+        out["given"] = est.given
     if est.history is not None:
         h = est.history
         best = int(np.nanargmin(h["val_loss"]))
@@ -206,6 +218,8 @@ def _figures(curves: list[figs.Curve], folder: Path, edges) -> list[Path]:
     written.append(figs.predicted_vs_true(curves, folder / "pred_vs_true.png"))
     written.append(figs.bias_vs_mass(curves, folder / "bias_vs_mass.png", edges=edges))
     written.append(figs.bias_histograms(curves, folder / "bias_hist.png"))
+    if any(c.log10_err is not None for c in curves):
+        written.append(figs.reliability(curves, folder / "reliability.png"))
     return written
 
 
@@ -278,23 +292,26 @@ def evaluate(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, dat
     if baseline_channels:
         from cmcnn.evaluate.baseline import fit_baseline, write_baseline
 
-        result = fit_baseline(data, list(baseline_channels), progress=progress)
-        write_baseline(result, out / "baseline", split=split)
-        for c, fit in result.fits.items():
-            cols = select_split(result.predictions[c], split, f"{data}")
-            estimates.append(Estimate(f"baseline {c} ({fit.aperture.label})", "baseline",
-                                      str(out / "baseline" / f"baseline-{c}.csv"), cols, None, [c],
-                                      folder=f"baseline-{c}"))
-            validation.append(Estimate(c, "baseline", "", select_split(result.predictions[c], "validation", f"{data}"))
-                              if calibrate else None)
+        # both forms: given the redshift (as a survey is) and image only (as a z-blind network)
+        for redshift, sub, tag in ((True, "baseline", ""), (False, "baseline-image-only", "-image-only")):
+            result = fit_baseline(data, list(baseline_channels), progress=progress, redshift=redshift)
+            write_baseline(result, out / sub, split=split)
+            for c, fit in result.fits.items():
+                cols = select_split(result.predictions[c], split, f"{data}")
+                estimates.append(Estimate(f"baseline {c} ({fit.aperture.label}, {fit.given})", "baseline",
+                                          str(out / sub / f"baseline-{c}.csv"), cols, None, [c],
+                                          folder=f"baseline-{c}{tag}", given=fit.given))
+                validation.append(Estimate(c, "baseline", "", select_split(result.predictions[c], "validation",
+                                                                           f"{data}")) if calibrate else None)
     if calibrate:
         for est, val in list(zip(estimates, validation)):
             cal = fit_calibration(val.predictions["log10_m200_true"], val.predictions["log10_m200_pred"])
             estimates.append(Estimate(f"{est.name} calibrated", est.kind, est.source,
                                       calibrated_columns(est.predictions, cal), est.history, est.channels,
-                                      folder=f"{est.folder or est.name}-calibrated", calibration=cal.to_dict()))
+                                      folder=f"{est.folder or est.name}-calibrated", calibration=cal.to_dict(),
+                                      given=est.given))
     edges = bin_edges(np.log10(np.concatenate([e.predictions["m200_true"] for e in estimates])))
-    taken: set[str] = {"baseline"}
+    taken: set[str] = {"baseline", "baseline-image-only"}
     all_metrics = []
     for est in estimates:
         folder = out / _safe_name(est.folder or est.name, taken)

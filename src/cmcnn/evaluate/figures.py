@@ -40,6 +40,8 @@ class Curve:
         Drawn dashed when true.
     history
         Columns of ``history.csv`` (``epoch``, ``loss``, ``val_loss``, …) or None.
+    log10_err
+        Predicted 1σ errors of log10 M200 [dex], or None.
     """
 
     name: str
@@ -47,6 +49,7 @@ class Curve:
     m200_pred: np.ndarray
     baseline: bool = False
     history: Mapping[str, np.ndarray] | None = None
+    log10_err: np.ndarray | None = None
 
 
 def _style(k: int, curve: Curve) -> dict:
@@ -123,5 +126,30 @@ def bias_histograms(curves: Sequence[Curve], out: str | os.PathLike, *, dpi: int
     ax.set_ylabel("probability density")
     ax.set_title(f"Mass bias, {CENTRAL_RANGE[0]} < log10 M200,true < {CENTRAL_RANGE[1]}", fontsize=9)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_png(fig, out, dpi)
+
+
+def reliability(curves: Sequence[Curve], out: str | os.PathLike, *, dpi: int = 110) -> Path:
+    """Reliability of the predicted errors: observed against nominal coverage of the central
+    Gaussian intervals, over the central mass range (estimators with errors only)."""
+    from cmcnn.evaluate.metrics import coverage
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, label="calibrated")
+    for k, c in enumerate(curves):
+        if c.log10_err is None:
+            continue
+        sel = in_range(c.m200_true)
+        cov = coverage(np.log10(c.m200_true[sel]), np.log10(c.m200_pred[sel]), c.log10_err[sel])
+        ax.plot(cov["reliability"]["nominal"], cov["reliability"]["observed"], marker="o", ms=3, **_style(k, c),
+                label=f"{c.name}: 68 % → {100 * cov['68']['observed']:.0f} %, 95 % → {100 * cov['95']['observed']:.0f} %")
+    ax.set_xlabel("nominal coverage of the ±zσ interval")
+    ax.set_ylabel("fraction of test images inside")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(f"Predicted errors, {CENTRAL_RANGE[0]} < log M200 < {CENTRAL_RANGE[1]}", fontsize=9)
     fig.tight_layout()
     return save_png(fig, out, dpi)

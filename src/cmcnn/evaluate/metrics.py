@@ -260,3 +260,44 @@ def per_bin(m_true: np.ndarray, m_pred: np.ndarray, edges: np.ndarray | None = N
         row.update(bias_scatter(m_true[sel], m_pred[sel], None if halo_id is None else halo_id[sel]).to_dict())
         out.append(row)
     return out
+
+
+#: Probabilities of the central intervals scored by :func:`coverage` (1σ and 2σ of a Gaussian).
+INTERVALS = {"68": 0.6826894921370859, "95": 0.9544997361036416}
+
+
+def coverage(log_true: np.ndarray, log_pred: np.ndarray, log_err: np.ndarray,
+             halo_id: np.ndarray | None = None) -> dict:
+    """How often the predicted Gaussian intervals of log10 M200 hold the true mass.
+
+    For each of :data:`INTERVALS` (68.3 % and 95.4 %: ±1σ and ±2σ) the fraction of images
+    with |log M_pred − log M_true| ≤ z·σ, beside the nominal probability, with a bootstrap
+    standard error over haloes when ``halo_id`` is given (over images otherwise); and the
+    *reliability curve*: observed against nominal coverage at 19 probabilities.
+
+    Returns
+    -------
+    dict
+        ``{"68": {"nominal", "observed", "se"}, "95": {...}, "reliability": {"nominal": [...],
+        "observed": [...]}, "n": n, "median_err_dex": ...}``.
+    """
+    from scipy.stats import norm
+
+    r = np.abs(np.asarray(log_pred, float) - np.asarray(log_true, float)) / np.asarray(log_err, float)
+    n = r.size
+    if n == 0:
+        raise InputError("no estimates to score the intervals of")
+    groups = np.arange(n) if halo_id is None else np.unique(np.asarray(halo_id), return_inverse=True)[1]
+    h = int(groups.max()) + 1
+    counts = np.bincount(groups, minlength=h).astype(float)
+    rng = np.random.default_rng(20201026)
+    w = rng.multinomial(h, np.full(h, 1.0 / h), size=BOOTSTRAP).astype(float)
+    out: dict = {"n": int(n), "median_err_dex": float(np.median(log_err))}
+    for key, prob in INTERVALS.items():
+        inside = (r <= norm.ppf(0.5 + prob / 2)).astype(float)
+        boot = (w @ np.bincount(groups, inside, h)) / (w @ counts)
+        out[key] = {"nominal": prob, "observed": float(inside.mean()), "se": float(boot.std(ddof=1))}
+    nominal = np.linspace(0.05, 0.95, 19)
+    out["reliability"] = {"nominal": nominal.round(4).tolist(),
+                          "observed": [float(np.mean(r <= norm.ppf(0.5 + p / 2))) for p in nominal]}
+    return out

@@ -5,7 +5,8 @@ Header (in this order)::
     index,halo_id,projection,redshift,split,m200_true,m200_pred,log10_m200_true,log10_m200_pred
 
 ``index`` is the image's row in the dataset file, ``split`` the split's name (``train``,
-``validation`` or ``test``), masses in M☉.  :func:`write_predictions` writes one
+``validation`` or ``test``), masses in M☉.  An estimator with an error per image adds the
+column ``log10_m200_err`` (1σ of log10 M200, dex, positive).  :func:`write_predictions` writes one
 atomically; :func:`read_predictions` reads and checks one (every column present, masses
 finite and positive, the log10 columns equal to the log of the mass columns).
 """
@@ -24,6 +25,8 @@ from cmcore.fileio import atomic_write
 
 COLUMNS = ("index", "halo_id", "projection", "redshift", "split",
            "m200_true", "m200_pred", "log10_m200_true", "log10_m200_pred")
+#: Columns an estimator may add: the predicted 1σ error of log10 M200 [dex].
+OPTIONAL = ("log10_m200_err",)
 _INT = ("index", "halo_id")
 _STR = ("projection", "split")
 #: Largest accepted |log10 m − log10_m| between a mass column and its log column [dex].
@@ -73,7 +76,7 @@ def check_predictions(cols: Mapping[str, np.ndarray], source: str) -> dict[str, 
     missing = [c for c in COLUMNS if c not in cols]
     if missing:
         raise InputError(f"{source}: missing column(s) {', '.join(missing)}")
-    out = {c: np.asarray(cols[c]) for c in COLUMNS}
+    out = {c: np.asarray(cols[c]) for c in COLUMNS + OPTIONAL if c in cols}
     n = {v.shape for v in out.values()}
     if len(n) != 1 or len(next(iter(n))) != 1:
         raise InputError(f"{source}: columns of different lengths {sorted(n)}")
@@ -91,6 +94,13 @@ def check_predictions(cols: Mapping[str, np.ndarray], source: str) -> dict[str, 
         if not (off <= LOG_TOLERANCE).all():
             k = int(np.flatnonzero(~(off <= LOG_TOLERANCE))[0])
             raise InputError(f"{source}: log10_{name} differs from log10({name}) at row {k} ({log_col[k]} vs {np.log10(m[k])})")
+    if "log10_m200_err" in out:
+        err = out["log10_m200_err"].astype(float)
+        wrong = ~np.isfinite(err) | (err <= 0)
+        if wrong.any():
+            k = int(np.flatnonzero(wrong)[0])
+            raise InputError(f"{source}: {wrong.sum()} log10_m200_err values are not finite and positive "
+                             f"(first at row {k}: {err[k]})")
     return out
 
 
@@ -100,12 +110,13 @@ def write_predictions(path: str | os.PathLike, cols: Mapping[str, np.ndarray]) -
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n = cols["index"].shape[0]
+    names = [c for c in COLUMNS + OPTIONAL if c in cols]
     with atomic_write(path) as tmp:
         with open(tmp, "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(COLUMNS)
+            w.writerow(names)
             for i in range(n):
-                w.writerow([_cell(c, cols[c][i]) for c in COLUMNS])
+                w.writerow([_cell(c, cols[c][i]) for c in names])
     return path
 
 
@@ -141,7 +152,7 @@ def read_predictions(path: str | os.PathLike) -> dict[str, np.ndarray]:
         reader.fieldnames = header
         rows = list(reader)
     cols: dict[str, np.ndarray] = {}
-    for c in COLUMNS:
+    for c in COLUMNS + tuple(c for c in OPTIONAL if c in header):
         values = [(r[c] or "").strip() for r in rows]
         try:
             if c in _INT:

@@ -63,4 +63,6 @@ def calibrated_columns(cols: dict[str, np.ndarray], cal: Calibration) -> dict[st
     out = dict(cols)
     out["log10_m200_pred"] = cal.apply(cols["log10_m200_pred"])
     out["m200_pred"] = 10.0 ** out["log10_m200_pred"]
+    if "log10_m200_err" in cols:  # the error scales with the map's derivative 1/slope
+        out["log10_m200_err"] = np.asarray(cols["log10_m200_err"], dtype=float) / cal.slope
     return out

@@ -35,6 +35,21 @@ Choices the paper leaves open, made here:
   which span four to six decades.
 - **Output bias** initialised to the training split's mean log10 M200, so training
   starts from the mean mass rather than from zero.
+
+Options beyond the paper (``docs/train.md``, "The survey recipe"):
+
+- ``redshift=True``: a second input, ``redshift`` (batch, 1), standardised as
+  ``(log10 z − μ)/σ`` by :class:`RedshiftScaling` (constants fitted on the training split)
+  and joined to the input of every dense layer.  A survey knows its clusters' redshifts;
+  without it the network must infer d_A(z) from the image.
+- ``head="compact"``: a 1 × 1 convolution to :data:`COMPACT_FILTERS` maps per feature
+  stack before flattening (15 × 15 × 8 = 1 800 features instead of 14 400) and dense
+  layers of :data:`COMPACT_UNITS`: ~0.2 M weights per channel instead of 2.9 M, the
+  same convolutions.
+- ``uncertainty=True``: a second output, ``error`` = ``[log10 M, ln σ]``, σ the predicted
+  error of log10 M200 [dex], from a small head on the *stopped gradient* of the last
+  hidden layer: the mass is trained exactly as without it, and the error head learns
+  the size of the residuals by the Gaussian likelihood (:func:`gaussian_nll`).
 """
 from __future__ import annotations
 
@@ -48,6 +63,13 @@ from keras import layers
 CONV_FILTERS = (16, 32, 64)
 #: Units of the fully-connected layers (layers 8, 10, 12, 14).
 DENSE_UNITS = (200, 100, 100, 20)
+#: The compact head: 1 × 1 convolution filters per feature stack, then these dense units.
+COMPACT_FILTERS = 8
+COMPACT_UNITS = (64, 32)
+#: Dense heads :func:`build_model` offers.
+HEADS = ("paper", "compact")
+#: Initial ln σ of the error head (σ = 0.1 dex).
+LN_SIGMA_INIT = float(np.log(0.1))
 
 
 @keras.saving.register_keras_serializable(package="cmc")
@@ -84,6 +106,34 @@ class AsinhScaling(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="cmc")
+class RedshiftScaling(layers.Layer):
+    """``(log10 z − mean) / std`` with fitted, frozen constants; input (batch, 1)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.mean = self.add_weight(shape=(1,), initializer="zeros", trainable=False, name="mean")
+        self.std = self.add_weight(shape=(1,), initializer="ones", trainable=False, name="std")
+
+    def call(self, z):
+        return (keras.ops.log10(z) - self.mean) / self.std
+
+    def set_constants(self, mean: float, std: float) -> None:
+        """Store the fitted mean and standard deviation of log10 z."""
+        if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
+            raise ValueError(f"invalid redshift scaling constants {mean!r}, {std!r}")
+        self.mean.assign(np.array([mean], dtype="float32"))
+        self.std.assign(np.array([std], dtype="float32"))
+
+
+@keras.saving.register_keras_serializable(package="cmc")
+class StopGradient(layers.Layer):
+    """Identity forward, no gradient backward (the error head must not move the mass)."""
+
+    def call(self, x):
+        return keras.ops.stop_gradient(x)
+
+
+@keras.saving.register_keras_serializable(package="cmc")
 class ChannelSlice(layers.Layer):
     """Channel ``k`` of an (..., C) tensor, kept as a trailing axis of length 1."""
 
@@ -98,27 +148,62 @@ class ChannelSlice(layers.Layer):
         return {**super().get_config(), "k": self.k}
 
 
-def feature_stack(x, prefix: str):
-    """Layers 1–7: three [3 × 3 convolution + 2 × 2 average pooling], then flatten."""
+def feature_stack(x, prefix: str, head: str = "paper"):
+    """Layers 1–7: three [3 × 3 convolution + 2 × 2 average pooling], then flatten.
+
+    With ``head="compact"`` a 1 × 1 convolution to :data:`COMPACT_FILTERS` maps comes
+    before the flattening.
+    """
     for i, filters in enumerate(CONV_FILTERS, start=1):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{prefix}conv{i}")(x)
         x = layers.AveragePooling2D(pool_size=2, strides=2, name=f"{prefix}pool{i}")(x)
+    if head == "compact":
+        x = layers.Conv2D(COMPACT_FILTERS, 1, activation="relu", name=f"{prefix}reduce")(x)
     return layers.Flatten(name=f"{prefix}flatten")(x)
 
 
-def dense_head(x, *, dropout: float = 0.1, output_bias: float = 14.0):
-    """Layers 8–15: dense 200-100-100-20 (ReLU, dropout after the first three), linear output."""
-    for i, units in enumerate(DENSE_UNITS, start=1):
+def dense_head(x, *, dropout: float = 0.1, output_bias: float = 14.0, z=None, head: str = "paper"):
+    """Layers 8–15: dense 200-100-100-20 (ReLU, dropout after all but the last), linear output.
+
+    ``z`` (the scaled redshift, (batch, 1)) is joined to the input of every dense layer;
+    ``head="compact"`` uses :data:`COMPACT_UNITS`.  Returns the output and the last hidden layer.
+    """
+    units_list = DENSE_UNITS if head == "paper" else COMPACT_UNITS
+    for i, units in enumerate(units_list, start=1):
+        if z is not None:
+            x = layers.Concatenate(name=f"with_redshift{i}")([x, z])
         x = layers.Dense(units, activation="relu", name=f"dense{i}")(x)
-        if i < len(DENSE_UNITS):
+        if i < len(units_list):
             x = layers.Dropout(dropout, name=f"dropout{i}")(x)
-    return layers.Dense(1, name="log10_m200",
-                        bias_initializer=keras.initializers.Constant(output_bias))(x)
+    hidden = x
+    if z is not None:
+        x = layers.Concatenate(name="with_redshift_out")([x, z])
+    out = layers.Dense(1, name="log10_m200", bias_initializer=keras.initializers.Constant(output_bias))(x)
+    return out, hidden
+
+
+def error_head(hidden, out):
+    """The ``error`` output ``[log10 M, ln σ]`` (batch, 2), both with stopped gradients into the network.
+
+    ln σ comes from the last hidden layer through 16 ReLU units; the mass beside it (its
+    gradient stopped too) lets the likelihood loss see the residual.
+    """
+    x = StopGradient(name="error_stop")(hidden)
+    x = layers.Dense(16, activation="relu", name="error_dense")(x)
+    ln_sigma = layers.Dense(1, name="ln_sigma", bias_initializer=keras.initializers.Constant(LN_SIGMA_INIT))(x)
+    return layers.Concatenate(name="error")([StopGradient(name="mass_stop")(out), ln_sigma])
+
+
+def gaussian_nll(y_true, ln_sigma, mu):
+    """Per-image Gaussian negative log likelihood of ``y_true`` given ``mu`` and ``ln_sigma`` (constants dropped)."""
+    r = keras.ops.stop_gradient(y_true - mu)
+    return 0.5 * keras.ops.square(r) * keras.ops.exp(-2.0 * ln_sigma) + ln_sigma
 
 
 def build_model(channels: Sequence[str], *, npix: int = 120, dropout: float = 0.1,
-                output_bias: float = 14.0) -> keras.Model:
-    """The paper's single-channel (one channel) or multi-channel (several) network.
+                output_bias: float = 14.0, redshift: bool = False, head: str = "paper",
+                uncertainty: bool = False) -> keras.Model:
+    """The paper's single-channel (one channel) or multi-channel (several) network, or a variant.
 
     Parameters
     ----------
@@ -130,13 +215,23 @@ def build_model(channels: Sequence[str], *, npix: int = 120, dropout: float = 0.
         Dropout fraction between the fully-connected layers (paper's list: 0.1).
     output_bias : float
         Initial bias of the output neuron, in log10 M☉.
+    redshift : bool
+        A second input ``redshift`` (batch, 1), joined to the dense head.
+    head : {"paper", "compact"}
+        The paper's dense layers, or the compact head (module docstring).
+    uncertainty : bool
+        A second output ``ln_sigma`` (batch, 1): ln of the predicted error of log10 M200.
 
     Returns
     -------
     keras.Model
-        Input ``image`` (batch, npix, npix, len(channels)) float32 in physical units,
-        output (batch, 1) log10(M200 / M☉).  Its :class:`AsinhScaling` layer is named
-        ``scaling`` and holds unit constants until :func:`fit_scaling` sets them.
+        Input ``image`` (batch, npix, npix, len(channels)) float32 in physical units
+        (and ``redshift`` with ``redshift=True``), output (batch, 1) log10(M200 / M☉)
+        (a list ``[log10_m200, error]`` with ``uncertainty=True``, ``error`` (batch, 2)
+        holding ``[log10 M, ln σ]``).  Its
+        :class:`AsinhScaling` layer is named ``scaling`` and holds unit constants until
+        :func:`fit_scaling` sets them; the :class:`RedshiftScaling` layer is named
+        ``redshift_scaling``.
     """
     channels = list(channels)
     if not channels:
@@ -145,17 +240,26 @@ def build_model(channels: Sequence[str], *, npix: int = 120, dropout: float = 0.
         raise ValueError(f"npix must be a multiple of 8 (three 2x2 poolings), got {npix}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
     image = keras.Input(shape=(npix, npix, len(channels)), name="image", dtype="float32")
+    inputs = [image]
     x = AsinhScaling(len(channels), name="scaling")(image)
     if len(channels) == 1:
-        features = feature_stack(x, prefix="")
+        features = feature_stack(x, prefix="", head=head)
     else:
-        stacks = [feature_stack(ChannelSlice(k, name=f"{ch}_slice")(x), prefix=f"{ch}_")
+        stacks = [feature_stack(ChannelSlice(k, name=f"{ch}_slice")(x), prefix=f"{ch}_", head=head)
                   for k, ch in enumerate(channels)]
         features = layers.Concatenate(name="concatenate")(stacks)
-    out = dense_head(features, dropout=dropout, output_bias=output_bias)
+    z = None
+    if redshift:
+        z_in = keras.Input(shape=(1,), name="redshift", dtype="float32")
+        inputs.append(z_in)
+        z = RedshiftScaling(name="redshift_scaling")(z_in)
+    out, hidden = dense_head(features, dropout=dropout, output_bias=output_bias, z=z, head=head)
+    outputs = [out, error_head(hidden, out)] if uncertainty else out
     name = f"cnn_{channels[0]}" if len(channels) == 1 else "cnn_multichannel"
-    return keras.Model(image, out, name=name)
+    return keras.Model(inputs if redshift else image, outputs, name=name)
 
 
 def fit_scaling(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -51,12 +51,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402  (after the log-level default)
 
-from cmcnn.train.models import build_model, fit_scaling  # noqa: E402
+from cmcnn.train.models import HEADS, build_model, fit_scaling, gaussian_nll  # noqa: E402
 
 #: Optimisers ``cmc train --optimizer`` offers.
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
-#: Settings that may change between sittings of one run (everything else is fixed).
-_RESUMABLE = ("epochs",)
+#: Learning-rate schedules: the paper's lr/(1 + decay·step), or a cosine from lr to 0 over the run.
+SCHEDULES = ("inverse-time", "cosine")
+#: The probability an error bar must cover on the validation split (1σ of a Gaussian).
+COVERAGE_1SIGMA = 0.6826894921370859
 
 
 @dataclass
@@ -73,6 +75,11 @@ class TrainConfig:
     max_train: int | None = None
     augment: bool = False
     dropout: float = 0.1
+    schedule: str = "inverse-time"
+    weight_decay: float = 0.0
+    redshift: bool = False
+    head: str = "paper"
+    uncertainty: bool = False
 
     def __post_init__(self) -> None:
         self.channels = parse_channels(self.channels)
@@ -90,6 +97,29 @@ class TrainConfig:
             raise InputError(f"--max-train must be >= 1, got {self.max_train}")
         if not 0 <= self.dropout < 1:
             raise InputError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if not (self.weight_decay >= 0 and np.isfinite(self.weight_decay)):
+            raise InputError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.head not in HEADS:
+            raise InputError(f"--head must be one of {', '.join(HEADS)}, got {self.head!r}")
+
+    @property
+    def resumable(self) -> tuple[str, ...]:
+        """Settings that may change between sittings of one run: the epochs, unless the
+        schedule depends on them (cosine)."""
+        return ("epochs",) if self.schedule == "inverse-time" else ()
+
+    @classmethod
+    def survey(cls, channels, **kw) -> "TrainConfig":
+        """The recipe of the shipped networks (``docs/train.md``, "The survey recipe")."""
+        recipe = dict(epochs=30, lr=1e-3, optimizer="adam", schedule="cosine", weight_decay=1e-4,
+                      augment=True, redshift=True, head="compact", uncertainty=True)
+        recipe.update(kw)
+        return cls(channels=channels, **recipe)
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
 @dataclass
@@ -110,14 +140,49 @@ def learning_rate_schedule(lr: float, decay: float):
     return keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate=decay)
 
 
-def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    """The optimizer of ``config`` with the inverse-time learning-rate decay."""
-    schedule = learning_rate_schedule(config.lr, config.decay)
+def make_optimizer(config: TrainConfig, steps: int | None = None) -> keras.optimizers.Optimizer:
+    """The optimizer of ``config`` with its learning-rate schedule.
+
+    ``steps`` (the run's batches in all) is needed by the cosine schedule.  Weight decay
+    (``config.weight_decay``) is decoupled (AdamW-style) and never touches biases —
+    the output bias sits at log10 M ≈ 14 — nor the frozen scaling constants.
+    """
+    if config.schedule == "cosine":
+        if steps is None:
+            raise InputError("the cosine schedule needs the number of training steps")
+        schedule = keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=max(int(steps), 1), alpha=0.0)
+    else:
+        schedule = learning_rate_schedule(config.lr, config.decay)
+    wd = config.weight_decay or None
     if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=schedule)
-    if config.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=schedule)
-    return keras.optimizers.SGD(learning_rate=schedule, momentum=0.9)
+        opt = keras.optimizers.RMSprop(learning_rate=schedule, weight_decay=wd)
+    elif config.optimizer == "adam":
+        opt = keras.optimizers.Adam(learning_rate=schedule, weight_decay=wd)
+    else:
+        opt = keras.optimizers.SGD(learning_rate=schedule, momentum=0.9, weight_decay=wd)
+    if wd:
+        opt.exclude_from_weight_decay(var_names=["bias"])
+    return opt
+
+
+def error_loss(y_true, y_pred):
+    """Loss of the ``error`` output ``[stopped log10 M, ln σ]``: the Gaussian negative log likelihood."""
+    return keras.ops.mean(gaussian_nll(y_true[:, 0], y_pred[:, 1], y_pred[:, 0]))
+
+
+def compile_model(model: keras.Model, optimizer) -> None:
+    """Compile for the mean squared error of log10 M200 (plus the error head's likelihood)."""
+    if len(model.outputs) == 2:
+        model.compile(optimizer=optimizer, loss={"log10_m200": "mean_squared_error", "error": error_loss})
+    else:
+        model.compile(optimizer=optimizer, loss="mean_squared_error")
+
+
+def model_inputs(model: keras.Model, images: np.ndarray, redshift: np.ndarray):
+    """What ``model`` takes: the images, or ``{"image", "redshift"}`` for a redshift-aware network."""
+    if len(model.inputs) == 1:
+        return images
+    return {"image": images, "redshift": np.asarray(redshift, dtype=np.float32).reshape(-1, 1)}
 
 
 def _distribution_scope():
@@ -284,7 +349,7 @@ def _train(source: ImageSource, data: Path, run: Path, config: TrainConfig, prog
     cfg_path = run / "config.json"
     if cfg_path.is_file():
         old = json.loads(cfg_path.read_text())
-        diff = [k for k in wanted if k not in _RESUMABLE and old.get(k) != wanted[k]]
+        diff = [k for k in wanted if k not in config.resumable and old.get(k, _DEFAULTS.get(k)) != wanted[k]]
         if diff:
             raise InputError(f"{run} holds a run with other settings ({', '.join(diff)}); "
                              "choose another --out or the same settings")
@@ -306,9 +371,12 @@ def _train(source: ImageSource, data: Path, run: Path, config: TrainConfig, prog
     scope, where = _distribution_scope()
     with scope:
         model = build_model(config.channels, npix=source.npix, dropout=config.dropout,
-                            output_bias=float(np.mean(y_all[train_rows])))
-        optimizer = make_optimizer(config)
-        model.compile(optimizer=optimizer, loss="mean_squared_error")
+                            output_bias=float(np.mean(y_all[train_rows])), redshift=config.redshift,
+                            head=config.head, uncertainty=config.uncertainty)
+        n_batches = -(-train_rows.size // config.batch_size)
+        optimizer = make_optimizer(config, steps=config.epochs * n_batches)
+        compile_model(model, optimizer)
+    z_all = source.label("redshift").astype(np.float64)
 
     ckpt = run / "checkpoint.npz"
     if ckpt.is_file() and cfg_path.is_file():
@@ -319,8 +387,12 @@ def _train(source: ImageSource, data: Path, run: Path, config: TrainConfig, prog
         sample = np.sort(sample_rng.choice(train_rows, size=min(256, train_rows.size), replace=False))
         s, m, sd = fit_scaling(source.read(sample))
         scaling = {"scale": s.tolist(), "mean": m.tolist(), "std": sd.tolist(), "n_images": int(sample.size)}
+        if config.redshift:
+            lz = np.log10(z_all[train_rows])
+            scaling["redshift"] = {"mean": float(lz.mean()), "std": float(max(lz.std(), 1e-3)),
+                                   "range": [float(z_all[train_rows].min()), float(z_all[train_rows].max())]}
         state = {"epochs_done": 0, "best_epoch": 0, "best_val_loss": float("inf"), "seconds": 0.0}
-    model.get_layer("scaling").set_constants(scaling["scale"], scaling["mean"], scaling["std"])
+    set_scaling(model, scaling)
 
     attrs = source.attrs()
     record = {**wanted, "scaling": scaling, "npix": source.npix, "n_train": int(train_rows.size),
@@ -345,7 +417,6 @@ def _train(source: ImageSource, data: Path, run: Path, config: TrainConfig, prog
          f"{train_rows.size} training / {val_rows.size} validation images, "
          f"epochs {done0 + 1}-{config.epochs}, batch {config.batch_size}, "
          f"{'cached in memory' if cached else 'streamed from disk'}")
-    n_batches = -(-train_rows.size // config.batch_size)
     bar = _EpochBar(progress)
     t_start = time.perf_counter()
     n_seen = 0
@@ -361,14 +432,20 @@ def _train(source: ImageSource, data: Path, run: Path, config: TrainConfig, prog
             for b in range(n_batches):
                 sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
                 x = _batch(source, order[sl], None if sym is None else sym[sl])
-                batch_loss = model.train_on_batch(x, y_all[order[sl]].astype(np.float32))
+                y = y_all[order[sl]].astype(np.float32)
+                if config.uncertainty:
+                    logs = model.train_on_batch(model_inputs(model, x, z_all[order[sl]]),
+                                                {"log10_m200": y, "error": y[:, None]}, return_dict=True)
+                    batch_loss = logs["log10_m200_loss"]
+                else:
+                    batch_loss = model.train_on_batch(model_inputs(model, x, z_all[order[sl]]), y)
                 loss_sum += float(np.asarray(batch_loss).reshape(-1)[0]) * x.shape[0]
                 bar.update()
                 n_steps += 1
                 if stop_after_batches is not None and n_steps >= stop_after_batches:
                     raise KeyboardInterrupt
             loss = loss_sum / order.size
-            val_pred = predict_images(model, source, val_rows)
+            val_pred = predict_images(model, source, val_rows)[0]
             val_loss = float(np.mean((val_pred - y_all[val_rows]) ** 2))
             seconds = time.perf_counter() - t0
             n_seen += order.size
@@ -398,8 +475,32 @@ def _train(source: ImageSource, data: Path, run: Path, config: TrainConfig, prog
         if history:
             plot_learning_curve(run)
     elapsed = time.perf_counter() - t_start
+    if config.uncertainty and "error_scale" not in json.loads(cfg_path.read_text()):
+        _calibrate_errors(run, source, val_rows)
     return TrainSummary(run, state["epochs_done"], state["epochs_done"] - done0, state["best_epoch"],
                         state["best_val_loss"], elapsed, n_seen / elapsed if elapsed > 0 else 0.0)
+
+
+def set_scaling(model: keras.Model, scaling: dict) -> None:
+    """Store a run's fitted preprocessing constants (``config.json``'s ``scaling``) in ``model``."""
+    model.get_layer("scaling").set_constants(scaling["scale"], scaling["mean"], scaling["std"])
+    if "redshift" in scaling:
+        model.get_layer("redshift_scaling").set_constants(scaling["redshift"]["mean"], scaling["redshift"]["std"])
+
+
+def _calibrate_errors(run: Path, source: ImageSource, val_rows: np.ndarray) -> None:
+    """Scale the error head so that ±σ covers 68.3 % of the validation images (best weights).
+
+    The factor is the 68.3th percentile of |residual|/σ on the validation split; it is
+    stored as ``error_scale`` in ``config.json`` and applied by :func:`predict_images`
+    callers and the ONNX export.
+    """
+    model, config = load_model(run)
+    mu, sigma = predict_images(model, source, val_rows, error_scale=1.0)
+    r = np.abs(mu - source.log10_m200[val_rows]) / sigma
+    config["error_scale"] = float(np.quantile(r, COVERAGE_1SIGMA))
+    config["error_coverage_validation"] = {"68": COVERAGE_1SIGMA, "95": float(np.mean(r <= 1.96 * config["error_scale"]))}
+    _write_json(run / "config.json", config)
 
 
 def _h5_name(tmp: Path) -> str:
@@ -460,7 +561,9 @@ def load_model(run: str | os.PathLike, weights: str = "best") -> tuple[keras.Mod
     if not cfg_path.is_file():
         raise InputError(f"{run} is not a training run (no config.json)")
     config = json.loads(cfg_path.read_text())
-    model = build_model(config["channels"], npix=config["npix"], dropout=config["dropout"])
+    model = build_model(config["channels"], npix=config["npix"], dropout=config["dropout"],
+                        redshift=config.get("redshift", False), head=config.get("head", "paper"),
+                        uncertainty=config.get("uncertainty", False))
     if weights == "best":
         path = run / "best.weights.h5"
         if not path.is_file():
@@ -468,20 +571,35 @@ def load_model(run: str | os.PathLike, weights: str = "best") -> tuple[keras.Mod
         model.load_weights(path)
     elif weights == "last":
         names = [f.name for f in dataclasses.fields(TrainConfig)]
-        opt = make_optimizer(TrainConfig(**{k: config[k] for k in names}))
+        cfg = TrainConfig(**{k: config[k] for k in names if k in config})
+        opt = make_optimizer(cfg, steps=cfg.epochs * -(-config["n_train"] // cfg.batch_size))
         _load_checkpoint(run / "checkpoint.npz", model, opt)
     else:
         raise InputError(f"weights must be best or last, got {weights!r}")
     return model, config
 
 
-def predict_images(model: keras.Model, source: ImageSource, rows: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """log10 M200 predicted by ``model`` for dataset rows ``rows`` (in that order)."""
+def predict_images(model: keras.Model, source: ImageSource, rows: np.ndarray, batch_size: int = 256,
+                   error_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray | None]:
+    """log10 M200 predicted by ``model`` for dataset rows ``rows`` (in that order), and its error.
+
+    Returns
+    -------
+    log10_m200, error : ndarray, ndarray or None
+        The error (dex, ``error_scale`` × σ of the error head) is None for a network without one.
+    """
     out = np.empty(len(rows))
+    err = np.empty(len(rows)) if len(model.outputs) == 2 else None
+    redshift = source.label("redshift")
     for start in range(0, len(rows), batch_size):
-        x = source.read(rows[start:start + batch_size])
-        out[start:start + len(x)] = np.asarray(model(x, training=False)).reshape(-1)
-    return out
+        r = rows[start:start + batch_size]
+        y = model(model_inputs(model, source.read(r), redshift[r]), training=False)
+        if err is None:
+            out[start:start + len(r)] = np.asarray(y).reshape(-1)
+        else:
+            out[start:start + len(r)] = np.asarray(y[0]).reshape(-1)
+            err[start:start + len(r)] = error_scale * np.exp(np.asarray(y[1])[:, 1])
+    return out, err
 
 
 def predict_run(run: str | os.PathLike, data: str | os.PathLike | None = None, split: str = "test",
@@ -503,7 +621,7 @@ def predict_run(run: str | os.PathLike, data: str | os.PathLike | None = None, s
         rows = source.rows(split)
         if rows.size == 0:
             raise InputError(f"{data} has no images in the {split} split")
-        log_pred = predict_images(model, source, rows, batch_size)
+        log_pred, log_err = predict_images(model, source, rows, batch_size, config.get("error_scale", 1.0))
         log_true = source.log10_m200[rows]
         proj = source.label("projection", rows)
         return {
@@ -516,4 +634,5 @@ def predict_run(run: str | os.PathLike, data: str | os.PathLike | None = None, s
             "m200_pred": 10.0 ** log_pred,
             "log10_m200_true": log_true,
             "log10_m200_pred": log_pred,
+            **({} if log_err is None else {"log10_m200_err": log_err}),
         }
