@@ -104,7 +104,8 @@ def planted_dataset(tmp_path):
 def trained_onnx(tmp_path_factory):
     """Planted dataset, two 1-epoch runs (``Ypar`` and all channels) and their ONNX exports.
 
-    Returns a dict with ``data``, ``run1``, ``run4``, ``model1``, ``model4`` (paths).
+    Returns a dict with ``data``, ``run1``, ``run4``, ``model1``, ``model4`` (paths), and
+    ``runz``/``modelz``: a ``Ypar`` run by the survey recipe (redshift input, error head).
     """
     from cmcnn.serve.export import export_run
     from cmcnn.train.training import TrainConfig, train
@@ -116,4 +117,7 @@ def trained_onnx(tmp_path_factory):
         train(data, d / f"run{key}", TrainConfig(channels=channels, epochs=1), progress=False)
         export_run(d / f"run{key}", d / f"model{key}.onnx")
         out[f"run{key}"], out[f"model{key}"] = d / f"run{key}", d / f"model{key}.onnx"
+    train(data, d / "runz", TrainConfig.survey(["Ypar"], epochs=2, batch_size=16, lr=3e-3), progress=False)
+    export_run(d / "runz", d / "modelz.onnx")
+    out["runz"], out["modelz"] = d / "runz", d / "modelz.onnx"
     return out

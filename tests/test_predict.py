@@ -366,13 +366,13 @@ def test_streaming_reads_a_bounded_window_ahead(trained_onnx, tmp_path, monkeypa
     for i in range(120):
         _cutout(tmp_path / f"c{i:04d}.fits", _ypar(rng), dtype=np.float32)
     read = []
-    real = cu.read_fits
+    real = cu.read_fits_cutout
 
     def counting(path, *a, **k):
         read.append(path)
         return real(path, *a, **k)
 
-    monkeypatch.setattr(cu, "read_fits", counting)
+    monkeypatch.setattr(cu, "read_fits_cutout", counting)
     p = Predictor(trained_onnx["model1"])
     gaps, n = [], 0
     for batch, logm in p.stream([tmp_path], batch_size=8, readers=2):

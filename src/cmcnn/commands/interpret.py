@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--stride", type=int, default=1, help="scan every N-th pixel (default 1)")
     m.add_argument("--brute", action="store_true", help="one full forward pass per centre (the reference)")
     m.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
+    m.add_argument("--redshift", type=float, default=None,
+                   help="the image's redshift, for a redshift-aware model (default: the FITS REDSHIFT card "
+                        "or the dataset's label)")
     d = sub.add_parser("deepdream", help="Deep Dream (eq. 12) on a training run",
                        description="Deep Dream (eq. 12): gradient ascent of a training run's mass on one image")
     d.add_argument("run", metavar="RUN", help="a training run directory (cmc train)")
@@ -92,8 +95,10 @@ def _mask(args, out: Path) -> int:
     if inp.image.shape != (model.npix, model.npix, model.n_channels):
         raise ValueError(f"{args.model} takes ({model.npix}, {model.npix}, {model.n_channels}) images; "
                          f"the input is {inp.image.shape} (choose --channels)")
+    z = args.redshift if args.redshift is not None else inp.redshift
     res = mask_scan(model, inp.image, sigma=args.sigma, stride=args.stride,
-                    method="brute" if args.brute else "fast", progress=_progress(not args.no_progress))
+                    method="brute" if args.brute else "fast", progress=_progress(not args.no_progress),
+                    redshift=z if model.redshift_input else None)
     name = f"{inp.label}_mask"
     header = map_header(inp.header, args.stride, "dex",
                         f"Delta log10 M200 when masked (eq. 13), sigma={args.sigma} px, stride={args.stride}")
@@ -104,6 +109,7 @@ def _mask(args, out: Path) -> int:
     files.append(plot_panels(inp, [(f"mask ΔM (σ = {args.sigma:g} px)", full, r"$\Delta\log_{10}M$ [dex]")],
                              out / f"{name}.png", title=f"log10 M_pred = {res.log10_m:.4f}"))
     summary = {"method": res.method, "log10_m_pred": res.log10_m, "sigma_px": args.sigma, "stride": args.stride,
+               "redshift": z if model.redshift_input else None,
                "mask_radius_px": mask_radius(args.sigma), "seconds": res.seconds,
                "delta_min": float(res.delta.min()), "delta_max": float(res.delta.max()),
                "log10_m200_true": inp.log10_m200_true, "files": [str(f) for f in files]}

@@ -33,6 +33,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fits-reader", default="fast", choices=("fast", "astropy"),
                    help="fast: parse plain float FITS directly, astropy for the rest (default); "
                         "astropy: every file through astropy.io.fits")
+    p.add_argument("--redshift", type=float, default=None, metavar="Z",
+                   help="redshift-aware models: one redshift for every cutout (a catalogue row comes first; "
+                        "without either, each cutout's REDSHIFT or Z header card, or a dataset's labels)")
+    p.add_argument("--catalog", default=None, metavar="FILE",
+                   help="redshift-aware models: a table (CSV, ECSV, FITS, ...) of cutout redshifts")
+    p.add_argument("--catalog-columns", default="file,redshift", metavar="KEY,Z",
+                   help="the catalogue's columns: the cutout's file path or base name (name[row] for a row of a "
+                        "stack), and its redshift (default file,redshift)")
+    p.add_argument("--extrapolate", action="store_true",
+                   help="predict cutouts whose redshift lies outside the model's training range (refused otherwise)")
     p.add_argument("--scheduler", default=None, metavar="local[:N]|ADDRESS",
                    help="predict in shards on a dask.distributed cluster (a LocalCluster of N processes, or a "
                         "scheduler address); same table and refusals as without it")
@@ -54,9 +64,16 @@ def run(args: argparse.Namespace) -> int:
         from cmcore.errors import InputError
 
         raise InputError("--shard-size needs --scheduler")
+    catalog = None
+    if args.catalog is not None:
+        from cmcnn.serve.redshift import read_catalog
+
+        key, _, column = args.catalog_columns.partition(",")
+        catalog = read_catalog(args.catalog, key=key.strip(), column=column.strip() or "redshift")
     options = ReadOptions(pixel_scale_rtol=args.pixel_scale_rtol, require_wcs=not args.no_wcs_check,
                           nonfinite=args.fill_nonfinite, max_fill_fraction=args.max_fill_fraction, hdu=args.hdu,
-                          fits_reader=args.fits_reader)
+                          fits_reader=args.fits_reader, redshift=args.redshift, catalog=catalog,
+                          extrapolate=args.extrapolate)
     s = predict_to_table(args.model, args.inputs, args.out, options=options, batch_size=args.batch_size,
                          readers=args.readers, providers=args.providers, threads=args.threads,
                          progress=not args.no_progress, scheduler=args.scheduler, shard_size=args.shard_size)

@@ -33,6 +33,7 @@ class InputImage:
     theta200_arcmin: float | None = None
     log10_m200_true: float | None = None
     label: str = "image"
+    redshift: float | None = None     # the header's REDSHIFT card, or the dataset label
 
 
 def read_fits_cutout(path: str | os.PathLike) -> InputImage:
@@ -59,9 +60,15 @@ def read_fits_cutout(path: str | os.PathLike) -> InputImage:
         d_a = FlatLambdaCDM(H0=float(header["H0"]), Om0=float(header["OM0"])).angular_diameter_distance(z)
         theta = float(np.degrees(float(header["R200"]) / (1 + z) / d_a.to_value("Mpc")) * 60.0)
     m200 = float(header["M200"]) if "M200" in header else None
+    from cmcnn.serve.redshift import Refused, header_redshift
+
+    try:
+        z_card = header_redshift(header)
+    except Refused as exc:
+        raise InputError(f"{path}: {exc}") from None
     return InputImage(np.asarray(data, dtype=np.float32)[..., None], [str(header.get("CHANNEL", "image"))],
                       pixel_arcsec, wcs.to_header(), theta,
-                      None if m200 is None or m200 <= 0 else float(np.log10(m200)), path.stem)
+                      None if m200 is None or m200 <= 0 else float(np.log10(m200)), path.stem, z_card)
 
 
 def read_dataset_image(path: str | os.PathLike, index: int, channels: list[str]) -> InputImage:
@@ -77,8 +84,9 @@ def read_dataset_image(path: str | os.PathLike, index: int, channels: list[str])
         pix = float(src.attrs()["pixel_scale_arcsec"])
         theta = float(src.label("theta200_arcmin", np.array([index]))[0])
         logm = float(src.log10_m200[index])
+        z = float(src.label("redshift", np.array([index]))[0])
     header = cutout_wcs(image.shape[0], pix).to_header()
-    return InputImage(image, list(channels), pix, header, theta, logm, f"{Path(path).stem}_{index}")
+    return InputImage(image, list(channels), pix, header, theta, logm, f"{Path(path).stem}_{index}", z)
 
 
 def read_input(path: str | os.PathLike, index: int | None, channels: list[str] | None) -> InputImage:

@@ -8,6 +8,7 @@ exactness are in ``docs/interpret.md`` ("Fast and exact").
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from collections import defaultdict
@@ -161,10 +162,15 @@ class ScanModel:
         g = model.graph
         inits = {t.name for t in g.initializer}
         inputs = [i for i in g.input if i.name not in inits]
-        if len(inputs) != 1 or len(g.output) != 1:
-            raise FileFormatError(f"{self.path}: expected one image input and one output")
+        outputs = [o.name for o in g.output]
+        if not 1 <= len(inputs) <= 2 or not 1 <= len(outputs) <= 2:
+            raise FileFormatError(f"{self.path}: expected an image input (and a redshift) and one or two outputs")
         self.input_name = inputs[0].name
-        self.output_name = g.output[0].name
+        #: the redshift input of a redshift-aware network (None otherwise), fed :attr:`redshift`
+        self.redshift_input = inputs[1].name if len(inputs) == 2 else None
+        #: the redshift the scan predicts at (a redshift-aware network needs one: :func:`mask_scan`)
+        self.redshift: float | None = None
+        self.output_name = "log10_m200" if "log10_m200" in outputs else outputs[0]
         dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim]
         if len(dims) != 4 or dims[1] != dims[2] or dims[1] <= 0 or dims[3] <= 0:
             raise FileFormatError(f"{self.path}: input {self.input_name!r} is not (batch, npix, npix, C)")
@@ -179,14 +185,28 @@ class ScanModel:
                 g.value_info.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
         extractor = onnx.utils.Extractor(model)
         pre = extractor.extract_model([self.input_name], [s.conv_input for s in self.stacks])
-        tail = extractor.extract_model([s.pool_output for s in self.stacks], [self.output_name])
+        tail = extractor.extract_model([s.pool_output for s in self.stacks]
+                                       + ([self.redshift_input] if self.redshift_input else []), [self.output_name])
         self.pre_onnx = _session(pre.SerializeToString(), threads)
         try:
             self.pre = NumpyGraph(pre)
         except Unsupported:
             self.pre = self.pre_onnx
         self.tail = _session(tail.SerializeToString(), threads)
+        if self.redshift_input:  # the decomposition is checked at the middle of the training range
+            z_range = json.loads(self.metadata.get("redshift_range", "[0.05, 0.05]"))
+            self.redshift = float(np.mean(z_range))
         self._check_decomposition()
+        if self.redshift_input:
+            self.redshift = None
+
+    def _z(self, n: int) -> dict:
+        """The redshift feed of a batch of ``n`` (empty for an image-only network)."""
+        if self.redshift_input is None:
+            return {}
+        if self.redshift is None:
+            raise InputError(f"{os.path.basename(self.path)} takes image + redshift: scan with redshift=")
+        return {self.redshift_input: np.full(n, self.redshift, dtype=np.float32)}
 
     # -------------------------------------------------------------- structure
     def _find_stacks(self, model) -> list[_Stack]:
@@ -241,7 +261,10 @@ class ScanModel:
                     raise FileFormatError(f"{self.path}: pooling {pool.name!r} is not 2x2/2")
                 stages.append(_Stage(w, b, _session(_stage_graph(w, b), self.threads)))
                 users = consumers.get(pool.output[0], [])
-                nxt_conv = [u for u in users if u.op_type == "Conv"]
+                # the next stage is a 3x3 convolution; anything else (flatten, the compact head's
+                # 1x1 reduction) belongs to the tail
+                nxt_conv = [u for u in users if u.op_type == "Conv"
+                            and list(node_attributes(u).get("kernel_shape", [3, 3])) == [3, 3]]
                 if not nxt_conv:
                     break
                 if len(users) != 1:
@@ -259,7 +282,8 @@ class ScanModel:
         images = self._check_images(images)
         out = np.empty(len(images))
         for s in range(0, len(images), batch_size):
-            out[s:s + batch_size] = self.full.run(None, {self.input_name: images[s:s + batch_size]})[0].reshape(-1)
+            x = images[s:s + batch_size]
+            out[s:s + len(x)] = self.full.run([self.output_name], {self.input_name: x, **self._z(len(x))})[0].reshape(-1)
         return out
 
     def _check_images(self, images: np.ndarray) -> np.ndarray:
@@ -311,6 +335,7 @@ class ScanModel:
     def head(self, pooled: list[np.ndarray]) -> np.ndarray:
         """The rest of the network from the last pooled maps, (n, C, h, w) per stack → log10 M."""
         feeds = {s.pool_output: np.ascontiguousarray(p, dtype=np.float32) for s, p in zip(self.stacks, pooled)}
+        feeds.update(self._z(len(pooled[0])))
         return self.tail.run(None, feeds)[0].reshape(-1).astype(np.float64)
 
     def _check_decomposition(self) -> None:
@@ -362,7 +387,8 @@ def brute_force_scan(model: ScanModel, image: np.ndarray, sigma: float = 5.0, st
         cs = np.array(centres[s:s + batch_size], dtype=np.float64)
         r2 = (i[None, :, None] - cs[:, 0, None, None]) ** 2 + (i[None, None, :] - cs[:, 1, None, None]) ** 2
         masked = image[None] * _mask_of_r2(r2, sigma)[..., None]
-        out[s:s + len(cs)] = model.full.run(None, {model.input_name: masked})[0].reshape(-1)
+        out[s:s + len(cs)] = model.full.run([model.output_name], {model.input_name: masked,
+                                                                  **model._z(len(cs))})[0].reshape(-1)
         if progress:
             progress(s + len(cs), len(centres))
     delta = (out - m0).reshape(len(rows), len(cols))
@@ -508,8 +534,18 @@ def _scan_class(model: ScanModel, image_canvas, maps, canvases, margins, patch, 
 
 
 def mask_scan(model: ScanModel, image: np.ndarray, sigma: float = 5.0, stride: int = 1,
-              method: str = "fast", progress: Callable[[int, int], None] | None = None) -> ScanResult:
-    """Gaussian-mask scan (eq. 13) of one (npix, npix, C) image; ``method`` fast or brute."""
+              method: str = "fast", progress: Callable[[int, int], None] | None = None,
+              redshift: float | None = None) -> ScanResult:
+    """Gaussian-mask scan (eq. 13) of one (npix, npix, C) image; ``method`` fast or brute.
+
+    ``redshift`` is the image's redshift, required by a redshift-aware network (and
+    ignored otherwise): every masked image is predicted at it.
+    """
+    if model.redshift_input is not None:
+        if redshift is None or not (np.isfinite(redshift) and redshift > 0):
+            raise InputError(f"{os.path.basename(model.path)} takes image + redshift: give the image's redshift "
+                             f"(got {redshift})")
+        model.redshift = float(redshift)
     if method == "fast":
         return fast_scan(model, image, sigma, stride, progress=progress)
     if method == "brute":

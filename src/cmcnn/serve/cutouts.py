@@ -29,7 +29,9 @@ Checks (:func:`check_cutout`), each failing with a one-line reason:
    ``require_wcs=False``;
 5. NaN/inf pixels: refused, unless ``nonfinite="zero"`` (set to 0) or ``"median"`` (set
    to the median of the cutout's finite pixels of that channel), and then only up to
-   ``max_fill_fraction`` of the pixels of each channel.
+   ``max_fill_fraction`` of the pixels of each channel;
+6. redshift, for a model that takes one (:mod:`cmcnn.serve.redshift`): present, and in
+   the training range unless ``extrapolate``.
 
 FITS files go through a fast reader (one ``read`` of the file, the header cards parsed
 here, the data block viewed with NumPy): uncompressed files whose image is IEEE float
@@ -54,6 +56,7 @@ import numpy as np
 from cmcore.errors import InputError
 
 from cmcnn.serve.metadata import ModelInfo
+from cmcnn.serve.redshift import RedshiftCatalog, Refused, header_redshift, resolve
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
 NPY_SUFFIXES = (".npy",)
@@ -66,10 +69,6 @@ _ARCSEC = {"deg": 3600.0, "arcmin": 60.0, "arcsec": 1.0, "mas": 1e-3, "rad": 206
 _CELESTIAL = ("RA--", "DEC-", "GLON", "GLAT", "ELON", "ELAT", "SLON", "SLAT", "HLON", "HLAT")
 
 
-class Refused(Exception):
-    """One input cannot be predicted; the message is the one-line reason."""
-
-
 @dataclass(frozen=True)
 class ReadOptions:
     """How inputs are checked and repaired (see the module docstring)."""
@@ -80,8 +79,13 @@ class ReadOptions:
     max_fill_fraction: float = 0.1
     hdu: int | None = None
     fits_reader: str = "fast"
+    redshift: float | None = None
+    catalog: RedshiftCatalog | None = None
+    extrapolate: bool = False
 
     def __post_init__(self) -> None:
+        if self.redshift is not None and not (math.isfinite(self.redshift) and self.redshift > 0):
+            raise InputError(f"--redshift must be finite and positive, got {self.redshift}")
         if self.fits_reader not in ("fast", "astropy"):
             raise InputError(f"FITS reader must be fast or astropy, got {self.fits_reader!r}")
         if self.nonfinite not in NONFINITE_POLICIES:
@@ -587,6 +591,12 @@ def read_fits(path: str, info: ModelInfo, options: ReadOptions, out: np.ndarray)
     (hdu, filled) : tuple of int
         The HDU read and the pixels filled under the non-finite policy.
     """
+    hdu, filled, _ = read_fits_cutout(path, info, options, out)
+    return hdu, filled
+
+
+def read_fits_cutout(path: str, info: ModelInfo, options: ReadOptions, out: np.ndarray) -> tuple[int, int, float]:
+    """:func:`read_fits`, and the redshift to predict the cutout at (NaN for an image-only model)."""
     try:
         fast = _fast_fits(path, options.hdu) if options.fits_reader == "fast" else None
         data, header, k = fast if fast is not None else _astropy_fits(path, options.hdu)
@@ -595,11 +605,15 @@ def read_fits(path: str, info: ModelInfo, options: ReadOptions, out: np.ndarray)
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise Refused(f"unreadable FITS file ({exc.__class__.__name__}: {exc})") from None
     try:
+        z = math.nan
+        if info.takes_redshift:
+            z = resolve(info.redshift_range, catalogued=None if options.catalog is None else options.catalog.lookup(path),
+                        given=options.redshift, own=header_redshift(header), extrapolate=options.extrapolate)
         if fast is None:
-            return k, check_cutout(data, header, info, options, out)
+            return k, check_cutout(data, header, info, options, out), z
         data = _squeeze(data, info)
         _cached_check(data.shape, header, info, options)
-        return k, _place(data, out, options)
+        return k, _place(data, out, options), z
     except Refused as exc:
         raise Refused(f"HDU {k}: {exc}") from None
 
@@ -615,6 +629,8 @@ class Batch:
     indices: np.ndarray                      # int, row in a stack, -1 for FITS
     filled: np.ndarray                       # pixels filled per image
     refusals: list[tuple[str, str]] = field(default_factory=list)   # (name, reason)
+    redshift: np.ndarray | None = None       # per image (NaN for an image-only model)
+    log10_err: np.ndarray | None = None      # set by the prediction, for a model with errors
 
     @property
     def n_inputs(self) -> int:
@@ -646,49 +662,59 @@ def read_task(task: Task, info: ModelInfo, options: ReadOptions) -> Batch:
 
 def _empty(info: ModelInfo, refusals: list) -> Batch:
     z = np.zeros(0, dtype=np.int64)
-    return Batch(np.empty((0, *info.input_shape), np.float32), [], z, z, z, refusals)
+    return Batch(np.empty((0, *info.input_shape), np.float32), [], z, z, z, refusals, np.zeros(0))
 
 
 def _read_fits_batch(paths: Sequence[str], info: ModelInfo, options: ReadOptions) -> Batch:
     images = np.empty((len(paths), *info.input_shape), dtype=np.float32)
-    names, hdus, filled, refusals = [], [], [], []
+    names, hdus, filled, refusals, redshift = [], [], [], [], []
     for path in paths:
         try:
-            hdu, nfill = read_fits(path, info, options, images[len(names)])
+            hdu, nfill, z = read_fits_cutout(path, info, options, images[len(names)])
         except Refused as exc:
             refusals.append((path, str(exc)))
             continue
         names.append(path)
         hdus.append(hdu)
         filled.append(nfill)
+        redshift.append(z)
     k = len(names)
     return Batch(images[:k], names, np.asarray(hdus, np.int64), np.full(k, -1, np.int64),
-                 np.asarray(filled, np.int64), refusals)
+                 np.asarray(filled, np.int64), refusals, np.asarray(redshift, np.float64))
 
 
 def _read_stack_batch(src: Source, start: int, stop: int, info: ModelInfo, options: ReadOptions) -> Batch:
     path = src.paths[0]
     raw = np.empty((stop - start, *info.input_shape), dtype=np.float32)
+    own = [None] * (stop - start)
     try:
         if src.kind == "npy":
             raw[...] = _npy_view(np.load(path, mmap_mode="r", allow_pickle=False), info)[start:stop]
         else:
-            with _open_h5(path, info, options) as (_, dsets):
+            with _open_h5(path, info, options) as (f, dsets):
                 for c, d in enumerate(dsets):
                     raw[..., c] = d[start:stop]
+                if info.takes_redshift and "labels/redshift" in f:
+                    own = f["labels/redshift"][start:stop].astype(float).tolist()
     except Refused as exc:  # the file changed since it was listed
         return _empty(info, [(f"{path}[{i}]", str(exc)) for i in range(start, stop)])
-    keep, filled, refusals = [], [], []
+    keep, filled, refusals, redshift = [], [], [], []
     for i in range(stop - start):
         try:
+            z = math.nan
+            if info.takes_redshift:
+                z = resolve(info.redshift_range,
+                            catalogued=None if options.catalog is None else options.catalog.lookup(path, start + i),
+                            given=options.redshift, own=own[i], extrapolate=options.extrapolate)
             filled.append(repair_nonfinite(raw[i], options))
             keep.append(i)
+            redshift.append(z)
         except Refused as exc:
             refusals.append((f"{path}[{start + i}]", str(exc)))
     keep_a = np.asarray(keep, dtype=np.int64)
     images = raw if len(keep) == raw.shape[0] else raw[keep_a]
     return Batch(images, [path] * len(keep), np.full(len(keep), -1, np.int64), keep_a + start,
-                 np.asarray(filled, np.int64), refusals)
+                 np.asarray(filled, np.int64), refusals, np.asarray(redshift, np.float64))
 
 
 # --------------------------------------------------------------------------- cubes

@@ -84,8 +84,8 @@ def predict_shard(model: str, providers, threads: int | None, tasks: Sequence[Ta
     out = []
     with ThreadPoolExecutor(readers, thread_name_prefix="cmc-reader") as pool:
         for batch in read_ahead(tasks, info, options, pool.submit, readers + 1):
-            logm = pred.run(batch.images)
-            out.append((replace(batch, images=batch.images[:0]), logm))
+            logm, err = pred.run_with_error(batch.images, batch.redshift)
+            out.append((replace(batch, images=batch.images[:0], log10_err=err), logm))
     return out, list(pred.providers)
 
 

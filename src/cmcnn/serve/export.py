@@ -3,7 +3,10 @@
 The Keras model of a run (:func:`cmcnn.train.training.load_model`) already contains the asinh
 preprocessing (:class:`cmcnn.train.models.AsinhScaling`), so the exported graph takes images
 in the dataset's physical units: input ``image`` (batch, npix, npix, C) float32, NHWC,
-batch dimension dynamic; output ``log10_m200`` (batch, 1), log10(M200c/M☉).
+batch dimension dynamic; output ``log10_m200`` (batch, 1), log10(M200c/M☉).  A
+redshift-aware network also takes ``redshift`` (batch,) float32, and a network with an
+error head also gives ``log10_m200_err`` (batch, 1): its calibrated 1σ error [dex], the
+run's ``error_scale`` × σ of the head (computed inside the graph).
 
 Conversion goes through ``tf2onnx.convert.from_function`` on a ``tf.function`` with an
 input signature (``tf2onnx.convert.from_keras`` fails on Keras 3 models), opset 17 by
@@ -56,20 +59,27 @@ class ExportSummary:
     metadata: dict[str, str]
 
 
-def keras_to_onnx(model, *, opset: int = 17):
+def keras_to_onnx(model, *, opset: int = 17, error_scale: float = 1.0):
     """Convert a built Keras model to an ONNX ``ModelProto`` (input ``image``, output ``log10_m200``).
+
+    This is the one conversion path of cmc: ``cmc export``, ``cmc reproduce``'s scans and
+    the benchmarks all go through it.
 
     Parameters
     ----------
     model : keras.Model
-        One input of shape (None, npix, npix, C), one output of shape (None, 1).
+        Input ``image`` (None, npix, npix, C) [and ``redshift`` (None, 1)]; output (None, 1)
+        [and the error head's (None, 2) ``[log10 M, ln σ]``] (:func:`cmcnn.train.models.build_model`).
     opset : int
         ONNX opset, 17 or 18.
+    error_scale : float
+        Calibration factor of the error head: ``log10_m200_err = error_scale · exp(ln σ)``.
 
     Returns
     -------
     onnx.ModelProto
-        With the batch dimension named ``batch``.
+        Inputs ``image`` [and ``redshift`` (batch,)], outputs ``log10_m200`` [and
+        ``log10_m200_err``], the batch dimension named ``batch``.
     """
     if opset not in OPSETS:
         raise InputError(f"opset must be one of {OPSETS} (tf2onnx 1.17 rejects 19+), got {opset}")
@@ -78,36 +88,79 @@ def keras_to_onnx(model, *, opset: int = 17):
 
     shape = tuple(model.inputs[0].shape)
     spec = [tf.TensorSpec((None, *shape[1:]), tf.float32, name=mi.INPUT_NAME)]
+    with_z = len(model.inputs) == 2
+    with_err = len(model.outputs) == 2
+    if with_z:
+        spec.append(tf.TensorSpec((None,), tf.float32, name=mi.REDSHIFT_NAME))
+    scale = float(error_scale)  # a Python number: a constant of the graph, not a captured input
 
-    @tf.function(input_signature=spec)
-    def forward(image):
-        return {mi.OUTPUT_NAME: model(image, training=False)}
+    def outputs(y):
+        if not with_err:
+            return {mi.OUTPUT_NAME: y}
+        return {mi.OUTPUT_NAME: y[0], mi.ERROR_NAME: scale * tf.exp(y[1][:, 1:2])}
+
+    if with_z:
+        @tf.function(input_signature=spec)
+        def forward(image, redshift):
+            return outputs(model({"image": image, "redshift": redshift[:, None]}, training=False))
+    else:
+        @tf.function(input_signature=spec)
+        def forward(image):
+            return outputs(model(image, training=False))
 
     proto, _ = tf2onnx.convert.from_function(forward, input_signature=spec, opset=opset)
     for value in (*proto.graph.input, *proto.graph.output):
-        dim0 = value.type.tensor_type.shape.dim[0]
-        dim0.ClearField("dim_value")
-        dim0.dim_param = "batch"
-    names = ([i.name for i in proto.graph.input], [o.name for o in proto.graph.output])
-    if names != ([mi.INPUT_NAME], [mi.OUTPUT_NAME]):
+        dims = value.type.tensor_type.shape.dim
+        if not dims:  # tf2onnx may leave an output's shape unknown: it is (batch, 1)
+            dims.add()
+            dims.add().dim_value = 1
+        dims[0].ClearField("dim_value")
+        dims[0].dim_param = "batch"
+    names = ([i.name for i in proto.graph.input], sorted(o.name for o in proto.graph.output))
+    want = ([mi.INPUT_NAME] + ([mi.REDSHIFT_NAME] if with_z else []),
+            sorted([mi.OUTPUT_NAME] + ([mi.ERROR_NAME] if with_err else [])))
+    if names != want:
         raise CmcError(f"unexpected graph inputs/outputs after conversion: {names}")
     return proto
 
 
-def onnx_predict(model_bytes: bytes, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """log10 M200 from an ONNX model's bytes, on onnxruntime's CPU provider (for checks)."""
+def onnx_predict(model_bytes: bytes, images: np.ndarray, redshift: np.ndarray | None = None,
+                 batch_size: int = 256, output: str = mi.OUTPUT_NAME) -> np.ndarray:
+    """One output (log10 M200 by default) of an ONNX model's bytes, on onnxruntime's CPU provider (for checks)."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
-    out = [sess.run(None, {mi.INPUT_NAME: images[s:s + batch_size]})[0]
-           for s in range(0, len(images), batch_size)]
+    takes_z = len(sess.get_inputs()) == 2
+    out = []
+    for s in range(0, len(images), batch_size):
+        feeds = {mi.INPUT_NAME: images[s:s + batch_size]}
+        if takes_z:
+            feeds[mi.REDSHIFT_NAME] = np.asarray(redshift[s:s + batch_size], dtype=np.float32)
+        out.append(sess.run([output], feeds)[0])
     return np.concatenate(out).reshape(-1).astype(np.float64)
 
 
-def parity(model, model_bytes: bytes, images: np.ndarray, tolerance: float = 1e-5) -> float:
-    """Max |onnxruntime − Keras| on ``images``; :class:`ParityError` when above ``tolerance``."""
-    keras_out = np.asarray(model(images, training=False), dtype=np.float64).reshape(-1)
-    ort_out = onnx_predict(model_bytes, images)
+def _keras_predict(model, images: np.ndarray, redshift: np.ndarray | None, error_scale: float):
+    """log10 M200 (and the scaled error, or None) of the Keras network."""
+    from cmcnn.train.training import model_inputs
+
+    y = model(model_inputs(model, images, redshift), training=False)
+    if len(model.outputs) == 1:
+        return np.asarray(y, dtype=np.float64).reshape(-1), None
+    return (np.asarray(y[0], dtype=np.float64).reshape(-1),
+            error_scale * np.exp(np.asarray(y[1], dtype=np.float64)[:, 1]))
+
+
+def parity(model, model_bytes: bytes, images: np.ndarray, tolerance: float = 1e-5,
+           redshift: np.ndarray | None = None, error_scale: float = 1.0) -> float:
+    """Max |onnxruntime − Keras| on ``images`` (masses, and errors where the model has them);
+    :class:`ParityError` when above ``tolerance``."""
+    keras_out, keras_err = _keras_predict(model, images, redshift, error_scale)
+    ort_out = onnx_predict(model_bytes, images, redshift)
+    if keras_err is not None:
+        ort_err = onnx_predict(model_bytes, images, redshift, output=mi.ERROR_NAME)
+        keras_out = np.concatenate([keras_out, keras_err])
+        ort_out = np.concatenate([ort_out, ort_err])
     diff = np.abs(ort_out - keras_out)
     worst = float(np.max(diff)) if diff.size else 0.0
     if not np.all(np.isfinite(ort_out)) or not worst <= tolerance:
@@ -204,7 +257,13 @@ def model_metadata(config: dict, run: Path, *, metrics: dict | None, max_abs_dif
                 "batch_size": config.get("batch_size"), "decay": config.get("decay"), "seed": config.get("seed"),
                 "n_train": config.get("n_train"), "n_validation": config.get("n_validation"),
                 "optimizer": config.get("optimizer"), "augment": config.get("augment"),
+                "schedule": config.get("schedule", "inverse-time"), "weight_decay": config.get("weight_decay", 0.0),
+                "head": config.get("head", "paper"), "dropout": config.get("dropout"),
                 "created": config.get("created")}
+    z_scaling = (config.get("scaling") or {}).get("redshift")
+    z_range = tuple(z_scaling["range"]) if config.get("redshift") and z_scaling else None
+    if config.get("redshift") and z_range is None:
+        raise InputError(f"{run}: a redshift-aware run without its training redshift range in config.json")
     return {
         "cmc_format": mi.FORMAT, "cmc_format_version": mi.FORMAT_VERSION,
         "channels": json.dumps(channels), "units": json.dumps(units),
@@ -220,6 +279,11 @@ def model_metadata(config: dict, run: Path, *, metrics: dict | None, max_abs_dif
         "code_version": __version__, "trained_with": str(config.get("code_version", "")),
         "training": json.dumps(training), "scaling": json.dumps(config.get("scaling", {})),
         "parity_max_abs_diff": f"{max_abs_diff:.3g}", "parity_images": str(n_parity),
+        **mi.io_metadata(z_range, bool(config.get("uncertainty"))),
+        **({"error_calibration": json.dumps({"error_scale": config["error_scale"],
+                                              "rule": "+-1 sigma covers 68.3 % of the validation images",
+                                              "coverage_validation": config.get("error_coverage_validation")})}
+           if config.get("uncertainty") else {}),
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -238,8 +302,8 @@ def _best(run: Path) -> dict:
             "wall_seconds": float(np.nansum(h["seconds"])), "epochs_run": int(h["epoch"][-1])}
 
 
-def validation_images(config: dict, data: str | os.PathLike | None, n: int) -> np.ndarray:
-    """Up to ``n`` validation images (n, npix, npix, C) of the run's dataset (or ``data``)."""
+def validation_images(config: dict, data: str | os.PathLike | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n`` validation images (n, npix, npix, C) of the run's dataset (or ``data``), and their redshifts."""
     from cmcnn.train.data import ImageSource
 
     path = Path(data) if data is not None else Path(str(config.get("data", "")))
@@ -253,13 +317,13 @@ def validation_images(config: dict, data: str | os.PathLike | None, n: int) -> n
         rows = source.rows("validation")
         if rows.size == 0:
             rows = np.arange(source.n_images)
-        rows = rows[np.linspace(0, rows.size - 1, min(n, rows.size)).astype(np.int64)]
-        return source.read(np.unique(rows))
+        rows = np.unique(rows[np.linspace(0, rows.size - 1, min(n, rows.size)).astype(np.int64)])
+        return source.read(rows), source.label("redshift", rows).astype(np.float64)
     finally:
         source.close()
 
 
-def _halve(proto, full: bytes, images: np.ndarray, tolerance: float) -> str:
+def _halve(proto, full: bytes, images: np.ndarray, tolerance: float, redshift: np.ndarray | None = None) -> str:
     """Apply :func:`half_weights` to ``proto`` if it keeps predictions within ``tolerance``; describe it."""
     import copy
 
@@ -267,7 +331,8 @@ def _halve(proto, full: bytes, images: np.ndarray, tolerance: float) -> str:
     names = half_weights(trial)
     if not names:
         return "float32"
-    diff = float(np.max(np.abs(onnx_predict(trial.SerializeToString(), images) - onnx_predict(full, images))))
+    diff = float(np.max(np.abs(onnx_predict(trial.SerializeToString(), images, redshift)
+                               - onnx_predict(full, images, redshift))))
     if not diff <= tolerance:
         raise ParityError(f"float16 weights change the predictions of {len(images)} validation images by up to "
                           f"{diff:.3g} dex (> {tolerance:g}); export without --half-weights")
@@ -324,15 +389,16 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, weights: str =
         raise InputError(f"output file must end in .onnx, got {out}")
     model, config = load_model(run, weights=weights)
     metrics_obj = read_metrics(metrics, run.name) if metrics is not None else None
-    images = validation_images(config, data, n_check)
-    proto = keras_to_onnx(model, opset=opset)
+    images, redshift = validation_images(config, data, n_check)
+    error_scale = float(config.get("error_scale", 1.0))
+    proto = keras_to_onnx(model, opset=opset, error_scale=error_scale)
     full = proto.SerializeToString()
-    worst = parity(model, full, images, tolerance)
+    worst = parity(model, full, images, tolerance, redshift, error_scale)
     meta = model_metadata(config, run, metrics=metrics_obj, max_abs_diff=worst, n_parity=len(images),
                           weights=weights)
     meta["weights_storage"] = "float32"
     if half:
-        meta["weights_storage"] = _halve(proto, full, images, half_tolerance)
+        meta["weights_storage"] = _halve(proto, full, images, half_tolerance, redshift)
     del proto.metadata_props[:]
     for key, value in meta.items():
         entry = proto.metadata_props.add()
@@ -341,7 +407,9 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, weights: str =
     proto.producer_version = __version__
     proto.doc_string = (f"cmc network {run.name}: log10(M200c/Msun) from {mi.INPUT_NAME} "
                         f"(batch, {config['npix']}, {config['npix']}, {len(config['channels'])}) "
-                        f"in physical units, channels {', '.join(config['channels'])}")
+                        f"in physical units, channels {', '.join(config['channels'])}"
+                        + (f", and {mi.REDSHIFT_NAME} (batch,)" if config.get("redshift") else "")
+                        + (f"; also {mi.ERROR_NAME}, its 1-sigma error [dex]" if config.get("uncertainty") else ""))
     blob = proto.SerializeToString()
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out) as tmp:

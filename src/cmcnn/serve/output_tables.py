@@ -28,6 +28,8 @@ from cmcore.errors import InputError
 from cmcore.fileio import atomic_write
 
 COLUMNS = ("name", "hdu", "index", "log10_m200", "m200", "filled_pixels")
+#: Columns added for a model that takes the redshift, and for one with an error output.
+REDSHIFT_COLUMN, ERROR_COLUMN = "redshift", "log10_m200_err"
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".h5": "h5", ".hdf5": "h5"}
 
 
@@ -45,14 +47,17 @@ def table_format(path: str | os.PathLike) -> str:
 
 
 class _Csv:
-    def __init__(self, path: Path, meta: dict) -> None:
+    def __init__(self, path: Path, meta: dict, extra: tuple[str, ...]) -> None:
         self.fh = open(path, "w", newline="")
         self.w = csv.writer(self.fh, lineterminator="\n")
-        self.w.writerow(COLUMNS)
+        self.w.writerow(COLUMNS + extra)
+        self.extra = extra
 
-    def write(self, names, hdus, indices, logm, filled) -> None:
-        self.w.writerows(zip(names, hdus.tolist(), indices.tolist(), (f"{v:.7f}" for v in logm),
-                             (f"{10.0 ** v:.7e}" for v in logm), filled.tolist()))
+    def write(self, names, hdus, indices, logm, filled, **extra) -> None:
+        cols = [names, hdus.tolist(), indices.tolist(), (f"{v:.7f}" for v in logm),
+                (f"{10.0 ** v:.7e}" for v in logm), filled.tolist()]
+        cols += [(f"{v:.9g}" for v in extra[c]) for c in self.extra]
+        self.w.writerows(zip(*cols))
 
     def close(self) -> None:
         self.fh.close()
@@ -61,21 +66,22 @@ class _Csv:
 class _Parquet:
     ROWS = 65536
 
-    def __init__(self, path: Path, meta: dict) -> None:
+    def __init__(self, path: Path, meta: dict, extra: tuple[str, ...]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         self.pa = pa
+        self.extra = extra
         self.schema = pa.schema([("name", pa.string()), ("hdu", pa.int64()), ("index", pa.int64()),
                                  ("log10_m200", pa.float64()), ("m200", pa.float64()),
-                                 ("filled_pixels", pa.int64())],
+                                 ("filled_pixels", pa.int64())] + [(c, pa.float64()) for c in extra],
                                 metadata={k.encode(): str(v).encode() for k, v in meta.items()})
         self.w = pq.ParquetWriter(str(path), self.schema)
         self.buf: list[tuple] = []
         self.n = 0
 
-    def write(self, names, hdus, indices, logm, filled) -> None:
-        self.buf.append((list(names), hdus, indices, logm, filled))
+    def write(self, names, hdus, indices, logm, filled, **extra) -> None:
+        self.buf.append((list(names), hdus, indices, logm, filled, *(extra[c] for c in self.extra)))
         self.n += len(names)
         if self.n >= self.ROWS:
             self._flush()
@@ -86,6 +92,7 @@ class _Parquet:
         cols = [sum((b[0] for b in self.buf), [])] + [np.concatenate([b[i] for b in self.buf]) for i in (1, 2, 3)]
         cols.insert(4, 10.0 ** cols[3])
         cols.append(np.concatenate([b[4] for b in self.buf]))
+        cols += [np.concatenate([b[5 + i] for b in self.buf]) for i in range(len(self.extra))]
         self.w.write_table(self.pa.Table.from_arrays(cols, schema=self.schema))
         self.buf, self.n = [], 0
 
@@ -95,21 +102,27 @@ class _Parquet:
 
 
 class _Hdf5:
-    def __init__(self, path: Path, meta: dict) -> None:
+    def __init__(self, path: Path, meta: dict, extra: tuple[str, ...]) -> None:
         import h5py
 
         self.f = h5py.File(path, "w")
         self.f.attrs.update({k: str(v) for k, v in meta.items()})
         str_t = h5py.string_dtype()
+        self.extra = extra
+        floats = ("log10_m200", "m200") + extra
         self.d = {c: self.f.create_dataset(c, shape=(0,), maxshape=(None,), chunks=(4096,),
-                                           dtype=str_t if c == "name" else (np.float64 if "m200" in c else np.int64))
-                  for c in COLUMNS}
+                                           dtype=str_t if c == "name" else (np.float64 if c in floats else np.int64))
+                  for c in COLUMNS + extra}
         self.d["log10_m200"].attrs["units"] = "log10(Msun)"
         self.d["m200"].attrs["units"] = "Msun"
+        if ERROR_COLUMN in extra:
+            self.d[ERROR_COLUMN].attrs["units"] = "dex (1 sigma of log10_m200)"
 
-    def write(self, names, hdus, indices, logm, filled) -> None:
+    def write(self, names, hdus, indices, logm, filled, **extra) -> None:
         n0 = self.d["name"].shape[0]
-        for c, v in zip(COLUMNS, (np.asarray(names, dtype=object), hdus, indices, logm, 10.0 ** logm, filled)):
+        values = (np.asarray(names, dtype=object), hdus, indices, logm, 10.0 ** logm, filled,
+                  *(extra[c] for c in self.extra))
+        for c, v in zip(COLUMNS + self.extra, values):
             self.d[c].resize((n0 + len(v),))
             self.d[c][n0:] = v
 
@@ -118,17 +131,18 @@ class _Hdf5:
 
 
 @contextmanager
-def prediction_table(path: str | os.PathLike, meta: dict | None = None):
-    """Context manager yielding a writer with ``write(names, hdus, indices, log10_m200, filled)``.
+def prediction_table(path: str | os.PathLike, meta: dict | None = None, extra: tuple[str, ...] = ()):
+    """Context manager yielding a writer with ``write(names, hdus, indices, log10_m200, filled, **extra)``.
 
     The table appears at ``path`` only when the block ends without an exception.
     ``meta`` (string values) goes into the file's metadata (Parquet schema metadata,
-    HDF5 root attributes; CSV has none).
+    HDF5 root attributes; CSV has none).  ``extra`` names float columns after the
+    standard ones (:data:`REDSHIFT_COLUMN`, :data:`ERROR_COLUMN`), given to ``write`` by name.
     """
     fmt = table_format(path)
     cls = {"csv": _Csv, "parquet": _Parquet, "h5": _Hdf5}[fmt]
     with atomic_write(path) as tmp:
-        w = cls(tmp, meta or {})
+        w = cls(tmp, meta or {}, tuple(extra))
         try:
             yield w
         finally:

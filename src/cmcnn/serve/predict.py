@@ -43,7 +43,7 @@ def predict_to_table(model: str | os.PathLike, inputs: Sequence[str | os.PathLik
     """
     from cmcore.progress import progress_bar
 
-    from cmcnn.serve.output_tables import prediction_table, table_format
+    from cmcnn.serve.output_tables import ERROR_COLUMN, REDSHIFT_COLUMN, prediction_table, table_format
 
     table_format(out)
     if scheduler is not None:
@@ -70,7 +70,9 @@ def predict_to_table(model: str | os.PathLike, inputs: Sequence[str | os.PathLik
 
     stream = None
     try:
-        with prediction_table(out, meta) as table:
+        extra = (((REDSHIFT_COLUMN,) if pred.info.takes_redshift else ())
+                 + ((ERROR_COLUMN,) if pred.info.has_error else ()))
+        with prediction_table(out, meta, extra) as table:
             if scheduler is None:
                 stream = pred.stream(inputs, options=options, batch_size=batch_size, readers=readers,
                                      on_total=on_total)
@@ -87,7 +89,9 @@ def predict_to_table(model: str | os.PathLike, inputs: Sequence[str | os.PathLik
                     if progress:
                         getattr(bar, "write", log)(f"refused {name}: {reason}")
                 refusals.extend(batch.refusals)
-                table.write(batch.names, batch.hdus, batch.indices, logm, batch.filled)
+                columns = {REDSHIFT_COLUMN: batch.redshift, ERROR_COLUMN: batch.log10_err}
+                table.write(batch.names, batch.hdus, batch.indices, logm, batch.filled,
+                            **{c: columns[c] for c in extra})
                 n_pred += len(batch.names)
                 if batch.refusals:
                     bar.set_postfix_str(f"{len(refusals)} refused")

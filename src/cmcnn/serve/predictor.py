@@ -30,7 +30,7 @@ import numpy as np
 from cmcore.errors import FileFormatError, InputError
 
 from cmcnn.serve.cutouts import Batch, ReadOptions, expand_inputs, iter_batches
-from cmcnn.serve.metadata import INPUT_NAME, ModelInfo
+from cmcnn.serve.metadata import ERROR_NAME, INPUT_NAME, OUTPUT_NAME, REDSHIFT_NAME, ModelInfo
 
 #: Short names accepted by ``--providers``.
 PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
@@ -73,6 +73,8 @@ class Result:
     log10_m200: float
     filled_pixels: int = 0
     reason: str | None = None
+    redshift: float = float("nan")
+    log10_m200_err: float = float("nan")
 
 
 class Predictor:
@@ -123,10 +125,19 @@ class Predictor:
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
             raise FileFormatError(f"{self.path} is not a loadable ONNX model ({exc})") from None
         self.info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map, str(self.path))
-        inp = self.session.get_inputs()[0]
+        inputs = self.session.get_inputs()
+        inp = inputs[0]
         if inp.name != INPUT_NAME or len(inp.shape) != 4 or tuple(inp.shape[1:]) != self.info.input_shape:
             raise FileFormatError(f"{self.path}: input {inp.name} {inp.shape} does not match its metadata "
                                   f"(image (batch, {', '.join(map(str, self.info.input_shape))}))")
+        names = [i.name for i in inputs]
+        if names != [INPUT_NAME] + ([REDSHIFT_NAME] if self.info.takes_redshift else []):
+            raise FileFormatError(f"{self.path}: inputs {names} do not match its metadata "
+                                  f"({'image and redshift' if self.info.takes_redshift else 'image only'})")
+        outputs = [o.name for o in self.session.get_outputs()]
+        self._outputs = [OUTPUT_NAME] + ([ERROR_NAME] if self.info.has_error else [])
+        if sorted(outputs) != sorted(self._outputs):
+            raise FileFormatError(f"{self.path}: outputs {outputs} do not match its metadata ({self._outputs})")
         self.providers = self.session.get_providers()
         self._split = self._split_preprocessing(opts, wanted) if self.providers[0] == "CPUExecutionProvider" else None
 
@@ -151,21 +162,44 @@ class Predictor:
         rng = np.random.default_rng(0)
         probe = rng.lognormal(0.0, 3.0, (4, *self.info.input_shape)).astype(np.float32)
         probe *= rng.choice([-1e-3, 1.0], probe.shape).astype(np.float32)
-        whole = self.session.run(None, {INPUT_NAME: probe})[0]
-        ok = np.allclose(split.run(probe), whole, rtol=0.0, atol=1e-5)  # the export parity criterion
+        feeds = {INPUT_NAME: probe}
+        if self.info.takes_redshift:
+            feeds[REDSHIFT_NAME] = np.linspace(*self.info.redshift_range, 4).astype(np.float32)
+        whole = self.session.run(self._outputs, feeds)
+        ok = all(np.allclose(a, b, rtol=0.0, atol=1e-5)  # the export parity criterion
+                 for a, b in zip(split.run(probe, feeds.get(REDSHIFT_NAME), self._outputs), whole))
         return split if ok else None
 
     # ---------------------------------------------------------------- arrays
-    def run(self, images: np.ndarray) -> np.ndarray:
-        """The network on one batch (k, npix, npix, C) float32, unchecked; returns (k,) float64."""
-        if len(images) == 0:
-            return np.zeros(0)
-        x = np.ascontiguousarray(images, dtype=np.float32)
-        out = self._split.run(x) if self._split is not None else self.session.run(None, {INPUT_NAME: x})[0]
-        return out.reshape(-1).astype(np.float64)
+    def run(self, images: np.ndarray, redshift: np.ndarray | None = None) -> np.ndarray:
+        """The network on one batch (k, npix, npix, C) float32, unchecked; returns (k,) float64 log10 M200."""
+        return self.run_with_error(images, redshift)[0]
 
-    def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """log10(M200c/M☉) of images in the model's physical units.
+    def run_with_error(self, images: np.ndarray,
+                       redshift: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The network on one batch, unchecked: log10 M200 and its 1σ error (None without an error output).
+
+        ``redshift`` (k,) is required by a redshift-aware model and ignored otherwise.
+        """
+        if len(images) == 0:
+            return np.zeros(0), (np.zeros(0) if self.info.has_error else None)
+        x = np.ascontiguousarray(images, dtype=np.float32)
+        z = None
+        if self.info.takes_redshift:
+            if redshift is None:
+                raise InputError(f"{self.path.name} takes each image's redshift: give redshift=")
+            z = np.ascontiguousarray(np.asarray(redshift, dtype=np.float32).reshape(-1))
+        if self._split is not None:
+            out = self._split.run(x, z, self._outputs)
+        else:
+            feeds = {INPUT_NAME: x} if z is None else {INPUT_NAME: x, REDSHIFT_NAME: z}
+            out = self.session.run(self._outputs, feeds)
+        logm = out[0].reshape(-1).astype(np.float64)
+        return logm, (out[1].reshape(-1).astype(np.float64) if self.info.has_error else None)
+
+    def predict(self, images: np.ndarray, batch_size: int = 256, redshift=None,
+                return_error: bool = False):
+        """log10(M200c/M☉) of images in the model's physical units (and its error).
 
         Parameters
         ----------
@@ -175,10 +209,15 @@ class Predictor:
             leading axis.  Must be finite.
         batch_size : int
             Images per onnxruntime call.
+        redshift : float or array_like, optional
+            The images' redshifts (one for all, or one each), needed by a redshift-aware
+            model (``info.takes_redshift``); each must lie in ``info.redshift_range``.
+        return_error : bool
+            Also return the calibrated 1σ error of log10 M200 [dex] (models with an error output).
 
         Returns
         -------
-        ndarray, (n,)
+        ndarray, (n,), or (ndarray, ndarray) with ``return_error``
         """
         x = np.asarray(images)
         npix, c = self.info.npix, self.info.n_channels
@@ -195,8 +234,33 @@ class Predictor:
             raise InputError(f"{int(bad.sum())} image(s) contain NaN or inf (first: index {int(np.argmax(bad))})")
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
-        return np.concatenate([self.run(x[s:s + batch_size]) for s in range(0, len(x), batch_size)]
-                              or [np.zeros(0)])
+        z = self._check_redshift(redshift, len(x))
+        if return_error and not self.info.has_error:
+            raise InputError(f"{self.path.name} has no error output (train with the error head)")
+        parts = [self.run_with_error(x[s:s + batch_size], None if z is None else z[s:s + batch_size])
+                 for s in range(0, len(x), batch_size)]
+        logm = np.concatenate([p[0] for p in parts] or [np.zeros(0)])
+        if not return_error:
+            return logm
+        return logm, np.concatenate([p[1] for p in parts] or [np.zeros(0)])
+
+    def _check_redshift(self, redshift, n: int) -> np.ndarray | None:
+        if not self.info.takes_redshift:
+            return None
+        lo, hi = self.info.redshift_range
+        if redshift is None:
+            raise InputError(f"{self.path.name} takes image + redshift (trained on {lo:g} <= z <= {hi:g}): "
+                             "give redshift=")
+        z = np.broadcast_to(np.asarray(redshift, dtype=np.float64).reshape(-1), (n,)) if np.ndim(redshift) == 0 \
+            else np.asarray(redshift, dtype=np.float64).reshape(-1)
+        if z.shape != (n,):
+            raise InputError(f"{z.size} redshifts for {n} images")
+        bad = ~np.isfinite(z) | (z < lo) | (z > hi)
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise InputError(f"{int(bad.sum())} redshift(s) outside the training range {lo:g}-{hi:g} "
+                             f"(first: index {k}, z = {z[k]})")
+        return z
 
     # ---------------------------------------------------------------- files
     def stream(self, inputs: Iterable[str | os.PathLike], *, options: ReadOptions | None = None,
@@ -229,7 +293,8 @@ class Predictor:
             on_total(sum(s.n for s in sources))
         with ThreadPoolExecutor(readers, thread_name_prefix="cmc-reader") as pool:
             for batch in iter_batches(sources, self.info, options, batch_size, pool.submit, readers + 1):
-                yield batch, self.run(batch.images)
+                logm, batch.log10_err = self.run_with_error(batch.images, batch.redshift)
+                yield batch, logm
 
     def predict_files(self, inputs: Iterable[str | os.PathLike], **kwargs) -> Iterator[Result]:
         """:meth:`stream` one :class:`Result` at a time (refusals included, with their reason)."""
@@ -238,4 +303,5 @@ class Predictor:
                 yield Result(name, -1, -1, float("nan"), 0, reason)
             for i, name in enumerate(batch.names):
                 yield Result(name, int(batch.hdus[i]), int(batch.indices[i]), float(logm[i]),
-                             int(batch.filled[i]))
+                             int(batch.filled[i]), None, float(batch.redshift[i]),
+                             float("nan") if batch.log10_err is None else float(batch.log10_err[i]))

@@ -94,9 +94,9 @@ class SplitNetwork:
 
     The graph is cut at the inputs of the first convolution of every feature stack:
     the part before (asinh scaling, channel slicing, layout) is evaluated by
-    :class:`NumpyGraph`, the rest by an onnxruntime session.  Only graphs whose
-    preprocessing uses the operators NumPy evaluates here are accepted
-    (:class:`Unsupported` otherwise).
+    :class:`NumpyGraph`, the rest — with the ``redshift`` input of a redshift-aware
+    network — by an onnxruntime session.  Only graphs whose preprocessing uses the
+    operators NumPy evaluates here are accepted (:class:`Unsupported` otherwise).
 
     Parameters
     ----------
@@ -112,9 +112,10 @@ class SplitNetwork:
         g = model.graph
         inits = {t.name for t in g.initializer}
         inputs = [i.name for i in g.input if i.name not in inits]
-        if len(inputs) != 1 or len(g.output) != 1:
-            raise Unsupported("not one input and one output")
-        self.input_name, output = inputs[0], g.output[0].name
+        if not 1 <= len(inputs) <= 2 or not 1 <= len(g.output) <= 2:
+            raise Unsupported("not one image input (and a redshift) and one or two outputs")
+        self.input_name, self.extra_inputs = inputs[0], inputs[1:]
+        self.outputs = [o.name for o in g.output]
         producer = {o: n for n in g.node for o in n.output}
         cuts = [n.input[0] for n in g.node if n.op_type == "Conv"
                 and (n.input[0] not in producer or producer[n.input[0]].op_type != "AveragePool")]
@@ -127,9 +128,14 @@ class SplitNetwork:
         extractor = onnx.utils.Extractor(model)
         self.pre = NumpyGraph(extractor.extract_model([self.input_name], cuts))
         self.cuts = list(self.pre.outputs)
-        self.body = session_factory(extractor.extract_model(self.cuts, [output]).SerializeToString())
+        body = extractor.extract_model(self.cuts + self.extra_inputs, self.outputs)
+        self.body = session_factory(body.SerializeToString())
 
-    def run(self, images: np.ndarray) -> np.ndarray:
-        """The network's output for a batch of images (float32, the model's input layout)."""
+    def run(self, images: np.ndarray, redshift: np.ndarray | None = None,
+            outputs: list[str] | None = None) -> list[np.ndarray]:
+        """The network's outputs (all, or those named) for a batch of images (float32, the model's
+        input layout) and, for a redshift-aware network, their redshifts (float32, (batch,))."""
         feeds = dict(zip(self.cuts, self.pre.run(None, {self.input_name: images})))
-        return self.body.run(None, feeds)[0]
+        if self.extra_inputs:
+            feeds[self.extra_inputs[0]] = redshift
+        return self.body.run(outputs, feeds)

@@ -390,7 +390,7 @@ def _train(source: ImageSource, data: Path, run: Path, config: TrainConfig, prog
         if config.redshift:
             lz = np.log10(z_all[train_rows])
             scaling["redshift"] = {"mean": float(lz.mean()), "std": float(max(lz.std(), 1e-3)),
-                                   "range": [float(z_all[train_rows].min()), float(z_all[train_rows].max())]}
+                                   "range": _redshift_range(source, z_all[train_rows])}
         state = {"epochs_done": 0, "best_epoch": 0, "best_val_loss": float("inf"), "seconds": 0.0}
     set_scaling(model, scaling)
 
@@ -479,6 +479,19 @@ def _train(source: ImageSource, data: Path, run: Path, config: TrainConfig, prog
         _calibrate_errors(run, source, val_rows)
     return TrainSummary(run, state["epochs_done"], state["epochs_done"] - done0, state["best_epoch"],
                         state["best_val_loss"], elapsed, n_seen / elapsed if elapsed > 0 else 0.0)
+
+
+def _redshift_range(source: ImageSource, z_train: np.ndarray) -> list[float]:
+    """The redshifts the network was trained for: the dataset's placement range (its build
+    settings), or the training images' extremes when the file does not record it."""
+    try:
+        z_range = json.loads(source.attrs()["config"])["z_range"]
+        lo, hi = float(z_range[0]), float(z_range[1])
+        if lo <= z_train.min() and z_train.max() <= hi:
+            return [lo, hi]
+    except (KeyError, TypeError, ValueError, IndexError):
+        pass
+    return [float(z_train.min()), float(z_train.max())]
 
 
 def set_scaling(model: keras.Model, scaling: dict) -> None:
