@@ -21,8 +21,9 @@ def test_card_quotes_the_evaluation_of_the_onnx_file(trained_onnx, tmp_path):
     assert cli.main(["card", str(trained_onnx["model1"]), "--report", str(report), "--out", str(card),
                      "--check", "cmc evaluate model1.onnx --data planted.h5 --baseline Ypar --out x"]) == 0
     text = card.read_text()
-    row = next(line for line in text.splitlines() if line.startswith("| model1 network (this model)"))
+    row = next(line for line in text.splitlines() if line.startswith("| model1 network (this model, image only)"))
     assert f"{net['table2']['rms_pct']:.2f}" in row and f"{net['table2']['scatter_dex']:.4f}" in row
+    assert f"± {net['table2']['scatter_dex_se']:.4f}" in row  # the scatter's error, by halo
     assert "model4" not in text                       # the other network is not this card's
     meta_cfg = json.loads((trained_onnx["run1"] / "config.json").read_text())
     assert meta_cfg["data_sha256"] in text and "single-channel CNN" in text
@@ -51,3 +52,19 @@ def test_card_refuses_another_model_of_the_same_name(trained_onnx, tmp_path):
     assert cli.main(["evaluate", str(impostor), "--data", str(trained_onnx["data"]), "--out", str(report)]) == 0
     with pytest.raises(InputError, match="no network evaluated from model1.onnx"):
         write_card(trained_onnx["model1"], report, tmp_path / "card.md")
+
+
+def test_card_of_a_redshift_aware_model_states_its_inputs_range_recipe_and_coverage(trained_onnx, tmp_path):
+    report = tmp_path / "report"
+    assert cli.main(["evaluate", str(trained_onnx["modelz"]), "--data", str(trained_onnx["data"]),
+                     "--out", str(report)]) == 0
+    net = json.loads((report / "modelz" / "metrics.json").read_text())
+    card = tmp_path / "modelz.md"
+    assert cli.main(["card", str(trained_onnx["modelz"]), "--report", str(report), "--out", str(card)]) == 0
+    text = card.read_text()
+    cfg = json.loads((trained_onnx["runz"] / "config.json").read_text())
+    lo, hi = cfg["scaling"]["redshift"]["range"]
+    assert f"trained on {lo:g} <= z <= {hi:g}" in text and "`log10_m200_err`" in text
+    assert "| modelz network (this model, image + z)" in text
+    assert "Adam, lr 0.003 annealed to 0 by a cosine, weight decay 0.0001 (biases spared)" in text
+    assert f"±1σ holds {100 * net['coverage']['68']['observed']:.1f}" in text

@@ -51,6 +51,27 @@ def _instrument(meta: dict[str, str], channels: list[str]) -> str:
     return "; ".join(parts) or "noise and beam not recorded"
 
 
+def _recipe(training: dict) -> str:
+    """The optimiser and schedule of a training, in words."""
+    opt = {"rmsprop": "RMSprop", "adam": "Adam", "sgd": "SGD"}.get(str(training.get("optimizer")), "?")
+    if training.get("schedule") == "cosine":
+        sched = f"lr {training.get('lr')} annealed to 0 by a cosine"
+    else:
+        sched = f"lr {training.get('lr')} with inverse-time decay {training.get('decay')}"
+    wd = training.get("weight_decay") or 0.0
+    return f"{opt}, {sched}" + (f", weight decay {wd:g} (biases spared)" if wd else "")
+
+
+def _coverage_lines(net: dict) -> list[str]:
+    cov = net.get("coverage")
+    if not cov:
+        return []
+    c68, c95 = cov["68"], cov["95"]
+    return [f"Predicted errors on these test images: ±1σ holds {100 * c68['observed']:.1f} ± {100 * c68['se']:.1f} % "
+            f"(nominal 68.3 %), ±2σ {100 * c95['observed']:.1f} ± {100 * c95['se']:.1f} % (nominal 95.4 %); median "
+            f"error {cov['median_err_dex']:.3f} dex.", ""]
+
+
 def card_rows(model: Path, metrics: dict) -> tuple[dict, list[dict]]:
     """The network's estimator and the baselines of its channels from an evaluation's ``metrics.json``."""
     from cmcore.fileio import file_sha256
@@ -112,9 +133,12 @@ def write_card(model: str | os.PathLike, report: str | os.PathLike, out: str | o
                    _f(p["rms_pct"], ".1f")] if p else ["–", "–", "–"])
         return [label, *quoted, str(t["n"]), _pm(t["log_bias"], t["log_bias_se"], "+.4f"),
                 _pm(t["frac_bias_pct"], t["frac_bias_pct_se"], "+.2f"), _f(t["rms_pct"], ".2f"),
-                _f(t["scatter_dex"], ".4f")]
+                _pm(t["scatter_dex"], t.get("scatter_dex_se"), ".4f")]
 
-    rows = [row(f"{name} network (this model)", net["table2"], paper)]
+    inputs = json.loads(meta.get("inputs", '["image"]'))
+    outputs = json.loads(meta.get("outputs", '["log10_m200"]'))
+    given = "image + z" if "redshift" in inputs else "image only"
+    rows = [row(f"{name} network (this model, {given})", net["table2"], paper)]
     rows += [row(b["name"], b["table2"], None) for b in baselines]
     wall = training.get("wall_seconds")
     if training.get("weights", "best") == "last":
@@ -136,7 +160,14 @@ def write_card(model: str | os.PathLike, report: str | os.PathLike, out: str | o
         f"({unit_list}); the asinh scaling is inside the graph",
         f"- pixels of {float(meta['pixel_scale_arcsec']):g}″ ({float(meta['fov_arcmin']):g}′ field); instrument "
         f"`{meta.get('instrument', 'unknown')}` ({_instrument(meta, channels)})",
+        *([f"- input `redshift`: float32 (batch,), each cluster's redshift; trained on "
+           f"{json.loads(meta['redshift_range'])[0]:g} <= z <= {json.loads(meta['redshift_range'])[1]:g} "
+           "(`cmc predict` refuses other redshifts unless `--extrapolate`)"] if "redshift" in inputs else
+          ["- no redshift input: the network infers the distance from the image (the paper's networks)"]),
         f"- output `{meta.get('output_name', 'log10_m200')}`: {meta.get('output_units', 'log10(M200c/Msun)')}",
+        *([f"- output `log10_m200_err`: the 1σ error of log10 M200 [dex] from the error head, scaled by "
+           f"{json.loads(meta['error_calibration'])['error_scale']:.3f} so that ±1σ covers 68.3 % of the "
+           "validation images"] if "log10_m200_err" in outputs and "error_calibration" in meta else []),
         f"- weights: {meta.get('weights_storage', 'float32')}; onnxruntime matches TensorFlow on "
         f"{meta.get('parity_images', '?')} validation images to {meta.get('parity_max_abs_diff', '?')} dex",
         "",
@@ -145,9 +176,9 @@ def write_card(model: str | os.PathLike, report: str | os.PathLike, out: str | o
         f"- data: `{meta.get('dataset_name', '?')}` (SHA-256 `{meta.get('dataset_sha256', '?')}`), "
         f"{training.get('n_train')} training and {training.get('n_validation')} validation images, split by halo",
         f"- `cmc train`: {training.get('epochs_run') or training.get('epochs')} epochs ({weights_text}), "
-        f"RMSprop, lr {training.get('lr')} with inverse-time decay {training.get('decay')}, batch "
-        f"{training.get('batch_size')}, seed {training.get('seed')}, augmentation "
-        f"{'on' if training.get('augment') else 'off'}",
+        f"{_recipe(training)}, batch {training.get('batch_size')}, seed {training.get('seed')}, augmentation "
+        f"{'by the 8 symmetries of the square' if training.get('augment') else 'off'}, "
+        f"{'compact' if training.get('head') == 'compact' else 'the paper'}'s dense head",
         f"- wall time: {_f(None if wall is None else wall / 60.0, '.1f')} min (sum of the epochs' times in "
         f"`history.csv`, on the training machine); trained with cmc {meta.get('trained_with') or '?'}, exported with cmc "
         f"{meta.get('code_version', '?')} on {meta.get('exported', '?')[:10]}",
@@ -162,8 +193,10 @@ def write_card(model: str | os.PathLike, report: str | os.PathLike, out: str | o
         table(TABLE2_HEADER, rows),
         "",
         "RMS: root mean square of M_pred/M_true − 1; σ: standard deviation of log10(M_pred/M_true); ± one "
-        "standard error.",
+        "standard error, by bootstrap over haloes. Each row says what the estimator is given: compare the "
+        "network with the baseline that knows what it knows.",
         "",
+        *_coverage_lines(net),
     ]
     if regenerate:
         lines += ["## Regenerate", "", "```bash", regenerate.strip(), "```", ""]

@@ -105,7 +105,8 @@ def estimate_from_onnx(model: str | os.PathLike, *, data, split: str = "test", b
         raise InputError(f"evaluating the ONNX model {model} needs --data (the dataset to predict)")
     pred = Predictor(model)
     cols = check_predictions(predict_dataset(pred, data, split, batch_size=batch_size), str(pred.path))
-    return Estimate(pred.path.stem, "network", str(pred.path), cols, None, list(pred.info.channels))
+    given = "image + z" if pred.info.takes_redshift else "image only"
+    return Estimate(pred.path.stem, "network", str(pred.path), cols, None, list(pred.info.channels), given=given)
 
 
 def predict_dataset(model: str | os.PathLike | Predictor, data: str | os.PathLike, split: str = "test", *,
@@ -147,11 +148,17 @@ def predict_dataset(model: str | os.PathLike | Predictor, data: str | os.PathLik
         rows = source.rows(split)
         if rows.size == 0:
             raise InputError(f"{data} has no images in the {split} split")
-        logm = np.concatenate([pred.predict(source.read(rows[i:i + batch_size]), batch_size)
-                               for i in range(0, rows.size, batch_size)])
-        return make_predictions(rows, source.label("halo_id", rows), source.label("projection", rows),
-                                source.label("redshift", rows), np.array([split] * rows.size),
-                                10.0 ** source.log10_m200[rows], 10.0 ** logm.astype(np.float64))
+        z = source.label("redshift", rows).astype(np.float64)
+        parts = [pred.predict(source.read(rows[i:i + batch_size]), batch_size, redshift=z[i:i + batch_size],
+                              return_error=pred.info.has_error, extrapolate=True)  # the dataset's own redshifts
+                 for i in range(0, rows.size, batch_size)]
+        logm = np.concatenate([p[0] if pred.info.has_error else p for p in parts])
+        cols = make_predictions(rows, source.label("halo_id", rows), source.label("projection", rows), z,
+                                np.array([split] * rows.size), 10.0 ** source.log10_m200[rows],
+                                10.0 ** logm.astype(np.float64))
+        if pred.info.has_error:
+            cols["log10_m200_err"] = np.concatenate([p[1] for p in parts])
+        return cols
 
 
 def estimate_from_input(item: str | os.PathLike, *, data=None, split: str = "test", batch_size: int = 256) -> Estimate:

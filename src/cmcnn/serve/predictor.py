@@ -198,7 +198,7 @@ class Predictor:
         return logm, (out[1].reshape(-1).astype(np.float64) if self.info.has_error else None)
 
     def predict(self, images: np.ndarray, batch_size: int = 256, redshift=None,
-                return_error: bool = False):
+                return_error: bool = False, extrapolate: bool = False):
         """log10(M200c/M☉) of images in the model's physical units (and its error).
 
         Parameters
@@ -214,6 +214,8 @@ class Predictor:
             model (``info.takes_redshift``); each must lie in ``info.redshift_range``.
         return_error : bool
             Also return the calibrated 1σ error of log10 M200 [dex] (models with an error output).
+        extrapolate : bool
+            Accept redshifts outside the training range.
 
         Returns
         -------
@@ -234,7 +236,7 @@ class Predictor:
             raise InputError(f"{int(bad.sum())} image(s) contain NaN or inf (first: index {int(np.argmax(bad))})")
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
-        z = self._check_redshift(redshift, len(x))
+        z = self._check_redshift(redshift, len(x), extrapolate)
         if return_error and not self.info.has_error:
             raise InputError(f"{self.path.name} has no error output (train with the error head)")
         parts = [self.run_with_error(x[s:s + batch_size], None if z is None else z[s:s + batch_size])
@@ -244,7 +246,7 @@ class Predictor:
             return logm
         return logm, np.concatenate([p[1] for p in parts] or [np.zeros(0)])
 
-    def _check_redshift(self, redshift, n: int) -> np.ndarray | None:
+    def _check_redshift(self, redshift, n: int, extrapolate: bool = False) -> np.ndarray | None:
         if not self.info.takes_redshift:
             return None
         lo, hi = self.info.redshift_range
@@ -255,7 +257,7 @@ class Predictor:
             else np.asarray(redshift, dtype=np.float64).reshape(-1)
         if z.shape != (n,):
             raise InputError(f"{z.size} redshifts for {n} images")
-        bad = ~np.isfinite(z) | (z < lo) | (z > hi)
+        bad = ~np.isfinite(z) | (z <= 0) | (((z < lo) | (z > hi)) & (not extrapolate))
         if bad.any():
             k = int(np.argmax(bad))
             raise InputError(f"{int(bad.sum())} redshift(s) outside the training range {lo:g}-{hi:g} "
