@@ -5,9 +5,11 @@
 #   bash models/regenerate.sh [WORK]        # WORK: scratch folder (default models-work)
 #
 # Every step resumes when rerun (synth and dataset skip what is complete; cmc train continues
-# from its checkpoint). On the 2-core CPU of the model cards: synth 17-40 min (1 GB peak RAM),
-# dataset ~3 min (14 GB peak RAM), training ~5 min per single-channel network and ~14 min for the
-# multi-channel one (20 epochs each, idle machine), export + evaluation ~1 min per network.
+# from its checkpoint). The networks are trained by cmc train's survey recipe (redshift input,
+# compact head, error head, 8-fold augmentation, Adam with a cosine schedule and weight decay,
+# 30 epochs; docs/train.md). On the 2-core CPU of the model cards: synth 13-40 min (1 GB peak
+# RAM), dataset ~2 min (14 GB peak RAM), training ~5 min per single-channel network and ~15 min
+# for the multi-channel one (bench/results/models_training.json), export + evaluation ~1 min each.
 set -euo pipefail
 SHOWN=${1:-models-work}                   # as the cards print it
 W=$(realpath -m "$SHOWN")                 # relative to where the script is called from
@@ -18,15 +20,15 @@ if [ ! -f "$W/universe/synth.json" ]; then
 fi
 cmc dataset "$W/universe/snapshot.hdf5" --halos "$W/universe/halos.h5" --out "$W/paper.h5" \
     --per-bin 200 --bins 13:15:0.25 --projections x,y,z,diag --workers 2 --seed 0 --instrument paper --no-progress
-cmc train "$W/paper.h5" --channels all --out "$W/runs/multi" --epochs 20 --lr 0.001 --seed 0 --no-progress
+cmc train "$W/paper.h5" --channels all --out "$W/runs/multi" --seed 0 --no-progress
 for ch in Star Ypar Fxb Fxs; do
-  cmc train "$W/paper.h5" --channels "$ch" --out "$W/runs/$ch" --epochs 20 --lr 0.001 --seed 0 --no-progress
+  cmc train "$W/paper.h5" --channels "$ch" --out "$W/runs/$ch" --seed 0 --no-progress
 done
 for name in Star Fxs Fxb Ypar multi; do
   baseline=$name; [ "$name" = multi ] && baseline=all
   # re-export only when the run is newer than the model (an export stamps its time into the file)
   if [ ! -f "models/$name.onnx" ] || [ "$W/runs/$name/best.weights.h5" -nt "models/$name.onnx" ]; then
-    cmc export "$W/runs/$name" --out "models/$name.onnx" --data "$W/paper.h5" --check-images 256 --half-weights
+    cmc export "$W/runs/$name" --out "models/$name.onnx" --data "$W/paper.h5" --check-images 256
   fi
   rm -rf "$W/cards/$name"
   cmc evaluate "models/$name.onnx" --data "$W/paper.h5" --baseline "$baseline" --out "$W/cards/$name"

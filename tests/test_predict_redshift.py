@@ -144,3 +144,26 @@ def test_mask_scan_of_a_redshift_aware_model_is_exact_at_the_given_redshift(zmod
     summary = json.loads((tmp_path / "m" / "planted_3_mask.json").read_text())
     assert summary["redshift"] == hi
     assert summary["log10_m_pred"] == pytest.approx(float(p.predict(image, redshift=hi)[0]), abs=1e-5)
+
+
+def test_export_with_the_validation_calibration_removes_regression_to_the_mean(zmodel, tmp_path):
+    from cmcnn.serve.export import export_run
+    from cmcnn.train.calibration import fit_calibration
+    from cmcnn.train.training import predict_run
+
+    _, run, data = zmodel
+    out = tmp_path / "cal.onnx"
+    s = export_run(run, out, calibrate=True)
+    cal = json.loads(s.metadata["mass_calibration"])
+    val = predict_run(run, split="validation")
+    ref = fit_calibration(val["log10_m200_true"], val["log10_m200_pred"])
+    assert cal["slope"] == pytest.approx(ref.slope) and cal["intercept"] == pytest.approx(ref.intercept)
+    p = Predictor(out)
+    with ImageSource(data, ["Ypar"]) as src:
+        rows = src.rows("validation")
+        x, z, t = src.read(rows), src.label("redshift", rows), src.log10_m200[rows]
+    logm, err = p.predict(x, redshift=z, return_error=True, extrapolate=True)
+    np.testing.assert_allclose(logm, ref.apply(val["log10_m200_pred"]), atol=1e-5)
+    # calibrated on validation: no mean trend of the residual with the true mass, ±1σ holds 68.3 %
+    assert abs(np.polyfit(t, logm - t, 1)[0]) < 1e-6 + abs(np.polyfit(t, val["log10_m200_pred"] - t, 1)[0]) * 0.01
+    assert np.mean(np.abs(logm - t) <= err) == pytest.approx(0.683, abs=1.5 / t.size)

@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "images' predictions change by at most --half-tolerance")
     p.add_argument("--half-tolerance", type=float, default=1e-4,
                    help="largest prediction change accepted from float16 weights, in dex (default 1e-4)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="undo regression to the mean inside the model: the linear calibration of log M fitted "
+                        "on the run's validation split (docs/evaluation.md), errors rescaled to match")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     s = export_run(args.run, args.out, weights=args.weights, data=args.data, metrics=args.metrics,
                    opset=args.opset, n_check=args.check_images, tolerance=args.tolerance,
-                   half=args.half_weights, half_tolerance=args.half_tolerance)
+                   half=args.half_weights, half_tolerance=args.half_tolerance, calibrate=args.calibrate)
     print(f"wrote {s.path} (opset {s.opset}; channels {', '.join(json.loads(s.metadata['channels']))}; "
           f"onnxruntime vs TensorFlow on {s.n_parity_images} validation images: max |diff| {s.max_abs_diff:.2g} dex; weights: {s.metadata['weights_storage']})")
     return 0

@@ -59,7 +59,8 @@ class ExportSummary:
     metadata: dict[str, str]
 
 
-def keras_to_onnx(model, *, opset: int = 17, error_scale: float = 1.0):
+def keras_to_onnx(model, *, opset: int = 17, error_scale: float = 1.0,
+                  calibration: tuple[float, float] | None = None):
     """Convert a built Keras model to an ONNX ``ModelProto`` (input ``image``, output ``log10_m200``).
 
     This is the one conversion path of cmc: ``cmc export``, ``cmc reproduce``'s scans and
@@ -74,6 +75,9 @@ def keras_to_onnx(model, *, opset: int = 17, error_scale: float = 1.0):
         ONNX opset, 17 or 18.
     error_scale : float
         Calibration factor of the error head: ``log10_m200_err = error_scale · exp(ln σ)``.
+    calibration : (intercept, slope), optional
+        The mass calibration against regression to the mean (:mod:`cmcnn.train.calibration`)
+        applied inside the graph: ``log10_m200 = (y − intercept)/slope``, the error divided by slope.
 
     Returns
     -------
@@ -92,12 +96,17 @@ def keras_to_onnx(model, *, opset: int = 17, error_scale: float = 1.0):
     with_err = len(model.outputs) == 2
     if with_z:
         spec.append(tf.TensorSpec((None,), tf.float32, name=mi.REDSHIFT_NAME))
-    scale = float(error_scale)  # a Python number: a constant of the graph, not a captured input
+    # Python numbers: constants of the graph, not captured inputs
+    c0, c1 = (0.0, 1.0) if calibration is None else (float(calibration[0]), float(calibration[1]))
+    scale = float(error_scale) / c1
+
+    def mass(y):
+        return y if calibration is None else (y - c0) * (1.0 / c1)
 
     def outputs(y):
         if not with_err:
-            return {mi.OUTPUT_NAME: y}
-        return {mi.OUTPUT_NAME: y[0], mi.ERROR_NAME: scale * tf.exp(y[1][:, 1:2])}
+            return {mi.OUTPUT_NAME: mass(y)}
+        return {mi.OUTPUT_NAME: mass(y[0]), mi.ERROR_NAME: scale * tf.exp(y[1][:, 1:2])}
 
     if with_z:
         @tf.function(input_signature=spec)
@@ -140,22 +149,25 @@ def onnx_predict(model_bytes: bytes, images: np.ndarray, redshift: np.ndarray | 
     return np.concatenate(out).reshape(-1).astype(np.float64)
 
 
-def _keras_predict(model, images: np.ndarray, redshift: np.ndarray | None, error_scale: float):
-    """log10 M200 (and the scaled error, or None) of the Keras network."""
+def _keras_predict(model, images: np.ndarray, redshift: np.ndarray | None, error_scale: float,
+                   calibration: tuple[float, float] | None = None):
+    """log10 M200 (and the scaled error, or None) of the Keras network, calibrated as the export is."""
     from cmcnn.train.training import model_inputs
 
+    c0, c1 = (0.0, 1.0) if calibration is None else calibration
     y = model(model_inputs(model, images, redshift), training=False)
     if len(model.outputs) == 1:
-        return np.asarray(y, dtype=np.float64).reshape(-1), None
-    return (np.asarray(y[0], dtype=np.float64).reshape(-1),
-            error_scale * np.exp(np.asarray(y[1], dtype=np.float64)[:, 1]))
+        return (np.asarray(y, dtype=np.float64).reshape(-1) - c0) / c1, None
+    return ((np.asarray(y[0], dtype=np.float64).reshape(-1) - c0) / c1,
+            error_scale / c1 * np.exp(np.asarray(y[1], dtype=np.float64)[:, 1]))
 
 
 def parity(model, model_bytes: bytes, images: np.ndarray, tolerance: float = 1e-5,
-           redshift: np.ndarray | None = None, error_scale: float = 1.0) -> float:
+           redshift: np.ndarray | None = None, error_scale: float = 1.0,
+           calibration: tuple[float, float] | None = None) -> float:
     """Max |onnxruntime − Keras| on ``images`` (masses, and errors where the model has them);
     :class:`ParityError` when above ``tolerance``."""
-    keras_out, keras_err = _keras_predict(model, images, redshift, error_scale)
+    keras_out, keras_err = _keras_predict(model, images, redshift, error_scale, calibration)
     ort_out = onnx_predict(model_bytes, images, redshift)
     if keras_err is not None:
         ort_err = onnx_predict(model_bytes, images, redshift, output=mi.ERROR_NAME)
@@ -323,6 +335,24 @@ def validation_images(config: dict, data: str | os.PathLike | None, n: int) -> t
         source.close()
 
 
+def validation_calibration(run: Path, data, config: dict, weights: str = "best"):
+    """The mass calibration fitted on the run's validation predictions, and the error scale that
+    makes ±1σ of the calibrated mass cover 68.3 % of the validation images."""
+    from cmcnn.train.calibration import fit_calibration
+    from cmcnn.train.training import COVERAGE_1SIGMA, predict_run
+
+    if weights != "best":
+        raise InputError("--calibrate uses the best weights (the validation predictions of the run)")
+    cols = predict_run(run, data=data, split="validation")
+    cal = fit_calibration(cols["log10_m200_true"], cols["log10_m200_pred"])
+    scale = float(config.get("error_scale", 1.0))
+    if "log10_m200_err" in cols:
+        sigma = cols["log10_m200_err"] / scale   # the error head's raw σ
+        r = np.abs(cal.apply(cols["log10_m200_pred"]) - cols["log10_m200_true"]) / (sigma / cal.slope)
+        scale = float(np.quantile(r, COVERAGE_1SIGMA))
+    return cal, scale
+
+
 def _halve(proto, full: bytes, images: np.ndarray, tolerance: float, redshift: np.ndarray | None = None) -> str:
     """Apply :func:`half_weights` to ``proto`` if it keeps predictions within ``tolerance``; describe it."""
     import copy
@@ -346,7 +376,7 @@ def _halve(proto, full: bytes, images: np.ndarray, tolerance: float, redshift: n
 def export_run(run: str | os.PathLike, out: str | os.PathLike, *, weights: str = "best",
                data: str | os.PathLike | None = None, metrics: str | os.PathLike | None = None,
                opset: int = 17, n_check: int = 64, tolerance: float = 1e-5,
-               half: bool = False, half_tolerance: float = 1e-4) -> ExportSummary:
+               half: bool = False, half_tolerance: float = 1e-4, calibrate: bool = False) -> ExportSummary:
     """Export a training run's network to ONNX, after checking onnxruntime against Keras.
 
     Parameters
@@ -373,6 +403,10 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, weights: str =
         changes the parity images' predictions by at most ``half_tolerance``.
     half_tolerance : float
         Largest |float16-stored − float32| prediction difference accepted [dex].
+    calibrate : bool
+        Undo regression to the mean inside the graph: the linear calibration of
+        :mod:`cmcnn.train.calibration` fitted on the run's validation split (the error
+        head's scale refitted on the calibrated residuals).
 
     Returns
     -------
@@ -391,11 +425,23 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, weights: str =
     metrics_obj = read_metrics(metrics, run.name) if metrics is not None else None
     images, redshift = validation_images(config, data, n_check)
     error_scale = float(config.get("error_scale", 1.0))
-    proto = keras_to_onnx(model, opset=opset, error_scale=error_scale)
+    calibration = None
+    if calibrate:
+        calibration, error_scale = validation_calibration(run, data, config, weights)
+    proto = keras_to_onnx(model, opset=opset, error_scale=error_scale,
+                          calibration=None if calibration is None else (calibration.intercept, calibration.slope))
     full = proto.SerializeToString()
-    worst = parity(model, full, images, tolerance, redshift, error_scale)
+    cal = None if calibration is None else (calibration.intercept, calibration.slope)
+    worst = parity(model, full, images, tolerance, redshift, error_scale, cal)
     meta = model_metadata(config, run, metrics=metrics_obj, max_abs_diff=worst, n_parity=len(images),
                           weights=weights)
+    if calibration is not None:
+        meta["mass_calibration"] = json.dumps({**calibration.to_dict(), "fitted_on": "validation",
+                                               "rule": "log10_m200 = (network - intercept) / slope"})
+        if "error_calibration" in meta:
+            meta["error_calibration"] = json.dumps({**json.loads(meta["error_calibration"]),
+                                                    "error_scale": error_scale / calibration.slope,
+                                                    "after_mass_calibration": True})
     meta["weights_storage"] = "float32"
     if half:
         meta["weights_storage"] = _halve(proto, full, images, half_tolerance, redshift)
