@@ -14,7 +14,8 @@ import pytest
 from astropy.io import fits
 
 from cmcnn import cli
-from cmcnn.serve.cutouts import ReadOptions, Refused, pixel_scales_arcsec, read_fits, write_cube
+from cmcnn.serve.checks import ReadOptions, Refused, pixel_scales_arcsec
+from cmcnn.serve.fits import read_fits, write_cube
 from cmcnn.serve.metadata import ModelInfo
 from cmcnn.serve.predictor import Predictor, resolve_providers
 

@@ -205,7 +205,8 @@ def write_cutouts(folder: Path, n: int, *, dtype: str = "float32", log=print) ->
 
 def _read_per_file(folder: Path, n: int, info) -> dict:
     """µs per file to read and check FITS cutouts in one thread: astropy against the fast reader."""
-    from cmcnn.serve.cutouts import ReadOptions, read_fits
+    from cmcnn.serve.checks import ReadOptions
+    from cmcnn.serve.fits import read_fits
 
     files = sorted(str(p) for p in folder.glob("cutout*.fits"))[:n]
     out = np.empty((NPIX, NPIX, 1), np.float32)

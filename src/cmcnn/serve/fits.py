@@ -1,0 +1,275 @@
+"""FITS cutouts: a fast reader for plain float images, astropy for the rest, and multi-channel cubes.
+
+The fast path reads the file once, parses the header cards here and views the data block
+with NumPy (uncompressed IEEE float images without ``BSCALE``/``BZERO``); gzip, tile
+compression, integer and scaled data go through ``astropy.io.fits``; both give the same
+arrays.  A header's verdict is cached on the raw values of the cards the checks read.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cmcore.errors import InputError
+
+from cmcnn.serve.checks import (ReadOptions, Refused, place_cutout, squeeze_planes, check_cutout, check_header,
+                                pixel_scales_arcsec)
+from cmcnn.serve.metadata import ModelInfo
+from cmcnn.serve.redshift import header_redshift, resolve
+
+_FAST_MAX_BYTES = 64 << 20
+_BLOCK = 2880
+
+
+class Cards(dict):
+    """Header cards of one HDU as raw value strings, parsed on access (``get``, ``[]``)."""
+
+    def get(self, key, default=None):
+        raw = dict.get(self, key)
+        return default if raw is None else _card_value(raw)
+
+    def __getitem__(self, key):
+        return _card_value(dict.__getitem__(self, key))
+
+
+def _card_value(raw: str):
+    s = raw.strip()
+    if s.startswith("'"):
+        out, i = [], 1
+        while i < len(s):
+            if s[i] == "'":
+                if s[i + 1:i + 2] == "'":
+                    out.append("'")
+                    i += 2
+                    continue
+                break
+            out.append(s[i])
+            i += 1
+        return "".join(out).rstrip()
+    v = s.split("/", 1)[0].strip()
+    if v in ("T", "F"):
+        return v == "T"
+    if v == "":
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        pass
+    try:
+        return float(v.replace("D", "E").replace("d", "e"))
+    except ValueError:
+        return v
+
+
+_END = b"END" + b" " * 77
+_CARD = re.compile(r"(.{8})(.{2})(.{70})", re.S)
+
+
+def _parse_header(buf: bytes, start: int) -> tuple[Cards, int] | None:
+    """Cards of the header at ``start`` and the offset of its data, or ``None`` if truncated."""
+    pos = start
+    while True:  # the END card, on a card boundary
+        end = buf.find(_END, pos)
+        if end < 0:
+            return None
+        if (end - start) % 80 == 0:
+            break
+        pos = end + 1
+    text = buf[start:end].decode("ascii", "replace")
+    cards = Cards((k.rstrip(), v) for k, eq, v in _CARD.findall(text) if eq == "= ")
+    return cards, start + -(-(end + 80 - start) // _BLOCK) * _BLOCK
+
+
+def _data_bytes(cards: Cards) -> int:
+    """Bytes of the data unit after a header, padded to whole blocks (FITS 4.0, eq. 2)."""
+    naxis = int(cards.get("NAXIS", 0))
+    if naxis == 0:
+        return 0
+    size = 1
+    for i in range(1, naxis + 1):
+        size *= int(cards[f"NAXIS{i}"])
+    size = abs(int(cards["BITPIX"])) // 8 * int(cards.get("GCOUNT", 1)) * (int(cards.get("PCOUNT", 0)) + size)
+    return -(-size // _BLOCK) * _BLOCK
+
+
+def _fast_fits(path: str, hdu: int | None):
+    """(data, header, hdu) through the fast path, or ``None`` when astropy must read the file."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size > _FAST_MAX_BYTES:
+            return None
+        buf = os.read(fd, size)
+    finally:
+        os.close(fd)
+    if not buf.startswith(b"SIMPLE  ="):
+        return None
+    pos, k = 0, 0
+    while pos < len(buf):
+        parsed = _parse_header(buf, pos)
+        if parsed is None:
+            return None
+        cards, data_at = parsed
+        naxis = int(cards.get("NAXIS", 0))
+        if k > 0 and str(cards.get("XTENSION", "")).strip() != "IMAGE":
+            if hdu == k or (hdu is None and cards.get("ZIMAGE")):
+                return None  # a table or a compressed image: astropy
+        elif (hdu == k) or (hdu is None and naxis >= 2):
+            bitpix = int(cards["BITPIX"])
+            if bitpix not in (-32, -64) or "BSCALE" in cards or "BZERO" in cards:
+                return None
+            shape = tuple(int(cards[f"NAXIS{i}"]) for i in range(naxis, 0, -1))
+            count = math.prod(shape) if shape else 0
+            if data_at + count * (abs(bitpix) // 8) > len(buf):
+                return None
+            dtype = ">f4" if bitpix == -32 else ">f8"
+            return np.frombuffer(buf, dtype=dtype, count=count, offset=data_at).reshape(shape), cards, k
+        pos = data_at + _data_bytes(cards)
+        k += 1
+    return None
+
+
+def _astropy_fits(path: str, hdu: int | None):
+    from astropy.io import fits
+
+    with fits.open(path, memmap=False) as hdul:
+        if hdu is not None:
+            if hdu >= len(hdul):
+                raise Refused(f"has {len(hdul)} HDU(s), no HDU {hdu}")
+            picks = [hdu]
+        else:
+            picks = range(len(hdul))
+        for k in picks:
+            h = hdul[k]
+            if hdu is not None or (getattr(h, "is_image", False) and h.header.get("NAXIS", 0) >= 2):
+                data = h.data
+                if data is None or not np.issubdtype(np.asarray(data).dtype, np.number):
+                    raise Refused(f"HDU {k} holds no image")
+                return np.array(data), dict(h.header.items()), k
+    raise Refused("holds no image HDU")
+
+
+#: Header cards the checks read; a FITS header's verdict is cached on their raw values.
+_CHECKED = ("CHANNEL", "BUNIT", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CDELT1", "CDELT2",
+            "CD1_1", "CD1_2", "CD2_1", "CD2_2", "PC1_1", "PC1_2", "PC2_1", "PC2_2")
+_verdicts: dict = {}
+_verdicts_lock = threading.Lock()
+
+
+def _cached_check(shape: tuple[int, ...], cards: Cards, info: ModelInfo, options: ReadOptions) -> None:
+    """:func:`check_header`, remembered for headers whose checked cards are identical.
+
+    Survey cutouts of one kind share their WCS scale, units and channel cards, so the
+    checks (WCS arithmetic, unit parsing) run once per distinct set of those cards.
+    """
+    keys = _CHECKED + tuple(f"{k}{i}" for i in range(1, info.n_channels + 1) for k in ("CHANNEL", "BUNIT")
+                            if info.n_channels > 1)
+    key = (info.key, options, shape, tuple(dict.get(cards, k) for k in keys))
+    verdict = _verdicts.get(key)
+    if verdict is None:
+        try:
+            check_header(shape, cards, info, options)
+            verdict = ""
+        except Refused as exc:
+            verdict = str(exc)
+        with _verdicts_lock:
+            if len(_verdicts) > 4096:
+                _verdicts.clear()
+            _verdicts[key] = verdict
+    if verdict:
+        raise Refused(verdict)
+
+
+def read_fits(path: str, info: ModelInfo, options: ReadOptions, out: np.ndarray) -> tuple[int, int]:
+    """Read, check and place one FITS cutout into ``out`` (npix, npix, C).
+
+    Returns
+    -------
+    (hdu, filled) : tuple of int
+        The HDU read and the pixels filled under the non-finite policy.
+    """
+    hdu, filled, _ = read_fits_cutout(path, info, options, out)
+    return hdu, filled
+
+
+def read_fits_cutout(path: str, info: ModelInfo, options: ReadOptions, out: np.ndarray) -> tuple[int, int, float]:
+    """:func:`read_fits`, and the redshift to predict the cutout at (NaN for an image-only model)."""
+    try:
+        fast = _fast_fits(path, options.hdu) if options.fits_reader == "fast" else None
+        data, header, k = fast if fast is not None else _astropy_fits(path, options.hdu)
+    except Refused:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise Refused(f"unreadable FITS file ({exc.__class__.__name__}: {exc})") from None
+    try:
+        z = math.nan
+        if info.takes_redshift:
+            z = resolve(info.redshift_range, catalogued=None if options.catalog is None else options.catalog.lookup(path),
+                        given=options.redshift, own=header_redshift(header), extrapolate=options.extrapolate)
+        if fast is None:
+            return k, check_cutout(data, header, info, options, out), z
+        data = squeeze_planes(data, info)
+        _cached_check(data.shape, header, info, options)
+        return k, place_cutout(data, out, options), z
+    except Refused as exc:
+        raise Refused(f"HDU {k}: {exc}") from None
+
+
+def write_cube(out: str | os.PathLike, cutouts: Sequence[str | os.PathLike],
+               channels: Sequence[str] | None = None) -> Path:
+    """Stack single-channel FITS cutouts of one field into the multi-channel model's cube.
+
+    Parameters
+    ----------
+    out : path-like
+        FITS file to write (atomically): one image HDU (C, npix, npix) with the first
+        cutout's header (celestial WCS on axes 1-2), ``CHANNELk`` and ``BUNITk`` cards,
+        and a third axis ``CTYPE3 = 'CHANNEL'``.
+    cutouts : sequence of path-like
+        One FITS file per channel, e.g. written by ``cmc render``.
+    channels : sequence of str, optional
+        Channel names in cube order; by default each file's ``CHANNEL`` card.
+
+    Returns
+    -------
+    Path
+    """
+    from astropy.io import fits
+
+    from cmcore.fileio import atomic_write
+
+    planes, heads = [], []
+    for p in cutouts:
+        with fits.open(p, memmap=False) as hdul:
+            h = next((h for h in hdul if h.is_image and h.header.get("NAXIS", 0) == 2), None)
+            if h is None:
+                raise InputError(f"{p} holds no 2-D image")
+            planes.append(np.asarray(h.data, dtype=np.float64))
+            heads.append(h.header.copy())
+    names = list(channels) if channels is not None else [str(h.get("CHANNEL", "")).strip() for h in heads]
+    if len(names) != len(planes) or not all(names):
+        raise InputError("name every plane: give channels= or use cutouts with a CHANNEL card")
+    if len({p.shape for p in planes}) != 1:
+        raise InputError(f"cutouts have different shapes {[p.shape for p in planes]}")
+    s0 = pixel_scales_arcsec(heads[0])
+    for p, h in zip(cutouts, heads):
+        if pixel_scales_arcsec(h) != s0:
+            raise InputError(f"{p} has another pixel scale than {cutouts[0]}")
+    units = [str(h.get("BUNIT", "")) for h in heads]
+    header = heads[0]
+    for key in ("CHANNEL", "BUNIT"):
+        header.remove(key, ignore_missing=True)
+    for k, (name, unit) in enumerate(zip(names, units), start=1):
+        header[f"CHANNEL{k}"] = (name, f"observable of plane {k}")
+        header[f"BUNIT{k}"] = (unit, f"unit of plane {k}")
+    header["CTYPE3"] = ("CHANNEL", "plane index")
+    hdu = fits.PrimaryHDU(np.stack(planes), header=header)
+    with atomic_write(out) as tmp:
+        hdu.writeto(tmp, overwrite=True)
+    return Path(out)
