@@ -60,7 +60,8 @@ def test_demo_writes_the_report_with_every_network_and_baseline(demo, capsys):
     report = json.loads((out / "report.json").read_text())
     rows = report["sections"]["table2"]["rows"]
     assert [r for r in rows if r.endswith("network")] == [f"{n} network" for n in NAMES]
-    assert sum(r.startswith("baseline") for r in rows) == 4
+    assert sum(r.startswith("baseline") for r in rows) == 8  # image + z and image only, per channel
+    assert sum(r.startswith("baseline") and "image only" in r for r in rows) == 4
     md = (out / "report.md").read_text()
     assert "# cmc demo" in md and "| Ypar network |" in md.replace("  ", " ")
     for fig in ("evaluation/pred_vs_true.png", "mask_scan/mask_scan.png", "dataset_montage.png"):

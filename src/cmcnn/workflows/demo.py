@@ -159,13 +159,15 @@ def mask_scan_most_massive(model: str | os.PathLike, data: str | os.PathLike, ou
             raise InputError(f"{data} has no test images to scan")
         index = int(rows[np.argmax(src.log10_m200[rows])])
     inp = read_dataset_image(data, index, channels)
-    res = mask_scan(scan_model, inp.image, sigma=sigma, stride=stride)
+    res = mask_scan(scan_model, inp.image, sigma=sigma, stride=stride,
+                    redshift=inp.redshift if scan_model.redshift_input else None)
     full = np.kron(res.delta, np.ones((stride, stride)))[:scan_model.npix, :scan_model.npix]
     plot_panels(inp, [(f"mask ΔM (σ = {sigma:g} px)", full, r"$\Delta\log_{10}M$ [dex]")], out / "mask_scan.png",
                 title=f"{Path(scan_model.path).stem}: log10 M_pred = {res.log10_m:.3f}, "
                       f"true {inp.log10_m200_true:.3f}")
     summary = {"model": Path(scan_model.path).name, "index": index, "log10_m200_true": inp.log10_m200_true,
-               "log10_m_pred": res.log10_m, "sigma_px": sigma, "stride": stride, "seconds": res.seconds,
+               "log10_m_pred": res.log10_m, "redshift": inp.redshift, "sigma_px": sigma, "stride": stride,
+               "seconds": res.seconds,
                "delta_min": float(res.delta.min()), "delta_max": float(res.delta.max()),
                "delta_at_centre": float(res.delta[res.delta.shape[0] // 2, res.delta.shape[1] // 2])}
     with atomic_write(out / "mask_scan.json") as tmp:
