@@ -211,7 +211,7 @@ def main() -> int:
             floor[name] = {"slope": float(cc[1]), "sigma_dex": _sigma(cc[0] + cc[1] * lq, lm3, cen3)}
         idx = {h: i for i, h in enumerate(hid)}
         j = np.array([idx[h] for h in lab["halo_id"]])
-        record["floor_3d"] = {"n_haloes": int(cen3.sum()), "fit": "OLS of log M200 on log q over the haloes "
+        record["floor_3d"] = {"n_halos": int(cen3.sum()), "fit": "OLS of log M200 on log q over the haloes "
                               "with 13.25 < log M200 < 14.5", "quantities": floor,
                               "median_X0.35Mpc_over_BCG_ICL": float(np.median((x_free[:, k35] / bi[j])[central])),
                               "median_X0.35Mpc_over_all_stars": float(np.median(
@@ -259,7 +259,7 @@ def _markdown(r: dict) -> str:
                      f"{s['self_consistent_sigma_dex']:.3f} ({s['self_consistent_clipped_fraction']:.0%}) |")
     if "floor_3d" in r:
         fl = r["floor_3d"]
-        lines += ["", f"## The universe's floor: log M200 at fixed 3D stellar quantities ({fl['n_haloes']} haloes)", "",
+        lines += ["", f"## The universe's floor: log M200 at fixed 3D stellar quantities ({fl['n_halos']} haloes)", "",
                   "| quantity q | slope of log M200 on log q | σ (dex) |", "|---|---:|---:|"]
         for name, q in fl["quantities"].items():
             lines.append(f"| {name} | {q['slope']:.2f} | {q['sigma_dex']:.3f} |")

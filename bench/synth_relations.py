@@ -75,7 +75,7 @@ def format_table(r: dict) -> str:
         r["child_command"],
         f"machine: {m['cpu_model']}, {m['usable_cores']} usable cores, {m['date_utc']}",
         f"wall time {r['wall_seconds']:.0f} s, peak RSS {r['peak_rss_bytes'] / 2**30:.2f} GiB",
-        f"haloes {r['n_haloes']}",
+        f"haloes {r['n_halos']}",
     ]
     for key, entry in r["literature_offsets"].items():
         lines.append(f"{key} vs {entry['source']}: " + ", ".join(
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
         "seed": meta["seed"],
         "universe_code_version": meta["code_version"],
         "n_particles": meta["n_particles"],
-        "n_haloes": int(len(got["halo_id"])),
+        "n_halos": int(len(got["halo_id"])),
         "wall_seconds": seconds,
         "peak_rss_bytes": peak_kib * 1024,
         "peak_rss_note": None if before < peak_kib else "an earlier child was larger: upper bound",

@@ -59,7 +59,7 @@ def test_layout_attributes_and_labels(built, tiny_universe):
     with open_dataset(out) as f:
         assert list(f.attrs["channels"]) == ["Star", "Fxs", "Fxb", "Ypar"]
         n = summary.n_images
-        assert n == 2 * summary.n_haloes and n > 0
+        assert n == 2 * summary.n_halos and n > 0
         for c in f.attrs["channels"]:
             d = f[f"images/{c}"]
             assert d.shape == (n, 40, 40) and d.dtype == np.float32 and d.chunks == (1, 40, 40)
@@ -129,7 +129,7 @@ def test_complete_file_is_left_alone_and_per_bin_appends(built, tiny_universe, t
     for c in before:
         assert np.array_equal(after[c][:n0], before[c])
     assert np.array_equal(la["halo_id"][:n0], lb["halo_id"])
-    assert len(np.unique(la["halo_id"])) == more.n_haloes
+    assert len(np.unique(la["halo_id"])) == more.n_halos
     with open_dataset(grown) as f:
         assert DatasetConfig.from_json(f.attrs["config"]).per_bin == 2
 

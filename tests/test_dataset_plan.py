@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cmcore.dataset import plan_images, select_haloes, split_of
+from cmcore.dataset import plan_images, select_halos, split_of
 from cmcore.datafile import DatasetConfig
 from cmcore.errors import InputError
 
@@ -19,7 +19,7 @@ def _catalogue(n=400, seed=1):
 def test_selection_respects_bins_and_per_bin():
     ids, m200 = _catalogue()
     cfg = DatasetConfig(per_bin=7)
-    rows, counts, msgs = select_haloes(ids, m200, cfg)
+    rows, counts, msgs = select_halos(ids, m200, cfg)
     assert len(counts) == 8 and msgs == []
     assert all(c == 7 for c in counts)
     logm = np.log10(m200[rows])
@@ -33,20 +33,20 @@ def test_selection_respects_bins_and_per_bin():
 def test_selection_independent_of_catalogue_order_and_grows_as_superset():
     ids, m200 = _catalogue()
     cfg = DatasetConfig(per_bin=5, seed=3)
-    rows, _, _ = select_haloes(ids, m200, cfg)
+    rows, _, _ = select_halos(ids, m200, cfg)
     perm = np.random.default_rng(0).permutation(ids.size)
-    rows_p, _, _ = select_haloes(ids[perm], m200[perm], cfg)
+    rows_p, _, _ = select_halos(ids[perm], m200[perm], cfg)
     assert set(ids[rows]) == set(ids[perm][rows_p])
-    more, _, _ = select_haloes(ids, m200, DatasetConfig(per_bin=9, seed=3))
+    more, _, _ = select_halos(ids, m200, DatasetConfig(per_bin=9, seed=3))
     assert set(ids[rows]) < set(ids[more])
-    other, _, _ = select_haloes(ids, m200, DatasetConfig(per_bin=5, seed=4))
+    other, _, _ = select_halos(ids, m200, DatasetConfig(per_bin=5, seed=4))
     assert set(ids[rows]) != set(ids[other])
 
 
 def test_empty_bin_warns_and_continues():
     ids, m200 = _catalogue()
     keep = ~((np.log10(m200) >= 13.5) & (np.log10(m200) < 13.75))
-    rows, counts, msgs = select_haloes(ids[keep], m200[keep], DatasetConfig(per_bin=3))
+    rows, counts, msgs = select_halos(ids[keep], m200[keep], DatasetConfig(per_bin=3))
     assert counts[2] == 0 and len(msgs) == 1 and "13.50-13.75" in msgs[0]
     assert sum(counts) == rows.size == 3 * 7
 
@@ -54,7 +54,7 @@ def test_empty_bin_warns_and_continues():
 def test_plan_is_keyed_by_halo_and_projection_not_order():
     ids, m200 = _catalogue()
     cfg = DatasetConfig(per_bin=4, z_range=(0.03, 0.07))
-    rows, _, _ = select_haloes(ids, m200, cfg)
+    rows, _, _ = select_halos(ids, m200, cfg)
     plan = plan_images(rows, ids, cfg)
     assert len(plan) == 4 * rows.size
     for t in plan:

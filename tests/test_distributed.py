@@ -102,8 +102,8 @@ def test_the_cluster_releases_each_halo_once_it_is_saved(tiny_universe, indexed,
 
     config = DatasetConfig(**{**SMALL, "per_bin": 3})
     cat = read_halos(tiny_universe.halos)
-    n_haloes = ds.select_haloes(cat.halo_id, cat.m200, config)[0].size
-    assert n_haloes >= 4
+    n_halos = ds.select_halos(cat.halo_id, cat.m200, config)[0].size
+    assert n_halos >= 4
     real, saved, held = ds._save_part, [], []
 
     def in_memory(dask_scheduler):
@@ -113,7 +113,7 @@ def test_the_cluster_releases_each_halo_once_it_is_saved(tiny_universe, indexed,
         def save_and_count(part, stacks):
             real(part, stacks)
             saved.append(part)
-            if len(saved) == n_haloes:  # releases reach the scheduler asynchronously: wait for them
+            if len(saved) == n_halos:  # releases reach the scheduler asynchronously: wait for them
                 deadline = time.time() + 10
                 while (count := observer.run_on_scheduler(in_memory)) > 1 and time.time() < deadline:
                     time.sleep(0.05)
@@ -122,7 +122,7 @@ def test_the_cluster_releases_each_halo_once_it_is_saved(tiny_universe, indexed,
         monkeypatch.setattr(ds, "_save_part", save_and_count)
         build_dataset(indexed, tiny_universe.halos, tmp_path / "d.h5", config, progress=False,
                       scheduler=cluster.scheduler_address)
-    assert len(saved) == n_haloes and held == [1]
+    assert len(saved) == n_halos and held == [1]
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_still_gives_the_identical_complete_file(tiny_universe, indexed, tmp_path):

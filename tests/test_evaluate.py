@@ -72,7 +72,7 @@ def test_evaluate_recomputes_table2_and_bins_from_a_predictions_file(tmp_path):
         _, inv = np.unique(hid, return_inverse=True)
         return np.sqrt(np.sum(np.bincount(inv, x - x.mean()) ** 2)) / x.size
 
-    assert t2["n_haloes"] == np.unique(hid).size
+    assert t2["n_halos"] == np.unique(hid).size
     assert t2["log_bias_se"] == pytest.approx(by_halo(lp[c] - lt[c]), rel=0.15)
     assert t2["frac_bias_pct"] == pytest.approx(100 * (ratio.mean() - 1))
     assert t2["frac_bias_pct_se"] == pytest.approx(by_halo(100 * ratio), rel=0.15)

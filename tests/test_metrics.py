@@ -111,7 +111,7 @@ def test_standard_errors_are_by_halo_when_the_haloes_are_given():
     s = bias_scatter(np.repeat(true, 4), np.repeat(pred, 4), halo_id=ids)
     naive = bias_scatter(np.repeat(true, 4), np.repeat(pred, 4))
     per_halo = np.log10(pred / true).std(ddof=1) / np.sqrt(h)
-    assert s.n_haloes == h and s.n == 4 * h
+    assert s.n_halos == h and s.n == 4 * h
     assert s.log_bias_se == pytest.approx(per_halo, rel=0.1)
     assert s.log_bias_se == pytest.approx(2 * naive.log_bias_se, rel=0.1)
     # the error of the scatter: σ/√(2h) for a Gaussian
@@ -124,7 +124,7 @@ def test_standard_errors_are_by_halo_when_the_haloes_are_given():
 def test_table2_passes_the_haloes_of_the_selected_images():
     m = np.array([1e13, 1e14, 1e14, 2e14, 1e15])
     r = table2(m, m * 1.1, halo_id=np.array([7, 1, 1, 2, 9]))
-    assert r.n == 3 and r.n_haloes == 2
+    assert r.n == 3 and r.n_halos == 2
     with pytest.raises(InputError, match="halo_id"):
         table2(m, m, halo_id=np.arange(3))
 

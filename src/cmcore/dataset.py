@@ -52,7 +52,7 @@ class DatasetSummary:
     path: Path
     n_images: int
     n_new: int
-    n_haloes: int
+    n_halos: int
     per_bin_counts: list[int]
     seconds: float
     warnings: list[str] = field(default_factory=list)
@@ -72,7 +72,7 @@ def _uniforms(*key: int, n: int) -> np.ndarray:
     return np.random.default_rng(np.random.SeedSequence([int(k) for k in key])).random(n)
 
 
-def select_haloes(halo_id: np.ndarray, m200: np.ndarray, config: DatasetConfig) -> tuple[np.ndarray, list[int], list[str]]:
+def select_halos(halo_id: np.ndarray, m200: np.ndarray, config: DatasetConfig) -> tuple[np.ndarray, list[int], list[str]]:
     """Choose up to ``config.per_bin`` haloes per mass bin, as in the paper.
 
     Parameters
@@ -304,7 +304,7 @@ def sample_star_noise(snapshot: str | os.PathLike, halos: str | os.PathLike,
 
     config = config or DatasetConfig()
     cat = read_halos(halos)
-    rows, _, _ = select_haloes(cat.halo_id, cat.m200, config)
+    rows, _, _ = select_halos(cat.halo_id, cat.m200, config)
     if rows.size == 0:
         raise InputError(f"no halo of {halos} falls in the mass bins {config.bins}")
     star_config = dataclasses.replace(config, channels=("Star",), instrument="ideal", star_noise=None)
@@ -386,7 +386,7 @@ def build_dataset(
         if problems:
             raise InputError(f"{out} was built with other settings; refusing to append ({'; '.join(problems)})")
 
-    rows, counts, messages = select_haloes(cat.halo_id, cat.m200, config)
+    rows, counts, messages = select_halos(cat.halo_id, cat.m200, config)
     for m in messages:
         warnings.warn(m, stacklevel=2)
     if rows.size == 0:
@@ -445,8 +445,8 @@ def build_dataset(
         parts.rmdir()
     except OSError:
         pass
-    n_haloes = len({k[0] for k in old_keys} | set(by_halo))
-    return DatasetSummary(out, len(old_keys) + len(todo), len(todo), n_haloes, counts, t_render, messages)
+    n_halos = len({k[0] for k in old_keys} | set(by_halo))
+    return DatasetSummary(out, len(old_keys) + len(todo), len(todo), n_halos, counts, t_render, messages)
 
 
 def _render_on_threads(renderer, jobs: list, channels: Sequence[str], workers: int, progress: bool) -> None:

@@ -31,7 +31,7 @@ def save_png(fig, out: str | os.PathLike, dpi: int) -> Path:
     return out
 
 
-def dataset_montage(path: str | os.PathLike, out: str | os.PathLike, *, n_haloes: int = 4, dpi: int = 110) -> Path:
+def dataset_montage(path: str | os.PathLike, out: str | os.PathLike, *, n_halos: int = 4, dpi: int = 110) -> Path:
     """Images of a few clusters of increasing mass in every channel (like Fig. 2 of the paper).
 
     One row per cluster (chosen at evenly spaced quantiles of log M200 among the
@@ -45,7 +45,7 @@ def dataset_montage(path: str | os.PathLike, out: str | os.PathLike, *, n_haloes
         A cmc dataset file.
     out
         PNG file to write.
-    n_haloes
+    n_halos
         Number of rows.
     dpi
         Resolution of the PNG.
@@ -67,7 +67,7 @@ def dataset_montage(path: str | os.PathLike, out: str | os.PathLike, *, n_haloes
         fov = float(f.attrs["fov_arcmin"])
         logm = f["labels/log10_m200"][:]
         order = np.argsort(logm, kind="stable")
-        picks = order[np.linspace(0, logm.size - 1, min(n_haloes, logm.size)).round().astype(int)]
+        picks = order[np.linspace(0, logm.size - 1, min(n_halos, logm.size)).round().astype(int)]
         labels = {k: f[f"labels/{k}"][:][picks] for k in ("log10_m200", "redshift", "theta200_arcmin", "halo_id")}
         images = {c: f[f"images/{c}"][np.sort(picks)] for c in channels}
         # h5py needs increasing indices: put rows back in mass order

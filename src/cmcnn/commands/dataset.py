@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{summary.path}: already complete ({summary.n_images} images); nothing to do")
     else:
         print(f"{summary.path}: {summary.n_new} new images ({summary.n_images} in all, "
-              f"{summary.n_haloes} haloes) in {summary.seconds:.1f} s, "
+              f"{summary.n_halos} haloes) in {summary.seconds:.1f} s, "
               f"{summary.images_per_second:.1f} images/s")
     print("haloes per bin: " + " ".join(str(c) for c in summary.per_bin_counts))
     return 0

@@ -69,7 +69,7 @@ class BiasScatter:
     scatter_dex, scatter_dex_se
         Standard deviation of log10(M_pred/M_true) [dex] and its standard error
         (bootstrap over haloes; NaN without halo ids).
-    n_haloes
+    n_halos
         Number of distinct haloes (NaN without halo ids).
     robust_scatter_dex
         1.4826 × median absolute deviation of log10(M_pred/M_true) [dex].
@@ -88,7 +88,7 @@ class BiasScatter:
     scatter_dex: float
     robust_scatter_dex: float
     scatter_dex_se: float = float("nan")
-    n_haloes: float = float("nan")
+    n_halos: float = float("nan")
 
     def to_dict(self) -> dict:
         """Plain dictionary (NaN becomes None, for JSON)."""
@@ -134,7 +134,7 @@ def _halo_bootstrap(log_ratio: np.ndarray, frac: np.ndarray, halo_id: np.ndarray
     return float(mean_log.std(ddof=1)), float(mean_frac.std(ddof=1)), float(np.sqrt(var).std(ddof=1)), int(h)
 
 
-def _check_haloes(halo_id: np.ndarray | None, n: int) -> np.ndarray | None:
+def _check_halos(halo_id: np.ndarray | None, n: int) -> np.ndarray | None:
     if halo_id is None:
         return None
     halo_id = np.asarray(halo_id)
@@ -157,7 +157,7 @@ def bias_scatter(m_true: np.ndarray, m_pred: np.ndarray, halo_id: np.ndarray | N
     """
     m_true, m_pred = check_masses(m_true, m_pred)
     n = m_true.size
-    halo_id = _check_haloes(halo_id, n)
+    halo_id = _check_halos(halo_id, n)
     if n == 0:
         nan = float("nan")
         return BiasScatter(0, nan, nan, nan, nan, nan, nan, nan, nan)
@@ -166,9 +166,9 @@ def bias_scatter(m_true: np.ndarray, m_pred: np.ndarray, halo_id: np.ndarray | N
     std = (lambda x: float(np.std(x, ddof=1))) if n > 1 else (lambda x: float("nan"))
     root_n = math.sqrt(n)
     if halo_id is None:
-        log_se, frac_se, scatter_se, n_haloes = std(log_ratio) / root_n, std(frac) / root_n, float("nan"), float("nan")
+        log_se, frac_se, scatter_se, n_halos = std(log_ratio) / root_n, std(frac) / root_n, float("nan"), float("nan")
     else:
-        log_se, frac_se, scatter_se, n_haloes = _halo_bootstrap(log_ratio, frac, halo_id)
+        log_se, frac_se, scatter_se, n_halos = _halo_bootstrap(log_ratio, frac, halo_id)
     return BiasScatter(
         n=int(n),
         log_bias=float(log_ratio.mean()),
@@ -180,7 +180,7 @@ def bias_scatter(m_true: np.ndarray, m_pred: np.ndarray, halo_id: np.ndarray | N
         scatter_dex=std(log_ratio),
         robust_scatter_dex=float(MAD_TO_SIGMA * np.median(np.abs(log_ratio - np.median(log_ratio)))) if n > 1 else float("nan"),
         scatter_dex_se=scatter_se,
-        n_haloes=n_haloes,
+        n_halos=n_halos,
     )
 
 
@@ -206,7 +206,7 @@ def table2(m_true: np.ndarray, m_pred: np.ndarray, log_range: tuple[float, float
     """
     m_true, m_pred = check_masses(m_true, m_pred)
     sel = in_range(m_true, log_range)
-    halo_id = _check_haloes(halo_id, m_true.size)
+    halo_id = _check_halos(halo_id, m_true.size)
     return bias_scatter(m_true[sel], m_pred[sel], None if halo_id is None else halo_id[sel])
 
 
@@ -246,7 +246,7 @@ def per_bin(m_true: np.ndarray, m_pred: np.ndarray, edges: np.ndarray | None = N
         the paper's 13.25–14.5) and the fields of :class:`BiasScatter` (NaN → None).
     """
     m_true, m_pred = check_masses(m_true, m_pred)
-    halo_id = _check_haloes(halo_id, m_true.size)
+    halo_id = _check_halos(halo_id, m_true.size)
     logm = np.log10(m_true)
     edges = bin_edges(logm) if edges is None else np.asarray(edges, dtype=float)
     if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):

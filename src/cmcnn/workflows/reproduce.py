@@ -162,11 +162,11 @@ def _estimate_images(scale: Scale, halos: Path | None) -> int:
     """Images per dataset: from the catalogue when it exists, else from the preset's targets."""
     config = DatasetConfig(per_bin=scale.per_bin, projections=scale.projections)
     if halos is not None and halos.is_file():
-        from cmcore.dataset import select_haloes
+        from cmcore.dataset import select_halos
         from cmcore.halos import read_halos
 
         cat = read_halos(halos)
-        rows, _, _ = select_haloes(cat.halo_id, cat.m200, config)
+        rows, _, _ = select_halos(cat.halo_id, cat.m200, config)
         return int(rows.size) * len(scale.projections)
     from cmcore.synth.presets import get_preset
 

@@ -59,7 +59,7 @@ def format_table(r: dict) -> str:
         f"{m['date_utc']}",
         f"wall time {r['wall_seconds']:.0f} s ({r['wall_seconds'] / 60:.1f} min), "
         f"peak RSS {r['peak_rss_bytes'] / 2**30:.2f} GiB, exit status {r['exit_status']}",
-        f"haloes found: {r['n_haloes']} (catalogue {r['catalogue']})",
+        f"haloes found: {r['n_halos']} (catalogue {r['catalogue']})",
         f"vs truth ({r['truth']}), the {c['n_true_compared']} most massive true haloes "
         f"(M200 {c['true_m200_range_msun'][0]:.2e}-{c['true_m200_range_msun'][1]:.2e} Msun):",
         f"  matched (found centre within {c['match_radius_r200']} R200): {c['n_matched']} "
@@ -104,7 +104,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         **timing,
         "catalogue": str(args.found),
         "truth": str(args.truth),
-        "n_haloes": len(found),
+        "n_halos": len(found),
         "source": found.source,
         "comparison": compare(found, truth, args.top, args.match_radius),
     }
