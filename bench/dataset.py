@@ -5,7 +5,8 @@ The implementation lives in :mod:`cmcore.benchmarks.dataset`.
 """
 import sys
 
-from cmcore.benchmarks.dataset import main
+import cmcore.benchmarks.dataset as benchmark
+from cmcore.benchmarks import run_module
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_module(benchmark, prog="python bench/dataset.py"))

@@ -10,7 +10,8 @@ would shadow the ``distributed`` package.)
 """
 import sys
 
-from cmcore.benchmarks.distributed import main
+import cmcore.benchmarks.distributed as benchmark
+from cmcore.benchmarks import run_module
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_module(benchmark, prog="python bench/dataset_dask.py"))

@@ -10,7 +10,8 @@ The implementation lives in :mod:`cmcore.benchmarks.halos`.
 """
 import sys
 
-from cmcore.benchmarks.halos import main
+import cmcore.benchmarks.halos as benchmark
+from cmcore.benchmarks import run_module
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_module(benchmark, prog="python bench/halos.py"))

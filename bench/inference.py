@@ -6,7 +6,8 @@ The implementation lives in :mod:`cmcnn.benchmarks.inference`.
 """
 import sys
 
-from cmcnn.benchmarks.inference import main
+import cmcnn.benchmarks.inference as benchmark
+from cmcore.benchmarks import run_module
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_module(benchmark, prog="python bench/inference.py"))

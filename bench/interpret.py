@@ -5,7 +5,8 @@ The implementation lives in :mod:`cmcnn.benchmarks.interpret`.
 """
 import sys
 
-from cmcnn.benchmarks.interpret import main
+import cmcnn.benchmarks.interpret as benchmark
+from cmcore.benchmarks import run_module
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_module(benchmark, prog="python bench/interpret.py"))

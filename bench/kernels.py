@@ -5,7 +5,8 @@ The implementation lives in :mod:`cmcore.benchmarks.kernels`.
 """
 import sys
 
-from cmcore.benchmarks.kernels import main
+import cmcore.benchmarks.kernels as benchmark
+from cmcore.benchmarks import run_module
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_module(benchmark, prog="python bench/kernels.py"))

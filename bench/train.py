@@ -3,12 +3,10 @@
 Usage: ``python bench/train.py [--images 500] [--threads 1,2] [--networks single,multi] [--out bench/results]``.
 The implementation lives in :mod:`cmcnn.benchmarks.train`.
 """
-import argparse
 import sys
 
-from cmcnn.benchmarks.train import add_arguments, run_from_args
+import cmcnn.benchmarks.train as benchmark
+from cmcore.benchmarks import run_module
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python bench/train.py")
-    add_arguments(parser)
-    sys.exit(run_from_args(parser.parse_args()))
+    sys.exit(run_module(benchmark, prog="python bench/train.py"))

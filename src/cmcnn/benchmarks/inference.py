@@ -378,30 +378,28 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``bench/inference.py`` and of the worker processes."""
-    if argv is None:
-        argv = sys.argv[1:]
-    if argv[:1] == ["--worker"]:
-        p = argparse.ArgumentParser()
-        p.add_argument("--worker")
-        p.add_argument("--workdir", type=Path)
-        p.add_argument("--threads", type=int, default=1)
-        p.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
-        p.add_argument("--seconds", type=float, default=2.0)
-        a = p.parse_args(argv)
-        if a.worker == "setup":
-            res = _setup(a.workdir)
-        elif a.worker == "matmul":
-            res = _matmul()
-        else:
-            res = _engine(a.worker, a.workdir, a.threads, a.batches, a.seconds)
-        print(json.dumps(res))
-        return 0
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run_from_args(parser.parse_args(argv))
+def _worker_main(argv: Sequence[str]) -> int:
+    """A measuring worker process (``--worker setup|matmul|ENGINE``): prints its result as JSON."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--worker")
+    p.add_argument("--workdir", type=Path)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
+    p.add_argument("--seconds", type=float, default=2.0)
+    a = p.parse_args(argv)
+    if a.worker == "setup":
+        res = _setup(a.workdir)
+    elif a.worker == "matmul":
+        res = _matmul()
+    else:
+        res = _engine(a.worker, a.workdir, a.threads, a.batches, a.seconds)
+    print(json.dumps(res))
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if sys.argv[1:2] == ["--worker"]:
+        sys.exit(_worker_main(sys.argv[1:]))
+    from cmcore.benchmarks import run_module
+
+    sys.exit(run_module(sys.modules[__name__]))

@@ -147,6 +147,6 @@ if __name__ == "__main__":
         net, thr, n, b, r = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
         print(json.dumps(_worker(net, thr, n, b, r)))
     else:
-        parser = argparse.ArgumentParser(prog="python -m cmcnn.benchmarks.train")
-        add_arguments(parser)
-        sys.exit(run_from_args(parser.parse_args()))
+        from cmcore.benchmarks import run_module
+
+        sys.exit(run_module(sys.modules[__name__]))

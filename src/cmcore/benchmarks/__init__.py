@@ -11,7 +11,7 @@ import platform
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Sequence, Callable
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +97,19 @@ def parse_time_log(text: str) -> dict:
             "timed_command": cmd.group(1) if cmd else None,
             "exit_status": int(status.group(1)) if status else None,
             "stages": stages}
+
+
+def run_module(module, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Run a benchmark module: its ``add_arguments(parser)`` then ``run_from_args(args)``.
+
+    Every benchmark module of :mod:`cmcore.benchmarks` and :mod:`cmcnn.benchmarks` provides
+    these two functions; ``cmc bench NAME``, ``python -m <module>`` and ``bench/NAME.py`` all
+    come here, so a benchmark's options and behaviour are the same whichever way it runs.
+    """
+    import argparse
+
+    doc = (module.__doc__ or "").strip().splitlines()
+    parser = argparse.ArgumentParser(prog=prog or f"python -m {module.__name__}",
+                                     description=doc[0] if doc else None)
+    module.add_arguments(parser)
+    return int(module.run_from_args(parser.parse_args(argv)))

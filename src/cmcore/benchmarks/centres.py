@@ -109,11 +109,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(ap)
-    return run_from_args(ap.parse_args(argv))
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from cmcore.benchmarks import run_module
+
+    sys.exit(run_module(sys.modules[__name__]))

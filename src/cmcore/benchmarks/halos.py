@@ -16,7 +16,6 @@ universe's true catalogue (``halos.h5``), and records, with the machine:
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -81,12 +80,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--match-radius", type=float, default=0.5, help="in R200 of the true halo (default 0.5)")
     p.add_argument("--name", default="halos_paper", help="record name (default halos_paper)")
     p.add_argument("--out", default="bench/results", help="folder of the record (default bench/results)")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(p)
-    return run_from_args(p.parse_args(argv))
 
 
 def run_from_args(args: argparse.Namespace) -> int:

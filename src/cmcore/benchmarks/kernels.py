@@ -41,7 +41,7 @@ from ..projection import los_basis, project
 from . import best_time, machine_info, write_result
 
 __all__ = ["ParticleSet", "random_set", "clustered_set", "spatial_order", "in_spatial_order",
-           "numpy_project", "run", "format_table", "main"]
+           "numpy_project", "run", "format_table"]
 
 BOXSIZE = 200.0
 DEPTH = 50.0
@@ -428,9 +428,3 @@ def _json_default(obj: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(obj)}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``bench/kernels.py``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return run_from_args(parser.parse_args(argv))
