@@ -182,7 +182,7 @@ def check_header(shape: tuple[int, ...], header: Mapping, info: ModelInfo, optio
     npix, c = info.npix, info.n_channels
     if c == 1:
         if shape != (npix, npix):
-            raise Refused(f"image of shape {_shape(shape)}, the model takes {npix}x{npix}")
+            raise Refused(f"image of shape {shape_text(shape)}, the model takes {npix}x{npix}")
         card = header.get("CHANNEL")
         if card is not None and str(card).strip() != info.channels[0]:
             raise Refused(f"CHANNEL card is {str(card).strip()!r}, the model takes {info.channels[0]!r}")
@@ -191,7 +191,7 @@ def check_header(shape: tuple[int, ...], header: Mapping, info: ModelInfo, optio
             check_unit(str(bunit), info.units[info.channels[0]])
     else:
         if shape != (c, npix, npix):
-            raise Refused(f"image of shape {_shape(shape)}, the model takes a cube of {c} planes "
+            raise Refused(f"image of shape {shape_text(shape)}, the model takes a cube of {c} planes "
                           f"({', '.join(info.channels)}) of {npix}x{npix}")
         names = [header.get(f"CHANNEL{k}") for k in range(1, c + 1)]
         if any(n is None for n in names):
@@ -212,7 +212,8 @@ def check_header(shape: tuple[int, ...], header: Mapping, info: ModelInfo, optio
         check_scale(scales, info, options)
 
 
-def _shape(shape: tuple[int, ...]) -> str:
+def shape_text(shape: tuple[int, ...]) -> str:
+    """A data shape in array order, ``24x24`` or ``4x24x24``."""
     return "x".join(str(s) for s in shape)
 
 

@@ -264,6 +264,9 @@ def _read_fits_batch(paths: Sequence[str], info: ModelInfo, options: ReadOptions
         except Refused as exc:
             refusals.append((path, str(exc)))
             continue
+        except Exception as exc:  # noqa: BLE001 - whatever a file does, it ends only its own prediction
+            refusals.append((path, f"unreadable ({exc.__class__.__name__}: {exc})"))
+            continue
         names.append(path)
         hdus.append(hdu)
         filled.append(nfill)

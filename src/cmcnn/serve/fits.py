@@ -18,8 +18,8 @@ import numpy as np
 
 from cmcore.errors import InputError
 
-from cmcnn.serve.checks import (ReadOptions, Refused, place_cutout, squeeze_planes, check_cutout, check_header,
-                                pixel_scales_arcsec)
+from cmcnn.serve.checks import (ReadOptions, Refused, check_cutout, check_header, pixel_scales_arcsec, place_cutout,
+                                shape_text, squeeze_planes)
 from cmcnn.serve.metadata import ModelInfo
 from cmcnn.serve.redshift import header_redshift, resolve
 
@@ -98,8 +98,46 @@ def _data_bytes(cards: Cards) -> int:
     return -(-size // _BLOCK) * _BLOCK
 
 
-def _fast_fits(path: str, hdu: int | None):
-    """(data, header, hdu) through the fast path, or ``None`` when astropy must read the file."""
+#: BITPIX values of the FITS standard (4.0, Table 8).
+_BITPIX = (8, 16, 32, 64, -32, -64)
+
+
+def check_geometry(header, info: ModelInfo, what: str = "") -> tuple[int, ...]:
+    """The data shape a header declares, refused unless it can hold the model's image.
+
+    Run on the header alone, before any data is read: a header that declares negative or
+    absurd axes (``NAXIS1 = 1000000000``), a BITPIX outside the standard, or a shape that is
+    not the model's (npix, npix) — or (C, npix, npix) for C channels, degenerate axes of
+    length 1 allowed — is refused in one line instead of being read.
+    """
+    try:
+        naxis = int(header.get("NAXIS", 0))
+        bitpix = int(header.get("BITPIX", 0))
+        shape = tuple(int(header.get(f"NAXIS{i}", -1)) for i in range(naxis, 0, -1))
+    except (TypeError, ValueError) as exc:
+        raise Refused(f"{what}unreadable NAXIS/BITPIX cards ({exc})") from None
+    if bitpix not in _BITPIX:
+        raise Refused(f"{what}BITPIX = {bitpix} is not a FITS data type")
+    if not 2 <= naxis <= 6 or any(n < 1 for n in shape):
+        raise Refused(f"{what}declares the data shape {shape} (NAXIS = {naxis})")
+    core = shape
+    while len(core) > 2 + (info.n_channels > 1) and core[0] == 1:  # degenerate leading axes, as read
+        core = core[1:]
+    npix, c = info.npix, info.n_channels
+    if c == 1 and core != (npix, npix):
+        raise Refused(f"{what}image of shape {shape_text(core)}, the model takes {npix}x{npix}")
+    if c > 1 and core != (c, npix, npix):
+        raise Refused(f"{what}image of shape {shape_text(core)}, the model takes a cube of {c} planes "
+                      f"({', '.join(info.channels)}) of {npix}x{npix}")
+    return shape
+
+
+def _fast_fits(path: str, hdu: int | None, info: ModelInfo):
+    """(data, header, hdu) through the fast path, or ``None`` when astropy must read the file.
+
+    The chosen HDU's header is checked against the model (:func:`check_geometry`) and
+    against the file's length before its data are viewed.
+    """
     fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size
@@ -121,12 +159,13 @@ def _fast_fits(path: str, hdu: int | None):
             if hdu == k or (hdu is None and cards.get("ZIMAGE")):
                 return None  # a table or a compressed image: astropy
         elif (hdu == k) or (hdu is None and naxis >= 2):
+            shape = check_geometry(cards, info)
             bitpix = int(cards["BITPIX"])
-            if bitpix not in (-32, -64) or "BSCALE" in cards or "BZERO" in cards:
-                return None
-            shape = tuple(int(cards[f"NAXIS{i}"]) for i in range(naxis, 0, -1))
-            count = math.prod(shape) if shape else 0
+            count = math.prod(shape)
             if data_at + count * (abs(bitpix) // 8) > len(buf):
+                raise Refused(f"truncated: the header declares {count * (abs(bitpix) // 8)} bytes of data, "
+                              f"the file holds {max(len(buf) - data_at, 0)}")
+            if bitpix not in (-32, -64) or "BSCALE" in cards or "BZERO" in cards:
                 return None
             dtype = ">f4" if bitpix == -32 else ">f8"
             return np.frombuffer(buf, dtype=dtype, count=count, offset=data_at).reshape(shape), cards, k
@@ -135,10 +174,10 @@ def _fast_fits(path: str, hdu: int | None):
     return None
 
 
-def _astropy_fits(path: str, hdu: int | None):
+def _astropy_fits(path: str, hdu: int | None, info: ModelInfo):
     from astropy.io import fits
 
-    with fits.open(path, memmap=False) as hdul:
+    with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
         if hdu is not None:
             if hdu >= len(hdul):
                 raise Refused(f"has {len(hdul)} HDU(s), no HDU {hdu}")
@@ -148,6 +187,8 @@ def _astropy_fits(path: str, hdu: int | None):
         for k in picks:
             h = hdul[k]
             if hdu is not None or (getattr(h, "is_image", False) and h.header.get("NAXIS", 0) >= 2):
+                if getattr(h, "is_image", False):
+                    check_geometry(h.header, info)  # before the data are read
                 data = h.data
                 if data is None or not np.issubdtype(np.asarray(data).dtype, np.number):
                     raise Refused(f"HDU {k} holds no image")
@@ -201,11 +242,13 @@ def read_fits(path: str, info: ModelInfo, options: ReadOptions, out: np.ndarray)
 def read_fits_cutout(path: str, info: ModelInfo, options: ReadOptions, out: np.ndarray) -> tuple[int, int, float]:
     """:func:`read_fits`, and the redshift to predict the cutout at (NaN for an image-only model)."""
     try:
-        fast = _fast_fits(path, options.hdu) if options.fits_reader == "fast" else None
-        data, header, k = fast if fast is not None else _astropy_fits(path, options.hdu)
+        fast = _fast_fits(path, options.hdu, info) if options.fits_reader == "fast" else None
+        data, header, k = fast if fast is not None else _astropy_fits(path, options.hdu, info)
     except Refused:
         raise
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+    except MemoryError:
+        raise Refused("unreadable FITS file (its data do not fit in memory)") from None
+    except Exception as exc:  # noqa: BLE001 - one bad file is refused, never the end of the run
         raise Refused(f"unreadable FITS file ({exc.__class__.__name__}: {exc})") from None
     try:
         z = math.nan
@@ -219,6 +262,8 @@ def read_fits_cutout(path: str, info: ModelInfo, options: ReadOptions, out: np.n
         return k, place_cutout(data, out, options), z
     except Refused as exc:
         raise Refused(f"HDU {k}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a malformed card (CDELT1 = '') refuses the file, not the run
+        raise Refused(f"HDU {k}: unreadable header ({exc.__class__.__name__}: {exc})") from None
 
 
 def write_cube(out: str | os.PathLike, cutouts: Sequence[str | os.PathLike],
