@@ -7,7 +7,8 @@
 # Every step resumes when rerun (synth and dataset skip what is complete; cmc train continues
 # from its checkpoint). The networks are trained by cmc train's survey recipe (redshift input,
 # compact head, error head, 8-fold augmentation, Adam with a cosine schedule and weight decay,
-# 30 epochs; docs/train.md). On the 2-core CPU of the model cards: synth 13-40 min (1 GB peak
+# 30 epochs; docs/train.md), exported with the validation calibration against regression to the
+# mean inside (cmc export --calibrate). On the 2-core CPU of the model cards: synth 13-40 min (1 GB peak
 # RAM), dataset ~2 min (14 GB peak RAM), training ~5 min per single-channel network and ~15 min
 # for the multi-channel one (bench/results/models_training.json), export + evaluation ~1 min each.
 set -euo pipefail
@@ -28,7 +29,7 @@ for name in Star Fxs Fxb Ypar multi; do
   baseline=$name; [ "$name" = multi ] && baseline=all
   # re-export only when the run is newer than the model (an export stamps its time into the file)
   if [ ! -f "models/$name.onnx" ] || [ "$W/runs/$name/best.weights.h5" -nt "models/$name.onnx" ]; then
-    cmc export "$W/runs/$name" --out "models/$name.onnx" --data "$W/paper.h5" --check-images 256
+    cmc export "$W/runs/$name" --out "models/$name.onnx" --data "$W/paper.h5" --check-images 256 --calibrate
   fi
   rm -rf "$W/cards/$name"
   cmc evaluate "models/$name.onnx" --data "$W/paper.h5" --baseline "$baseline" --out "$W/cards/$name"

@@ -168,6 +168,11 @@ def write_card(model: str | os.PathLike, report: str | os.PathLike, out: str | o
         *([f"- output `log10_m200_err`: the 1σ error of log10 M200 [dex] from the error head, scaled by "
            f"{json.loads(meta['error_calibration'])['error_scale']:.3f} so that ±1σ covers 68.3 % of the "
            "validation images"] if "log10_m200_err" in outputs and "error_calibration" in meta else []),
+        *([f"- calibrated against regression to the mean inside the graph: log10_m200 = (network − "
+           f"{json.loads(meta['mass_calibration'])['intercept']:.4f}) / "
+           f"{json.loads(meta['mass_calibration'])['slope']:.4f}, the linear fit of the network's log M on the "
+           "true one over the validation split (`cmc export --calibrate`; docs/evaluation.md)"]
+          if "mass_calibration" in meta else []),
         f"- weights: {meta.get('weights_storage', 'float32')}; onnxruntime matches TensorFlow on "
         f"{meta.get('parity_images', '?')} validation images to {meta.get('parity_max_abs_diff', '?')} dex",
         "",
