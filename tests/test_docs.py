@@ -341,3 +341,20 @@ def test_readme_quotes_the_kernel_rerun_and_the_centres_benchmark():
     m = re.search(r"is ([\d.]+)×, ([\d.]+)× and ([\d.]+)× faster than the same algorithm in NumPy", doc)
     assert m and [float(g) for g in m.groups()] == [round(r["ratio"]) for r in centres]
     assert all(r["max_centre_difference_mpc"] < 1e-9 for r in centres)
+
+
+def test_train_docs_quote_the_recorded_recipe_campaign():
+    """docs/train.md's recipe table quotes bench/results/recipe.json, row by row."""
+    rec = _json("recipe.json")
+    doc = (ROOT / "docs" / "train.md").read_text()
+    for name, run in rec["runs"].items():
+        t = run["table2"]
+        m = re.search(rf"^\| `{re.escape(name)}` \| [^|]+ \| ([\d.]+) ± ([\d.]+) \| ([\d.]+) \| (\d+)/(\d+) \|", doc, re.M)
+        assert m, f"docs/train.md no longer quotes the run {name}"
+        assert float(m[1]) == pytest.approx(t["scatter_dex"], abs=5e-5)
+        assert float(m[2]) == pytest.approx(t["scatter_dex_se"], abs=5e-5)
+        assert float(m[3]) == pytest.approx(run["best_val_rms_dex"], abs=5e-5)
+        assert (int(m[4]), int(m[5])) == (run["best_epoch"], run["epochs_done"])
+    for name, b in rec["baselines"].items():
+        t = b["table2"]
+        assert f"| {t['scatter_dex']:.4f} ± {t['scatter_dex_se']:.4f} |" in doc, name
