@@ -355,6 +355,35 @@ def build_dataset(
     Returns
     -------
     DatasetSummary
+
+    Examples
+    --------
+    Two projections of the one cluster of a small synthetic universe, in two
+    channels, with a single mass bin that holds it:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from cmcore.datafile import DatasetConfig, open_dataset
+    >>> from cmcore.dataset import build_dataset
+    >>> from cmcore.synth import generate
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> universe = generate("tiny", seed=1, out=tmp.name, box_size_h=30.0, n_bins=1,
+    ...                     clusters_per_bin=1, field_min_mass=1e13)
+    >>> config = DatasetConfig(bins=(14.0, 14.5, 0.5), projections=("x", "z"),
+    ...                        channels=("Fxb", "Ypar"))
+    >>> out = Path(tmp.name) / "dataset.h5"
+    >>> summary = build_dataset(universe.snapshot, universe.halos, out, config, progress=False)
+    >>> summary.n_images, summary.n_halos
+    (2, 1)
+    >>> with open_dataset(out) as f:
+    ...     print(f["images/Ypar"].shape, f["labels/projection"][:].astype(str).tolist())
+    (2, 120, 120) ['x', 'z']
+
+    Run again, the build finds every image already in the file and renders nothing:
+
+    >>> build_dataset(universe.snapshot, universe.halos, out, config, progress=False).n_new
+    0
+    >>> tmp.cleanup()
     """
     from .halos import read_halos
 
