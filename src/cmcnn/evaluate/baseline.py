@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmcore.datafile import SPLIT_NAMES, DatasetConfig, channel_units, noise_field, open_dataset
+from cmcore.datafile import SPLIT_NAMES, DatasetConfig, channel_units, noise_field, open_dataset, read_labels
 from cmcore.errors import FileFormatError, InputError
 from cmcore.fileio import atomic_write
 from cmcore.halos import cosmology_from_json
@@ -272,7 +272,7 @@ def fit_baseline(path: str | os.PathLike, channels: Sequence[str], *,
             if c not in INTRINSIC_UNITS:
                 raise InputError(f"no baseline for channel {c!r}")
         config, cosmo, pix_arcsec, fov, npix = _dataset_geometry(f)
-        labels = {k: f[f"labels/{k}"][:] for k in ("m200", "log10_m200", "halo_id", "projection", "redshift", "split")}
+        labels = read_labels(f, ("m200", "log10_m200", "halo_id", "projection", "redshift", "split"))
         noise_channels = [str(c) for c in f["noise/seed"].attrs.get("channels", have)]
         seeds = f["noise/seed"][:]
         n = labels["m200"].size

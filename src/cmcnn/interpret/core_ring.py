@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cmcore.datafile import open_dataset
-from cmcore.errors import InputError
+from cmcore.datafile import open_dataset, read_labels, split_code
+from cmcore.errors import FileFormatError, InputError
 from cmcore.figures import save_png
 
 #: Inner radius of the ring in units of θ200 (the paper's 0.15 R200).
@@ -87,25 +87,21 @@ def core_ring_analysis(data: str | os.PathLike, channels: list[str] | None = Non
         ``{"rows": [per channel: channel, region, n, n_nonpositive, pearson_log, spearman],
         "sums": {channel: (F_cent, F_ring)}, "log10_m200": ..., "pixel_arcsec": ...}``.
     """
-    from cmcnn.train.data import SPLITS
-
     with open_dataset(Path(data)) as f:
         names = [c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["channels"]]
         channels = names if channels is None else channels
         missing = [c for c in channels if c not in names]
         if missing:
             raise InputError(f"{data} has no channel(s) {missing} (it holds {names})")
-        if "theta200_arcmin" not in f["labels"]:
-            raise InputError(f"{data} has no labels/theta200_arcmin")
-        rows = np.arange(f["labels/log10_m200"].shape[0])
-        if split is not None:
-            if split not in SPLITS:
-                raise InputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-            rows = np.flatnonzero(f["labels/split"][:] == SPLITS.index(split))
+        try:
+            labels = read_labels(f, ("log10_m200", "theta200_arcmin", "split"))
+        except FileFormatError as exc:
+            raise InputError(str(exc)) from None
+        rows = np.arange(labels["split"].size) if split is None else np.flatnonzero(labels["split"] == split_code(split))
         if rows.size < 3:
             raise InputError(f"{data}: need at least 3 images, have {rows.size}")
-        logm = f["labels/log10_m200"][:][rows]
-        theta = f["labels/theta200_arcmin"][:][rows]
+        logm = labels["log10_m200"][rows]
+        theta = labels["theta200_arcmin"][rows]
         pix = float(f.attrs["pixel_scale_arcsec"])
         sums, table = {}, []
         for ch in channels:

@@ -14,11 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cmcore.datafile import CHANNELS, open_dataset
+from cmcore.datafile import CHANNELS, open_dataset, split_code
 from cmcore.errors import InputError
-
-#: Names of the dataset's split labels, by their stored value.
-SPLITS = ("train", "validation", "test")
 
 
 def parse_channels(text: str | Sequence[str]) -> list[str]:
@@ -94,10 +91,7 @@ class ImageSource:
     # ------------------------------------------------------------------ labels
     def rows(self, split: str) -> np.ndarray:
         """Row indices (sorted) of one split: ``train``, ``validation`` or ``test``."""
-        if split not in SPLITS:
-            raise InputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-        rows = np.flatnonzero(self.split == SPLITS.index(split))
-        return rows
+        return np.flatnonzero(self.split == split_code(split))
 
     def label(self, name: str, rows: np.ndarray | None = None) -> np.ndarray:
         """A label array (``labels/<name>``), for all rows or the given ones."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmcore.datafile import SPLIT_NAMES, open_dataset
+from cmcore.datafile import open_dataset, read_labels, split_code
 from cmcore.errors import InputError
 from cmcore.fileio import atomic_write
 
@@ -35,10 +35,9 @@ def pick_clusters(data: str | os.PathLike, n: int = 4, split: str = "test") -> l
     """Image rows of ``n`` distinct haloes of ``split`` whose masses are nearest to ``n`` evenly
     spaced values from the lightest to the heaviest halo of the split (first image of each halo)."""
     with open_dataset(data) as f:
-        code = f["labels/split"][:]
-        logm = f["labels/log10_m200"][:]
-        hid = f["labels/halo_id"][:]
-    rows = np.flatnonzero(code == SPLIT_NAMES.index(split))
+        labels = read_labels(f, ("split", "log10_m200", "halo_id"))
+    logm, hid = labels["log10_m200"], labels["halo_id"]
+    rows = np.flatnonzero(labels["split"] == split_code(split))
     _, first = np.unique(hid[rows], return_index=True)
     rows = rows[np.sort(first)]
     if rows.size < n:
