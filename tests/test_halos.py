@@ -342,3 +342,14 @@ def test_find_halos_from_single_precision_positions_finds_the_same_haloes(tiny_u
     np.testing.assert_array_equal(a.halo_id, b.halo_id)
     np.testing.assert_allclose(b.m200, a.m200, rtol=1e-3)
     assert np.abs(b.centre - a.centre).max() < 0.005  # Mpc
+
+
+def test_a_catalogue_refuses_the_snapshot_of_another_box():
+    from cmcore.errors import InputError
+    from cmcore.halos import HaloCatalogue
+
+    cat = HaloCatalogue(halo_id=np.array([1]), centre=np.zeros((1, 3)), m200=np.array([1e14]),
+                        r200=np.array([1.0]), n_particles=np.array([100]), boxsize=100.0, redshift=0.0)
+    cat.check_snapshot(100.0 * (1 + 1e-6))
+    with pytest.raises(InputError, match="not the catalogue of this snapshot"):
+        cat.check_snapshot(150.0)

@@ -309,12 +309,24 @@ def sample_star_noise(snapshot: str | os.PathLike, halos: str | os.PathLike,
         raise InputError(f"no halo of {halos} falls in the mass bins {config.bins}")
     star_config = dataclasses.replace(config, channels=("Star",), instrument="ideal", star_noise=None)
     renderer = make_renderer(Path(snapshot), star_config, cosmology=cosmology, workers=int(workers))
+    cat.check_snapshot(renderer.snapshot.boxsize)
     row_of = {int(cat.halo_id[r]): r for r in rows}
     plan = plan_images(rows, cat.halo_id, star_config)
     images = (renderer.render(np.asarray(cat.centre[row_of[t.halo_id]], dtype=float), t,
                               float(cat.r200[row_of[t.halo_id]]))["Star"]
               for t in progress_bar(plan, unit="img", desc="Star noise", disable=not progress))
     return stellar_noise_from_sample(images)
+
+
+def with_sampled_star_noise(snapshot: str | os.PathLike, halos: str | os.PathLike, config: DatasetConfig, *,
+                            workers: int = 1, progress: bool = True) -> tuple[DatasetConfig, float]:
+    """``config`` with the paper's stellar-noise rule applied to this sample (``--star-noise sample``).
+
+    Returns the new settings and the rms [M☉ kpc⁻² per pixel]: 0.1 × the mean noise-free
+    ``Star`` pixel of the selected haloes (:func:`sample_star_noise`).
+    """
+    rms = sample_star_noise(snapshot, halos, config, workers=workers, progress=progress)
+    return dataclasses.replace(config, star_noise=rms), rms
 
 
 def build_dataset(
@@ -446,6 +458,7 @@ def build_dataset(
         # read the snapshot before leaving anything on disk: a bad snapshot leaves no trace
         if scheduler is None:
             renderer = make_renderer(snapshot, config, cosmology=cosmology, nthreads=1, workers=int(workers))
+            cat.check_snapshot(renderer.snapshot.boxsize)
         else:
             from .distributed import check_indexed, render_parts
 

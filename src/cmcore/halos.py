@@ -104,6 +104,12 @@ class HaloCatalogue:
     def __len__(self) -> int:
         return int(self.halo_id.size)
 
+    def check_snapshot(self, boxsize: float) -> None:
+        """Refuse a snapshot whose periodic box is not this catalogue's (another simulation's)."""
+        if not np.isclose(self.boxsize, boxsize, rtol=1e-4):
+            raise InputError(f"catalogue box {self.boxsize:.6g} Mpc differs from the snapshot's {boxsize:.6g} Mpc: "
+                             "not the catalogue of this snapshot")
+
     def index(self, halo_id: int) -> int:
         """Row of ``halo_id``; :class:`InputError` when it is not in the catalogue."""
         rows = np.flatnonzero(self.halo_id == int(halo_id))

@@ -69,11 +69,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
     import sys
     import warnings
 
-    from cmcore.dataset import build_dataset, sample_star_noise
+    from cmcore.dataset import build_dataset, with_sampled_star_noise
     from cmcore.datafile import DatasetConfig
 
     if args.interloper_radius is not None and not args.no_interlopers:
@@ -87,10 +86,9 @@ def run(args: argparse.Namespace) -> int:
         if args.no_interlopers else None,
     )
     if args.star_noise == "sample" and "Star" in config.channels:
-        rms = sample_star_noise(args.snapshot, args.halos, config, workers=args.workers,
-                                progress=not args.no_progress)
+        config, rms = with_sampled_star_noise(args.snapshot, args.halos, config, workers=args.workers,
+                                              progress=not args.no_progress)
         print(f"Star noise from the sample: {rms:.4g} Msun/kpc^2 per pixel (0.1 x mean noise-free pixel)")
-        config = dataclasses.replace(config, star_noise=rms)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = lambda msg, *a, **k: print(f"cmc dataset: warning: {msg}", file=sys.stderr)

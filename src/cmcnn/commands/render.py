@@ -74,11 +74,7 @@ def run(args: argparse.Namespace) -> int:
             )
         except InputError as exc:
             raise InputError(f"channel {ch}: {exc}") from None
-        if not np.isclose(cat.boxsize, snap.boxsize, rtol=1e-4):
-            raise InputError(
-                f"catalogue box {cat.boxsize:.6g} Mpc differs from the snapshot's {snap.boxsize:.6g} Mpc: "
-                "not the catalogue of this snapshot"
-            )
+        cat.check_snapshot(snap.boxsize)
         cosmo = snap.cosmology if args.cosmology == "snapshot" else None
         cut = render_cutout(
             snap, cat.centre[row], ch, redshift=args.redshift, los=args.los,
