@@ -574,6 +574,10 @@ def load_model(run: str | os.PathLike, weights: str = "best") -> tuple[keras.Mod
     if not cfg_path.is_file():
         raise InputError(f"{run} is not a training run (no config.json)")
     config = json.loads(cfg_path.read_text())
+    if "fusion" in config:  # a fusion of single-channel runs (cmcnn.train.fusion): rebuilt from its members
+        from cmcnn.train.fusion import build_fused
+
+        return build_fused(config), config
     model = build_model(config["channels"], npix=config["npix"], dropout=config["dropout"],
                         redshift=config.get("redshift", False), head=config.get("head", "paper"),
                         uncertainty=config.get("uncertainty", False))
