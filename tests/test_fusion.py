@@ -56,3 +56,14 @@ def test_fused_network_exports_and_predicts_through_onnxruntime(fused, tmp_path)
         rows = src.rows("validation")
         logm = p.predict(src.read(rows), redshift=src.label("redshift", rows), extrapolate=True)
     np.testing.assert_allclose(logm, predict_run(out, split="validation")["log10_m200_pred"], atol=2e-5)
+
+
+def test_the_card_of_a_fused_network_states_the_fusion(fused, tmp_path):
+    data, _, out = fused
+    model = tmp_path / "f.onnx"
+    assert cli.main(["export", str(out), "--out", str(model)]) == 0
+    assert cli.main(["evaluate", str(model), "--data", str(data), "--out", str(tmp_path / "r")]) == 0
+    assert cli.main(["card", str(model), "--report", str(tmp_path / "r"), "--out", str(tmp_path / "f.md")]) == 0
+    text = (tmp_path / "f.md").read_text()
+    w = json.loads((out / "config.json").read_text())["fusion"]["weights"]
+    assert "`cmc fuse`: log10 M =" in text and f"{w[0]:+.4f} μ(Ypar)" in text and "linearly" in text

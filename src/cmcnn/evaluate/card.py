@@ -147,11 +147,14 @@ def write_card(model: str | os.PathLike, report: str | os.PathLike, out: str | o
         weights_text = (f"weights of epoch {training.get('best_epoch')}, the lowest validation loss "
                         f"{_f(training.get('best_val_loss'), '.5f')}")
     unit_list = "; ".join(f"{c}: {units[c] or 'dimensionless'}" for c in channels)
+    fusion = json.loads(meta["fusion"]) if "fusion" in meta else None
+    what = (f"The multi-channel network on {', '.join(channels)}: the single-channel CNNs of {PAPER}, one per "
+            "channel, their masses combined linearly" if fusion else
+            f"The {'multi-channel' if len(channels) > 1 else 'single-channel'} CNN of {PAPER} on {', '.join(channels)}")
     lines = [
         f"# Model card: `{model.name}`",
         "",
-        f"The {'multi-channel' if len(channels) > 1 else 'single-channel'} CNN of {PAPER} on "
-        f"{', '.join(channels)}: log10(M200c/M☉) of a galaxy cluster from its mock image.",
+        f"{what}: log10(M200c/M☉) of a galaxy cluster from its mock image.",
         "",
         "## Inputs and output",
         "",
@@ -180,10 +183,15 @@ def write_card(model: str | os.PathLike, report: str | os.PathLike, out: str | o
         "",
         f"- data: `{meta.get('dataset_name', '?')}` (SHA-256 `{meta.get('dataset_sha256', '?')}`), "
         f"{training.get('n_train')} training and {training.get('n_validation')} validation images, split by halo",
-        f"- `cmc train`: {training.get('epochs_run') or training.get('epochs')} epochs ({weights_text}), "
-        f"{_recipe(training)}, batch {training.get('batch_size')}, seed {training.get('seed')}, augmentation "
-        f"{'by the 8 symmetries of the square' if training.get('augment') else 'off'}, "
-        f"{'compact' if training.get('head') == 'compact' else 'the paper'}'s dense head",
+        *([f"- `cmc fuse`: log10 M = {fusion['intercept']:+.4f} "
+           + " ".join(f"{w:+.4f} μ({c})" for w, c in zip(fusion["weights"], fusion["members"]))
+           + ", μ(c) the single-channel networks' masses (each trained as its own card says), the weights the "
+           "least-squares fit over the validation split; errors the members' combined and rescaled on validation"]
+          if fusion else
+          [f"- `cmc train`: {training.get('epochs_run') or training.get('epochs')} epochs ({weights_text}), "
+           f"{_recipe(training)}, batch {training.get('batch_size')}, seed {training.get('seed')}, augmentation "
+           f"{'by the 8 symmetries of the square' if training.get('augment') else 'off'}, "
+           f"{'compact' if training.get('head') == 'compact' else 'the paper'}'s dense head"]),
         f"- wall time: {_f(None if wall is None else wall / 60.0, '.1f')} min (sum of the epochs' times in "
         f"`history.csv`, on the training machine); trained with cmc {meta.get('trained_with') or '?'}, exported with cmc "
         f"{meta.get('code_version', '?')} on {meta.get('exported', '?')[:10]}",

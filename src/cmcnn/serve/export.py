@@ -292,6 +292,9 @@ def model_metadata(config: dict, run: Path, *, metrics: dict | None, max_abs_dif
         "training": json.dumps(training), "scaling": json.dumps(config.get("scaling", {})),
         "parity_max_abs_diff": f"{max_abs_diff:.3g}", "parity_images": str(n_parity),
         **mi.io_metadata(z_range, bool(config.get("uncertainty"))),
+        **({"fusion": json.dumps({"members": [m["channel"] for m in config["fusion"]["members"]],
+                                  "weights": config["fusion"]["weights"], "intercept": config["fusion"]["intercept"],
+                                  "fitted_on": config["fusion"]["fitted_on"]})} if "fusion" in config else {}),
         **({"error_calibration": json.dumps({"error_scale": config["error_scale"],
                                               "rule": "+-1 sigma covers 68.3 % of the validation images",
                                               "coverage_validation": config.get("error_coverage_validation")})}
