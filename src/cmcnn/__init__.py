@@ -4,7 +4,7 @@ TensorFlow is imported lazily, only by the commands that train; rendering,
 prediction and mask scans never load it.  :class:`Predictor` (onnxruntime) is
 imported on first use, so ``import cmcnn`` stays light.
 """
-from cmcore._version import __version__
+from cmcore import __version__
 
 __all__ = ["__version__", "Predictor"]
 

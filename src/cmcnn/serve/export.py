@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmcore._version import __version__
+from cmcore import __version__
 from cmcore.errors import CmcError, FileFormatError, InputError
 from cmcore.fileio import atomic_write
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmcore._version import __version__
+from cmcore import __version__
 from cmcore.errors import InputError
 from cmcore.fileio import atomic_write, file_sha256
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cmcore._version import __version__
+from cmcore import __version__
 from cmcore.fileio import file_sha256
 from cmcore.errors import InputError
 from cmcore.fileio import atomic_write

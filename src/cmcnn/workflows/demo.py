@@ -178,7 +178,7 @@ def mask_scan_most_massive(model: str | os.PathLike, data: str | os.PathLike, ou
 def write_demo_report(out: Path, csvs: dict[str, Path], evaluation: Path, scan: Path, *, preset: str,
                       seed: int) -> dict:
     """``report.md``/``report.json``: Table 2 of the shipped networks and the baseline, with the figures."""
-    from cmcore._version import __version__
+    from cmcore import __version__
 
     from cmcnn.evaluate.report import Comparison, Estimator, write_report
 

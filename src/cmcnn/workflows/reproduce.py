@@ -47,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cmcore._version import __version__
+from cmcore import __version__
 from cmcore.datafile import CHANNELS, PROJECTIONS, DatasetConfig
 from cmcore.errors import InputError
 from cmcore.fileio import atomic_write

@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cmcore._version import __version__
+from cmcore import __version__
 from cmcore.fileio import file_sha256
 from cmcore.errors import InputError
 from cmcore.fileio import atomic_write
