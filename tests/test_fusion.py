@@ -40,8 +40,9 @@ def test_fused_mass_is_the_validation_least_squares_combination(fused):
     # no worse on validation than its best member (least squares includes each member alone)
     rms = np.sqrt(np.mean((p["log10_m200_pred"] - y) ** 2))
     assert rms <= min(np.sqrt(np.mean((m["log10_m200_pred"] - y) ** 2)) for m in members) + 1e-6
-    inside = np.abs(p["log10_m200_pred"] - y) <= p["log10_m200_err"]
-    assert inside.mean() == pytest.approx(0.683, abs=1.5 / y.size)
+    c1, c2 = np.mean(np.abs(p["log10_m200_pred"] - y) <= p["log10_m200_err"]), np.mean(np.abs(p["log10_m200_pred"] - y) <= 2 * p["log10_m200_err"])   # at least nominal at 1σ and 2σ, one of them tight
+    assert c1 >= 0.6827 - 1.5 / y.size and c2 >= 0.9545 - 1.5 / y.size
+    assert min(abs(c1 - 0.6827), abs(c2 - 0.9545)) <= 1.5 / y.size
 
 
 def test_fused_network_exports_and_predicts_through_onnxruntime(fused, tmp_path):

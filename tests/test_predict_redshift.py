@@ -166,4 +166,6 @@ def test_export_with_the_validation_calibration_removes_regression_to_the_mean(z
     np.testing.assert_allclose(logm, ref.apply(val["log10_m200_pred"]), atol=1e-5)
     # calibrated on validation: no mean trend of the residual with the true mass, ±1σ holds 68.3 %
     assert abs(np.polyfit(t, logm - t, 1)[0]) < 1e-6 + abs(np.polyfit(t, val["log10_m200_pred"] - t, 1)[0]) * 0.01
-    assert np.mean(np.abs(logm - t) <= err) == pytest.approx(0.683, abs=1.5 / t.size)
+    c1, c2 = np.mean(np.abs(logm - t) <= err), np.mean(np.abs(logm - t) <= 2 * err)   # at least nominal at 1σ and 2σ, one of them tight
+    assert c1 >= 0.6827 - 1.5 / t.size and c2 >= 0.9545 - 1.5 / t.size
+    assert min(abs(c1 - 0.6827), abs(c2 - 0.9545)) <= 1.5 / t.size

@@ -169,8 +169,8 @@ def write_card(model: str | os.PathLike, report: str | os.PathLike, out: str | o
           ["- no redshift input: the network infers the distance from the image (the paper's networks)"]),
         f"- output `{meta.get('output_name', 'log10_m200')}`: {meta.get('output_units', 'log10(M200c/Msun)')}",
         *([f"- output `log10_m200_err`: the 1σ error of log10 M200 [dex] from the error head, scaled by "
-           f"{json.loads(meta['error_calibration'])['error_scale']:.3f} so that ±1σ covers 68.3 % of the "
-           "validation images"] if "log10_m200_err" in outputs and "error_calibration" in meta else []),
+           f"{json.loads(meta['error_calibration'])['error_scale']:.3f} so that ±1σ and ±2σ cover at least 68.3 % "
+           "and 95.4 % of the validation images"] if "log10_m200_err" in outputs and "error_calibration" in meta else []),
         *([f"- calibrated against regression to the mean inside the graph: log10_m200 = (network − "
            f"{json.loads(meta['mass_calibration'])['intercept']:.4f}) / "
            f"{json.loads(meta['mass_calibration'])['slope']:.4f}, the linear fit of the network's log M on the "

@@ -296,7 +296,7 @@ def model_metadata(config: dict, run: Path, *, metrics: dict | None, max_abs_dif
                                   "weights": config["fusion"]["weights"], "intercept": config["fusion"]["intercept"],
                                   "fitted_on": config["fusion"]["fitted_on"]})} if "fusion" in config else {}),
         **({"error_calibration": json.dumps({"error_scale": config["error_scale"],
-                                              "rule": "+-1 sigma covers 68.3 % of the validation images",
+                                              "rule": "+-1 and +-2 sigma cover at least 68.3 and 95.4 % of the validation images",
                                               "coverage_validation": config.get("error_coverage_validation")})}
            if config.get("uncertainty") else {}),
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -339,10 +339,10 @@ def validation_images(config: dict, data: str | os.PathLike | None, n: int) -> t
 
 
 def validation_calibration(run: Path, data, config: dict, weights: str = "best"):
-    """The mass calibration fitted on the run's validation predictions, and the error scale that
-    makes ±1σ of the calibrated mass cover 68.3 % of the validation images."""
+    """The mass calibration fitted on the run's validation predictions, and the error scale for the
+    calibrated mass (:func:`cmcnn.train.training.error_scale` on the validation images)."""
     from cmcnn.train.calibration import fit_calibration
-    from cmcnn.train.training import COVERAGE_1SIGMA, predict_run
+    from cmcnn.train.training import error_scale, predict_run
 
     if weights != "best":
         raise InputError("--calibrate uses the best weights (the validation predictions of the run)")
@@ -352,7 +352,7 @@ def validation_calibration(run: Path, data, config: dict, weights: str = "best")
     if "log10_m200_err" in cols:
         sigma = cols["log10_m200_err"] / scale   # the error head's raw σ
         r = np.abs(cal.apply(cols["log10_m200_pred"]) - cols["log10_m200_true"]) / (sigma / cal.slope)
-        scale = float(np.quantile(r, COVERAGE_1SIGMA))
+        scale = error_scale(r)
     return cal, scale
 
 

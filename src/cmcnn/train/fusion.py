@@ -9,7 +9,7 @@ and predicts
 with μ_k, σ_k the members' masses and calibrated errors.  ``w`` and ``b`` are the
 least-squares fit of the true log10 M200 on the members' predictions over the
 **validation** split (the members never trained on it; the test split is never read), and
-``s`` makes ±σ cover 68.3 % of the validation images (the members' errors are correlated,
+``s`` makes ±σ and ±2σ cover at least 68.3 % and 95.4 % of the validation images (the members' errors are correlated,
 so Σ|w_k|σ_k, their sum for fully correlated errors, is rescaled rather than added in
 quadrature).  The fused run directory holds only ``config.json``; :func:`build_fused`
 rebuilds the network from the members' weights, so ``cmc export``, ``cmc evaluate`` and the
@@ -86,7 +86,7 @@ def fuse_runs(members: list[str | os.PathLike], data: str | os.PathLike, out: st
     dict
         The fused run's configuration (weights, intercept, error scale, validation rms).
     """
-    from cmcnn.train.training import COVERAGE_1SIGMA, predict_run
+    from cmcnn.train.training import error_scale, predict_run
 
     data, out = Path(data), Path(out)
     cfgs = [json.loads((Path(m) / "config.json").read_text()) for m in members]
@@ -108,7 +108,7 @@ def fuse_runs(members: list[str | os.PathLike], data: str | os.PathLike, out: st
     w, b = coef[:-1], float(coef[-1])
     mu = design @ coef
     sigma = np.abs(w) @ np.stack([v["log10_m200_err"] for v in val])
-    scale = float(np.quantile(np.abs(mu - y) / sigma, COVERAGE_1SIGMA))
+    scale = error_scale(np.abs(mu - y) / sigma)
     first = cfgs[0]
     with ImageSource(data, channels, cache="none") as src:
         npix = src.npix
