@@ -172,6 +172,11 @@ def test_survey_recipe_trains_a_redshift_aware_network_with_calibrated_errors(pl
     a = np.asarray(model({"image": x, "redshift": z}, training=False)[0])
     b = np.asarray(model({"image": x, "redshift": z + 0.04}, training=False)[0])
     assert np.abs(a - b).max() > 1e-4
+    # rerunning the finished run keeps it calibrated
+    scale = cfg["error_scale"]
+    assert train(planted_dataset, run, TrainConfig.survey(["Ypar"], epochs=3, batch_size=16, lr=3e-3),
+                 progress=False).epochs_new == 0
+    assert json.loads((run / "config.json").read_text())["error_scale"] == pytest.approx(scale)
     # a cosine schedule depends on the epoch count: extending the run is refused
     with pytest.raises(InputError, match="other settings"):
         train(planted_dataset, run, TrainConfig.survey(["Ypar"], epochs=4, batch_size=16, lr=3e-3), progress=False)

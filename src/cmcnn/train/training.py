@@ -422,6 +422,8 @@ def _train(source: ImageSource, data: Path, run: Path, config: TrainConfig, prog
     if done0 >= config.epochs:
         _log(f"{run}: already trained for {done0} epochs (best validation loss "
              f"{state['best_val_loss']:.5f} at epoch {state['best_epoch']}); nothing to do")
+        if config.uncertainty:  # config.json was written afresh: the error scale of the best weights again
+            _calibrate_errors(run, source, val_rows)
         return TrainSummary(run, done0, 0, state["best_epoch"], state["best_val_loss"], 0.0, 0.0)
 
     cached = source.cache_rows(np.concatenate([train_rows, val_rows]))
