@@ -287,24 +287,28 @@ def _card_rows(name: str) -> dict[str, list[str]]:
 
 @pytest.mark.skipif(not (ROOT / "models" / "multi.md").is_file(), reason="no shipped models")
 def test_readme_shipped_models_table_matches_the_cards():
-    """README's "Shipped models" table quotes each model card's network and baseline rows."""
+    """README's "Shipped models" table quotes each model card's network row, its coverage and the best
+    baseline of each kind (image + z, image only) among the card's rows."""
     doc = _section((ROOT / "README.md").read_text(), "## Shipped models")
     seen = 0
     for line in doc.splitlines():
-        m = re.match(r"\| \[`(\w+)`\]\(models/\1\.md\) \| ([\d.]+) \| ([\d.]+) \| ([+-][\d.]+) ± ([\d.]+) \| "
-                     r"(?:the best one: )?(baseline [^|]+?) \| ([\d.]+) \| ([\d.]+) \|", line)
+        m = re.match(r"\| \[`(\w+)`\]\(models/\1\.md\) \| ([\d.]+ ± [\d.]+) \| ([\d.]+) \| ([+-][\d.]+ ± [\d.]+) \| "
+                     r"([\d.]+) / ([\d.]+) \| (?:the best one: )?(baseline [^|]+?) \| ([\d.]+ ± [\d.]+) \| "
+                     r"(?:the best one: )?(baseline [^|]+?) \| ([\d.]+ ± [\d.]+) \|", line)
         if not m:
             continue
         seen += 1
         card = _card_rows(m[1])
-        net = card[f"{m[1]} network (this model)"]
-        assert [m[2], m[3], f"{m[4]} ± {m[5]}"] == [net[8], net[7], net[5]]
-        base = card[m[6]]
-        assert [m[7], m[8]] == [base[8], base[7]]
-        if m[1] == "multi":   # "the best one" must be the best of the card's baselines
-            assert float(m[7]) == min(float(r[8]) for k, r in card.items() if k.startswith("baseline"))
+        net = next(v for k, v in card.items() if k.startswith(f"{m[1]} network (this model"))
+        assert [m[2], m[3], m[4]] == [net[8], net[7], net[5]]
+        text = (ROOT / "models" / f"{m[1]}.md").read_text()
+        assert f"±1σ holds {m[5]} ±" in text and f"±2σ {m[6]} ±" in text
+        for label, sigma, given in ((m[7], m[8], "image + z"), (m[9], m[10], "image only")):
+            assert card[label][8] == sigma and label.endswith(f"{given})")
+            best = min(float(r[8].split(" ± ")[0]) for k, r in card.items()
+                       if k.startswith("baseline") and k.endswith(f"{given})"))
+            assert float(sigma.split(" ± ")[0]) == best
     assert seen == 5
-
 
 def test_readme_demo_table_matches_the_recorded_demo_run():
     """README's "What the main job does" quotes bench/results/demo_small.json (cmc demo --out demo-out)."""
@@ -358,3 +362,15 @@ def test_train_docs_quote_the_recorded_recipe_campaign():
     for name, b in rec["baselines"].items():
         t = b["table2"]
         assert f"| {t['scatter_dex']:.4f} ± {t['scatter_dex_se']:.4f} |" in doc, name
+
+
+def test_readme_quotes_the_recorded_floor():
+    """README's shipped-models paragraph quotes bench/results/floor.json: the averaged aperture and the floors."""
+    rec = _json("floor.json")
+    doc = " ".join(_section((ROOT / "README.md").read_text(), "## Shipped models").split())
+    m = re.search(r"four projections \(([\d.]+) dex\).*?true 3D Y500 scatters by ([\d.]+) dex, on Y500, M_gas, T_X and "
+                  r"the stellar masses together by ([\d.]+)", doc)
+    assert m, "README no longer quotes the floor"
+    assert float(m[1]) == pytest.approx(rec["aperture_four_projections"]["scatter_dex"], abs=5e-5)
+    assert float(m[2]) == pytest.approx(rec["floor_y500"]["scatter_dex"], abs=5e-5)
+    assert float(m[3]) == pytest.approx(rec["floor_all"]["scatter_dex"], abs=5e-5)
