@@ -374,3 +374,14 @@ def test_readme_quotes_the_recorded_floor():
     assert float(m[1]) == pytest.approx(rec["aperture_four_projections"]["scatter_dex"], abs=5e-5)
     assert float(m[2]) == pytest.approx(rec["floor_y500"]["scatter_dex"], abs=5e-5)
     assert float(m[3]) == pytest.approx(rec["floor_all"]["scatter_dex"], abs=5e-5)
+
+
+def test_tour_outputs_come_from_the_recorded_run():
+    """Every output line of docs/tour.md's console block is a line of bench/results/tour.txt."""
+    record = set((ROOT / "bench" / "results" / "tour.txt").read_text().splitlines())
+    doc = (ROOT / "docs" / "tour.md").read_text()
+    block = doc[doc.index("```console") + len("```console"):doc.index("```", doc.index("```console") + 10)]
+    outputs = [line for line in block.strip().splitlines() if not line.startswith(("$ ", "      "))]
+    assert len(outputs) >= 10
+    missing = [line for line in outputs if line not in record]
+    assert missing == []
