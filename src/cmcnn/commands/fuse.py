@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cmcnn.train.fusion import fuse_runs
+    from cmcnn.train.fuse import fuse_runs
 
     members = [m.strip() for m in args.members.split(",") if m.strip()]
     cfg = fuse_runs(members, args.data, args.out)

@@ -592,7 +592,7 @@ def load_model(run: str | os.PathLike, weights: str = "best") -> tuple[keras.Mod
     if "fusion" in config:  # a fusion of single-channel runs (cmcnn.train.fusion): rebuilt from its members
         from cmcnn.train.fusion import build_fused
 
-        return build_fused(config), config
+        return build_fused(config, load_model), config
     model = build_model(config["channels"], npix=config["npix"], dropout=config["dropout"],
                         redshift=config.get("redshift", False), head=config.get("head", "paper"),
                         uncertainty=config.get("uncertainty", False))
