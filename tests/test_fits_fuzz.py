@@ -13,6 +13,7 @@ from cmcnn.serve.fits import read_fits
 from cmcnn.serve.metadata import ModelInfo, minimal_metadata
 
 NPIX = 24
+pytestmark = pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning", "ignore::UserWarning")
 INFO = ModelInfo.from_metadata(minimal_metadata(["Ypar"], NPIX, 10.0, {"Ypar": ""}))
 
 
