@@ -100,9 +100,10 @@ def table(record: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python bench/recipe.py", description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="dataset (cmc dataset) to train and score on")
-    ap.add_argument("--work", required=True, help="folder of the training runs (resumable)")
-    ap.add_argument("--runs", required=True, help="comma list of CHANNEL-VARIANT")
+    ap.add_argument("--data", help="dataset (cmc dataset) to train and score on")
+    ap.add_argument("--work", help="folder of the training runs (resumable)")
+    ap.add_argument("--runs", default="", help="comma list of CHANNEL-VARIANT")
+    ap.add_argument("--figure", default=None, help="also draw the recorded runs' learning curves into this PNG")
     ap.add_argument("--epochs", type=int, default=30, help="epochs per run (default 30)")
     ap.add_argument("--name", default="recipe", help="record name (default recipe)")
     ap.add_argument("--out", default="bench/results", help="record folder")
@@ -111,9 +112,16 @@ def main(argv=None) -> int:
     from cmcnn.train.history import read_history
     from cmcnn.train.training import predict_run, train
 
-    data, work = Path(args.data), Path(args.work)
     path = Path(args.out) / f"{args.name}.json"
     record = json.loads(path.read_text()) if path.is_file() else {"runs": {}, "baselines": {}}
+    if not args.runs:
+        if args.figure is None:
+            ap.error("give --runs to train, or --figure to draw the recorded learning curves")
+        _figure(record, args.figure)
+        return 0
+    if args.data is None or args.work is None:
+        ap.error("--runs needs --data and --work")
+    data, work = Path(args.data), Path(args.work)
     record.update(data=str(data), machine=machine_info(),
                   commit=subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip())
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
@@ -140,7 +148,17 @@ def main(argv=None) -> int:
         print(f"{run}: {time.perf_counter() - t0:.0f} s", flush=True)
         write_result(args.out, args.name, record, table(record))
         print(table(record), flush=True)
+    if args.figure:
+        _figure(record, args.figure)
     return 0
+
+
+def _figure(record: dict, out: str) -> None:
+    """Validation (solid) and training (dotted) loss of every recorded run (Fig. 4 form)."""
+    from cmcnn.train.history import learning_curves
+
+    curves = [(name, {k: np.asarray(v) for k, v in run["history"].items()}) for name, run in record["runs"].items()]
+    print(f"wrote {learning_curves(curves, out)}")
 
 
 if __name__ == "__main__":
