@@ -43,7 +43,8 @@ def main() -> int:
 
     from cmcnn.benchmarks.train import _worker
     from cmcnn.train.history import read_history
-    from cmcnn.train.training import TrainConfig, train
+    from cmcnn.train.training import train
+    from cmcnn.train.recipe import TrainConfig
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ Usage::
     python bench/recipe.py --data WORK/paper.h5 --work WORK/recipe --runs Ypar-survey,Ypar-paper-head,...
         [--epochs 30] [--name recipe] [--out bench/results]
 
-Each run is ``CHANNEL-VARIANT``: the survey recipe (:meth:`cmcnn.train.training.TrainConfig.survey`)
+Each run is ``CHANNEL-VARIANT``: the survey recipe (:meth:`cmcnn.train.recipe.TrainConfig.survey`)
 with one ingredient changed (:data:`VARIANTS`).  Runs train in ``WORK/<run>`` (resumable: rerun the
 command to continue), then predict the test split; both classical baselines of the channel (image
 + z and image only) are fitted on the same dataset.  The record holds, per run, the settings, the
@@ -43,7 +43,7 @@ CHANNELS = {"Star": ["Star"], "Fxs": ["Fxs"], "Fxb": ["Fxb"], "Ypar": ["Ypar"], 
 
 
 def config_for(run: str, epochs: int):
-    from cmcnn.train.training import TrainConfig
+    from cmcnn.train.recipe import TrainConfig
 
     channel, _, variant = run.partition("-")
     if channel not in CHANNELS or variant not in VARIANTS:

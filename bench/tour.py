@@ -15,7 +15,6 @@ demo's most massive test cluster run here and their output is recorded too.  Wri
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys

@@ -108,7 +108,8 @@ def trained_onnx(tmp_path_factory):
     ``runz``/``modelz``: a ``Ypar`` run by the survey recipe (redshift input, error head).
     """
     from cmcnn.serve.export import export_run
-    from cmcnn.train.training import TrainConfig, train
+    from cmcnn.train.training import train
+    from cmcnn.train.recipe import TrainConfig
 
     d = tmp_path_factory.mktemp("trained_onnx")
     data = write_planted_dataset(d / "planted.h5")

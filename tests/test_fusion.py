@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from cmcnn import cli  # noqa: E402
-from cmcnn.train.training import TrainConfig, predict_run, train  # noqa: E402
+from cmcnn.train.training import predict_run, train  # noqa: E402
+from cmcnn.train.recipe import TrainConfig  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -199,7 +199,8 @@ def test_cli_mask_and_core_ring(onnx_models, tmp_path):
 
 def test_cli_deepdream_on_a_run(planted_dataset, tmp_path):
     from cmcnn.cli import main
-    from cmcnn.train.training import TrainConfig, train
+    from cmcnn.train.training import train
+    from cmcnn.train.recipe import TrainConfig
 
     run = tmp_path / "run"
     train(planted_dataset, run, TrainConfig(channels="Fxs", epochs=1, batch_size=20), progress=False)

@@ -10,7 +10,8 @@ pytest.importorskip("tensorflow")
 
 from cmcnn.train.data import ImageSource, square_symmetry  # noqa: E402
 from cmcnn.train.history import read_history as _read  # noqa: E402
-from cmcnn.train.training import TrainConfig, learning_rate_schedule, load_model, predict_run, train  # noqa: E402
+from cmcnn.train.training import load_model, predict_run, train  # noqa: E402
+from cmcnn.train.recipe import TrainConfig, learning_rate_schedule  # noqa: E402
 
 
 def read_history(run):
@@ -127,7 +128,7 @@ def test_multichannel_run_and_predictions(planted_dataset, tmp_path):
 
 def test_cosine_schedule_anneals_to_zero_and_weight_decay_spares_biases():
     from cmcnn.train.models import build_model
-    from cmcnn.train.training import make_optimizer
+    from cmcnn.train.recipe import make_optimizer
 
     cfg = TrainConfig(channels=["Ypar"], lr=2e-3, schedule="cosine", optimizer="adam", weight_decay=0.5)
     opt = make_optimizer(cfg, steps=100)
@@ -183,7 +184,7 @@ def test_survey_recipe_trains_a_redshift_aware_network_with_calibrated_errors(pl
 
 
 def test_error_scale_covers_both_intervals():
-    from cmcnn.train.training import error_scale
+    from cmcnn.train.calibration import error_scale
 
     rng = np.random.default_rng(5)
     assert error_scale(np.abs(rng.normal(size=200_000))) == pytest.approx(1.0, abs=0.01)   # Gaussian: σ as it is

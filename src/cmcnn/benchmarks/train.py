@@ -53,7 +53,7 @@ def _worker(network: str, threads: int, images: int, batch: int, repeat: int) ->
 
         devices = [str(d) for d in jax.devices() if d.platform == "gpu"]
     from cmcnn.train.models import build_model
-    from cmcnn.train.training import TrainConfig, make_optimizer
+    from cmcnn.train.recipe import TrainConfig, make_optimizer
 
     channels = NETWORKS[network]
     rng = np.random.default_rng(0)

@@ -47,7 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cmcnn.train.training import TrainConfig, train
+    from cmcnn.train.training import train
+    from cmcnn.train.recipe import TrainConfig
 
     given = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
                                ("schedule", args.schedule), ("decay", args.decay),

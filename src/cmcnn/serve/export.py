@@ -340,9 +340,10 @@ def validation_images(config: dict, data: str | os.PathLike | None, n: int) -> t
 
 def validation_calibration(run: Path, data, config: dict, weights: str = "best"):
     """The mass calibration fitted on the run's validation predictions, and the error scale for the
-    calibrated mass (:func:`cmcnn.train.training.error_scale` on the validation images)."""
+    calibrated mass (:func:`cmcnn.train.calibration.error_scale` on the validation images)."""
     from cmcnn.train.calibration import fit_calibration
-    from cmcnn.train.training import error_scale, predict_run
+    from cmcnn.train.training import predict_run
+    from cmcnn.train.calibration import error_scale
 
     if weights != "best":
         raise InputError("--calibrate uses the best weights (the validation predictions of the run)")

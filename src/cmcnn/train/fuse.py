@@ -33,7 +33,8 @@ def fuse_runs(members: list[str | os.PathLike], data: str | os.PathLike, out: st
     dict
         The fused run's configuration (weights, intercept, error scale, validation rms).
     """
-    from cmcnn.train.training import error_scale, predict_run
+    from cmcnn.train.training import predict_run
+    from cmcnn.train.calibration import error_scale
 
     data, out = Path(data), Path(out)
     cfgs = [json.loads((Path(m) / "config.json").read_text()) for m in members]

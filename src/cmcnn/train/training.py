@@ -44,95 +44,16 @@ from cmcore.fileio import file_sha256
 from cmcore.errors import InputError
 from cmcore.fileio import atomic_write
 
-from cmcnn.train.data import ImageSource, parse_channels, square_symmetry
+from cmcnn.train.data import ImageSource, square_symmetry
 from cmcnn.train.history import HISTORY_COLUMNS, learning_curves, read_history
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402  (after the log-level default)
 
-from cmcnn.train.models import HEADS, build_model, fit_scaling, gaussian_nll  # noqa: E402
-
-#: Optimisers ``cmc train --optimizer`` offers.
-OPTIMIZERS = ("rmsprop", "adam", "sgd")
-#: Learning-rate schedules: the paper's lr/(1 + decay·step), or a cosine from lr to 0 over the run.
-SCHEDULES = ("inverse-time", "cosine")
-#: The probabilities ±1σ and ±2σ of a Gaussian hold: the error scale covers both on validation.
-COVERAGE_1SIGMA = 0.6826894921370859
-COVERAGE_2SIGMA = 0.9544997361036416
-
-
-def error_scale(ratios: np.ndarray) -> float:
-    """The smallest factor s for which ±s·σ covers 68.3 % and ±2s·σ 95.4 % of the images.
-
-    ``ratios`` are |log M_pred − log M_true| / σ on the validation split.  Matching the 1σ
-    coverage alone leaves the heavier-than-Gaussian tails of the residuals short at 2σ (and
-    validation, on which the best epoch was chosen, flatters the network a little).
-    """
-    r = np.asarray(ratios, dtype=float)
-    return float(max(np.quantile(r, COVERAGE_1SIGMA), np.quantile(r, COVERAGE_2SIGMA) / 2.0))
-
-
-@dataclass
-class TrainConfig:
-    """Settings of one training run (``cmc train``)."""
-
-    channels: list[str]
-    epochs: int = 100
-    batch_size: int = 50
-    lr: float = 0.01
-    decay: float = 1e-4
-    optimizer: str = "rmsprop"
-    seed: int = 0
-    max_train: int | None = None
-    augment: bool = False
-    dropout: float = 0.1
-    schedule: str = "inverse-time"
-    weight_decay: float = 0.0
-    redshift: bool = False
-    head: str = "paper"
-    uncertainty: bool = False
-
-    def __post_init__(self) -> None:
-        self.channels = parse_channels(self.channels)
-        if self.epochs < 1:
-            raise InputError(f"--epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise InputError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if not (self.lr > 0 and np.isfinite(self.lr)):
-            raise InputError(f"--lr must be positive, got {self.lr}")
-        if not (self.decay >= 0 and np.isfinite(self.decay)):
-            raise InputError(f"--decay must be >= 0, got {self.decay}")
-        if self.optimizer not in OPTIMIZERS:
-            raise InputError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.max_train is not None and self.max_train < 1:
-            raise InputError(f"--max-train must be >= 1, got {self.max_train}")
-        if not 0 <= self.dropout < 1:
-            raise InputError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if self.schedule not in SCHEDULES:
-            raise InputError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if not (self.weight_decay >= 0 and np.isfinite(self.weight_decay)):
-            raise InputError(f"--weight-decay must be >= 0, got {self.weight_decay}")
-        if self.head not in HEADS:
-            raise InputError(f"--head must be one of {', '.join(HEADS)}, got {self.head!r}")
-
-    @property
-    def resumable(self) -> tuple[str, ...]:
-        """Settings that may change between sittings of one run: the epochs, unless the
-        schedule depends on them (cosine)."""
-        return ("epochs",) if self.schedule == "inverse-time" else ()
-
-    @classmethod
-    def survey(cls, channels, **kw) -> "TrainConfig":
-        """The recipe of the shipped networks (``docs/train.md``, "The survey recipe")."""
-        recipe = dict(epochs=30, lr=1e-3, optimizer="adam", schedule="cosine", weight_decay=1e-4,
-                      augment=True, redshift=True, head="compact", uncertainty=True)
-        recipe.update(kw)
-        return cls(channels=channels, **recipe)
-
-
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-
+from cmcnn.train.calibration import error_scale  # noqa: E402
+from cmcnn.train.models import build_model, fit_scaling  # noqa: E402
+from cmcnn.train.recipe import DEFAULTS, TrainConfig, compile_model, make_optimizer  # noqa: E402
 
 @dataclass
 class TrainSummary:
@@ -145,49 +66,6 @@ class TrainSummary:
     best_val_loss: float
     seconds: float
     images_per_second: float
-
-
-def learning_rate_schedule(lr: float, decay: float):
-    """Keras 2's ``lr / (1 + decay · step)`` as a Keras 3 schedule (step = optimizer iteration)."""
-    return keras.optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, decay_rate=decay)
-
-
-def make_optimizer(config: TrainConfig, steps: int | None = None) -> keras.optimizers.Optimizer:
-    """The optimizer of ``config`` with its learning-rate schedule.
-
-    ``steps`` (the run's batches in all) is needed by the cosine schedule.  Weight decay
-    (``config.weight_decay``) is decoupled (AdamW-style) and never touches biases —
-    the output bias sits at log10 M ≈ 14 — nor the frozen scaling constants.
-    """
-    if config.schedule == "cosine":
-        if steps is None:
-            raise InputError("the cosine schedule needs the number of training steps")
-        schedule = keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=max(int(steps), 1), alpha=0.0)
-    else:
-        schedule = learning_rate_schedule(config.lr, config.decay)
-    wd = config.weight_decay or None
-    if config.optimizer == "rmsprop":
-        opt = keras.optimizers.RMSprop(learning_rate=schedule, weight_decay=wd)
-    elif config.optimizer == "adam":
-        opt = keras.optimizers.Adam(learning_rate=schedule, weight_decay=wd)
-    else:
-        opt = keras.optimizers.SGD(learning_rate=schedule, momentum=0.9, weight_decay=wd)
-    if wd:
-        opt.exclude_from_weight_decay(var_names=["bias"])
-    return opt
-
-
-def error_loss(y_true, y_pred):
-    """Loss of the ``error`` output ``[stopped log10 M, ln σ]``: the Gaussian negative log likelihood."""
-    return keras.ops.mean(gaussian_nll(y_true[:, 0], y_pred[:, 1], y_pred[:, 0]))
-
-
-def compile_model(model: keras.Model, optimizer) -> None:
-    """Compile for the mean squared error of log10 M200 (plus the error head's likelihood)."""
-    if len(model.outputs) == 2:
-        model.compile(optimizer=optimizer, loss={"log10_m200": "mean_squared_error", "error": error_loss})
-    else:
-        model.compile(optimizer=optimizer, loss="mean_squared_error")
 
 
 def model_inputs(model: keras.Model, images: np.ndarray, redshift: np.ndarray):
@@ -361,7 +239,7 @@ def _train(source: ImageSource, data: Path, run: Path, config: TrainConfig, prog
     cfg_path = run / "config.json"
     if cfg_path.is_file():
         old = json.loads(cfg_path.read_text())
-        diff = [k for k in wanted if k not in config.resumable and old.get(k, _DEFAULTS.get(k)) != wanted[k]]
+        diff = [k for k in wanted if k not in config.resumable and old.get(k, DEFAULTS.get(k)) != wanted[k]]
         if diff:
             raise InputError(f"{run} holds a run with other settings ({', '.join(diff)}); "
                              "choose another --out or the same settings")

@@ -226,8 +226,8 @@ def dataset_config(scale: Scale, variant: str, seed: int) -> DatasetConfig:
 
 
 def train_config(scale: Scale, net: str, seed: int):
-    """The :class:`cmcnn.train.training.TrainConfig` of one network of the grid."""
-    from cmcnn.train.training import TrainConfig
+    """The :class:`cmcnn.train.recipe.TrainConfig` of one network of the grid."""
+    from cmcnn.train.recipe import TrainConfig
 
     return TrainConfig(channels=list(NETWORKS[net]), epochs=scale.epochs_multi if net == "multi" else scale.epochs,
                        lr=scale.lr, seed=seed)
