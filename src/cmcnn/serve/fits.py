@@ -87,14 +87,26 @@ def _parse_header(buf: bytes, start: int) -> tuple[Cards, int] | None:
 
 
 def _data_bytes(cards: Cards) -> int:
-    """Bytes of the data unit after a header, padded to whole blocks (FITS 4.0, eq. 2)."""
+    """Bytes of the data unit after a header, padded to whole blocks (FITS 4.0, eq. 2).
+
+    :class:`Refused` for a header that declares a negative size (a reader walking the HDUs
+    by these sizes would otherwise never reach the end of the file).
+    """
     naxis = int(cards.get("NAXIS", 0))
+    if not 0 <= naxis <= 999:  # the standard's range (FITS 4.0, §4.4.1.1)
+        raise Refused(f"declares NAXIS = {naxis}")
     if naxis == 0:
         return 0
     size = 1
     for i in range(1, naxis + 1):
-        size *= int(cards[f"NAXIS{i}"])
-    size = abs(int(cards["BITPIX"])) // 8 * int(cards.get("GCOUNT", 1)) * (int(cards.get("PCOUNT", 0)) + size)
+        n = int(cards[f"NAXIS{i}"])
+        if n < 0:
+            raise Refused(f"declares NAXIS{i} = {n}")
+        size *= n
+    gcount, pcount = int(cards.get("GCOUNT", 1)), int(cards.get("PCOUNT", 0))
+    if gcount < 0 or pcount < 0:
+        raise Refused(f"declares GCOUNT = {gcount}, PCOUNT = {pcount}")
+    size = abs(int(cards["BITPIX"])) // 8 * gcount * (pcount + size)
     return -(-size // _BLOCK) * _BLOCK
 
 
@@ -113,12 +125,14 @@ def check_geometry(header, info: ModelInfo, what: str = "") -> tuple[int, ...]:
     try:
         naxis = int(header.get("NAXIS", 0))
         bitpix = int(header.get("BITPIX", 0))
+        if not 2 <= naxis <= 6:  # before the axes are read: NAXIS = 10**12 is a card like any other
+            raise Refused(f"{what}declares NAXIS = {naxis}; an image has 2 to 6 axes here")
         shape = tuple(int(header.get(f"NAXIS{i}", -1)) for i in range(naxis, 0, -1))
     except (TypeError, ValueError) as exc:
         raise Refused(f"{what}unreadable NAXIS/BITPIX cards ({exc})") from None
     if bitpix not in _BITPIX:
         raise Refused(f"{what}BITPIX = {bitpix} is not a FITS data type")
-    if not 2 <= naxis <= 6 or any(n < 1 for n in shape):
+    if any(n < 1 for n in shape):
         raise Refused(f"{what}declares the data shape {shape} (NAXIS = {naxis})")
     core = shape
     while len(core) > 2 + (info.n_channels > 1) and core[0] == 1:  # degenerate leading axes, as read
@@ -169,13 +183,40 @@ def _fast_fits(path: str, hdu: int | None, info: ModelInfo):
                 return None
             dtype = ">f4" if bitpix == -32 else ">f8"
             return np.frombuffer(buf, dtype=dtype, count=count, offset=data_at).reshape(shape), cards, k
-        pos = data_at + _data_bytes(cards)
+        pos = data_at + _data_bytes(cards)  # > the header's start: every HDU moves on
         k += 1
     return None
 
 
+def _prescan(path: str) -> None:
+    """Walk every header of a file astropy is about to open; :class:`Refused` for a declared size
+    that would send a reader backwards (astropy itself loops for ever on ``GCOUNT = -1``).
+
+    Files (decompressed, for gzip) larger than the fast reader's limit are not scanned.
+    """
+    if path.lower().endswith(".gz"):
+        import gzip
+
+        with gzip.open(path, "rb") as fh:
+            buf = fh.read(_FAST_MAX_BYTES + 1)
+    else:
+        with open(path, "rb") as fh:
+            buf = fh.read(_FAST_MAX_BYTES + 1)
+    if len(buf) > _FAST_MAX_BYTES or not buf.startswith(b"SIMPLE  ="):
+        return
+    pos = 0
+    while pos < len(buf):
+        parsed = _parse_header(buf, pos)
+        if parsed is None:
+            return
+        cards, data_at = parsed
+        pos = data_at + _data_bytes(cards)
+
+
 def _astropy_fits(path: str, hdu: int | None, info: ModelInfo):
     from astropy.io import fits
+
+    _prescan(path)
 
     with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
         if hdu is not None:
