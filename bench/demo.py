@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from cmcore.benchmarks import machine_info
+from cmcore.benchmarks import git_commit, machine_info
 from cmcore.fileio import atomic_write
 
 
@@ -45,6 +45,7 @@ def main(argv=None) -> int:
     record = {
         "command": f"cmc demo --out {args.out}",
         "recorded_by": "python bench/demo.py",
+        "commit": git_commit(),
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "machine": machine_info(),
         "note": args.note,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -122,8 +121,7 @@ def main(argv=None) -> int:
     if args.data is None or args.work is None:
         ap.error("--runs needs --data and --work")
     data, work = Path(args.data), Path(args.work)
-    record.update(data=str(data), machine=machine_info(),
-                  commit=subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip())
+    record.update(data=str(data), machine=machine_info())
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     for run in runs:
         channels = CHANNELS[run.partition("-")[0]]

@@ -60,9 +60,23 @@ def best_time(fn: Callable[[], object], repeat: int = 3) -> tuple[float, object]
     return best, result
 
 
+def git_commit() -> str | None:
+    """The commit of the working tree the benchmark runs from (``+dirty`` with local changes), or None."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def write_result(folder: str | os.PathLike, name: str, result: dict, table: str,
                  default: Callable[[object], object] | None = None) -> Path:
-    """Write ``NAME.json`` (the result, with the command line) and ``NAME.txt`` (the table).
+    """Write ``NAME.json`` (the result, with the command line, the git commit and the machine) and
+    ``NAME.txt`` (the table).
 
     Both files are written atomically (:func:`cmcore.fileio.atomic_write`): an
     interrupted benchmark never leaves a truncated record.  Returns the JSON path.
@@ -71,7 +85,8 @@ def write_result(folder: str | os.PathLike, name: str, result: dict, table: str,
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    result = {**result, "command": " ".join(sys.argv)}
+    result = {**result, "command": " ".join(sys.argv), "commit": git_commit()}
+    result.setdefault("machine", machine_info())
     path = folder / f"{name}.json"
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=default))
