@@ -11,6 +11,7 @@ import pytest
 
 import cmcore
 from cmcnn import cli
+from cmcore.errors import InputError
 from cmcore.halos import read_halos
 from cmcore.readers import read_snapshot
 from cmcore.synth import generate, get_preset
@@ -383,9 +384,10 @@ def _arrays(path):
 
 
 def test_determinism(tmp_path):
+    """Same seed, same files, whatever the number of worker processes; another seed, another universe."""
     small = dict(clusters_per_bin=1, box_size_h=20.0, field_min_mass=1e12)
     a = generate("tiny", seed=5, out=tmp_path / "a", **small)
-    b = generate("tiny", seed=5, out=tmp_path / "b", **small)
+    b = generate("tiny", seed=5, out=tmp_path / "b", workers=2, **small)
     c = generate("tiny", seed=6, out=tmp_path / "c", **small)
     for name in ("snapshot.hdf5", "halos.h5"):
         xa, xb = _arrays(a.out / name), _arrays(b.out / name)
@@ -415,6 +417,26 @@ def test_interrupted_run_leaves_no_complete_looking_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_failing_worker_ends_the_run_cleanly(tmp_path):
+    """An error inside a worker process reaches the caller as itself, and no file is left behind."""
+    with pytest.raises(InputError, match="ID layout"):
+        generate("tiny", seed=2, out=tmp_path, clusters_per_bin=1, box_size_h=20.0, m_star=1e5, workers=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_chunks_cover_every_halo_once_in_order():
+    from cmcore.synth.universe import _Plan, _catalogue
+    from cmcore.synth.presets import get_preset
+
+    config = get_preset("tiny", clusters_per_bin=2, box_size_h=30.0)
+    targets, field, _, _ = _catalogue(config, 4, 30.0)
+    plan = _Plan(targets + field, 4, config, 30.0, 1.0)
+    for n in (1, 3, 50, 10_000):
+        chunks = plan.chunks(n)
+        assert [i for c in chunks for i in c] == list(range(len(plan.everyone)))
+        assert all(len(c) > 0 for c in chunks) and len(chunks) <= n
+
+
 def test_cli_synth_tiny_preset(tiny, tmp_path, capsys):
     assert cli.main(["synth", "--preset", "tiny", "--seed", str(SEED), "--out", str(tmp_path)]) == 0
     assert "30 target clusters" in capsys.readouterr().out
@@ -436,6 +458,8 @@ def test_cli_synth_options_and_errors(tmp_path, capsys):
     assert cli.main(["synth", "--box-size", "5", "--out", str(tmp_path / "w")]) == 2
     assert "too small" in capsys.readouterr().err
     assert cli.main(["synth", "--clusters-per-bin", "-1", "--out", str(tmp_path / "w")]) == 2
+    assert cli.main(["synth", "--workers", "0", "--out", str(tmp_path / "w")]) == 2
+    assert "workers" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
 
 

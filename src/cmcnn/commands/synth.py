@@ -19,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override the preset's target clusters per 0.2-dex bin (10 bins over 13-15)")
     p.add_argument("--box-size", type=float, default=None, metavar="MPC_H",
                    help="override the preset's box side [cMpc/h]")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes realising the haloes; the files are identical for any number "
+                        "(default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -32,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["box_size_h"] = args.box_size
     if args.no_progress:
         overrides["progress"] = False
-    result = generate(args.preset, seed=args.seed, out=args.out, **overrides)
+    result = generate(args.preset, seed=args.seed, out=args.out, workers=args.workers, **overrides)
     counts = ", ".join(f"{n} {t}" for t, n in result.n_particles.items())
     print(f"{result.out}: {len(result.targets['halo_id'])} target clusters, {counts} particles "
           f"in {result.seconds:.1f} s")

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["machine_info", "best_time", "parse_time_log", "write_result"]
+__all__ = ["machine_info", "best_time", "parse_time_log", "run_child", "write_result"]
+
+#: 1-, 5- and 15-minute load averages when the benchmark package was imported: before the run.
+LOAD_BEFORE = os.getloadavg() if hasattr(os, "getloadavg") else None
 
 
 def _cpu_model() -> str:
@@ -87,12 +90,59 @@ def write_result(folder: str | os.PathLike, name: str, result: dict, table: str,
     folder.mkdir(parents=True, exist_ok=True)
     result = {**result, "command": " ".join(sys.argv), "commit": git_commit()}
     result.setdefault("machine", machine_info())
+    result.setdefault("load_average", {"before": LOAD_BEFORE,
+                                       "after": os.getloadavg() if hasattr(os, "getloadavg") else None})
     path = folder / f"{name}.json"
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=default))
     with atomic_write(folder / f"{name}.txt") as tmp:
         tmp.write_text(table + "\n")
     return path
+
+
+def run_child(cmd: Sequence[str], env: dict | None = None, interval: float = 0.2) -> tuple[float, int]:
+    """Run ``cmd`` to completion; return its wall time [s] and the peak memory of its process tree [bytes].
+
+    The tree's resident memory (the command and every process it starts, e.g. worker
+    processes) is summed every ``interval`` seconds with psutil; without psutil the
+    largest single descendant's peak (``RUSAGE_CHILDREN``) is returned, a lower bound.
+
+    Raises
+    ------
+    subprocess.CalledProcessError
+        The command failed.
+    """
+    import resource
+    import subprocess
+
+    t0 = time.perf_counter()
+    child = subprocess.Popen(list(cmd), env=env)
+    peak = 0
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    while child.poll() is None:
+        if psutil is not None:
+            try:
+                procs = [psutil.Process(child.pid)]
+                procs += procs[0].children(recursive=True)
+                total = 0
+                for proc in procs:
+                    try:
+                        total += proc.memory_info().rss
+                    except psutil.Error:
+                        pass
+                peak = max(peak, total)
+            except psutil.Error:
+                pass
+        time.sleep(interval)
+    seconds = time.perf_counter() - t0
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, list(cmd))
+    if psutil is None:
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return seconds, peak
 
 
 def parse_time_log(text: str) -> dict:

@@ -413,13 +413,93 @@ def _measure_so(target: Halo, own: dict, neighbours: list, seed, config, boxsize
     return float(m200[0]), float(r200[0]), int(n[0])
 
 
+class _Plan:
+    """Every halo of the universe and what realising one needs: shared by the worker processes."""
+
+    def __init__(self, everyone: list, seed: int, config: SynthConfig, boxsize: float, rho_c: float):
+        self.everyone, self.seed, self.config, self.boxsize, self.rho_c = everyone, seed, config, boxsize, rho_c
+        self.centres = np.array([x.centre for x in everyone]).reshape(-1, 3)
+        self.extents = halo_extent(np.array([x.m200 for x in everyone]), config.r_trunc)
+        self.tree = cKDTree(np.mod(self.centres, boxsize), boxsize=boxsize) if everyone else None
+
+    def realise(self, i: int):
+        """Properties, particles and (targets only) measured M200, R200, N of halo ``i``."""
+        halo = self.everyone[i]
+        p, particles = realise_halo(halo, self.seed, self.config, self.boxsize)
+        if halo.kind != "target":
+            return None, particles, None
+        ext = self.extents
+        reach = ext[i] + ext.max()
+        near = [self.everyone[j] for j in self.tree.query_ball_point(halo.centre, reach)
+                if j != i and np.linalg.norm(minimum_image(self.centres[j] - halo.centre, self.boxsize))
+                < ext[i] + ext[j]]
+        return p, particles, _measure_so(halo, particles, near, self.seed, self.config, self.boxsize,
+                                         self.rho_c)
+
+    def chunks(self, n: int) -> list[range]:
+        """Consecutive haloes in about ``n`` pieces of equal particle budget (M200 plus a halo's overhead)."""
+        cost = np.cumsum(np.array([x.m200 for x in self.everyone]) + 1e12)
+        if not cost.size:
+            return []
+        cuts = np.unique(np.searchsorted(cost, cost[-1] * np.arange(1, n) / n, side="right"))
+        bounds = [0, *[int(c) for c in cuts if 0 < c < cost.size], cost.size]
+        return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+_PLAN: _Plan | None = None
+
+
+def _init_worker(plan: _Plan) -> None:
+    global _PLAN
+    _PLAN = plan
+
+
+def _realise_chunk(chunk: range) -> list:
+    return [_PLAN.realise(i) for i in chunk]
+
+
+def _realised(plan: _Plan, workers: int):
+    """``plan.realise(i)`` for every halo, in catalogue order, on ``workers`` processes.
+
+    At most ``2 × workers`` chunks of a few hundredths of the universe are in flight,
+    so memory stays bounded whatever the size of the box.
+    """
+    if workers == 1:
+        for i in range(len(plan.everyone)):
+            yield plan.realise(i)
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = iter(plan.chunks(100 * workers))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker, initargs=(plan,)) as pool:
+        pending = deque()
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(_realise_chunk, chunk))
+                if len(pending) >= 2 * workers:
+                    break
+            while pending:
+                done = pending.popleft().result()
+                nxt = next(chunks, None)
+                if nxt is not None:
+                    pending.append(pool.submit(_realise_chunk, nxt))
+                yield from done
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+
 def _atomic_json(path: Path, data: dict) -> None:
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(data, indent=1))
 
 
 def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.PathLike = "synth",
-             **overrides) -> SynthResult:
+             *, workers: int = 1, **overrides) -> SynthResult:
     """Generate a synthetic universe and write its three files into ``out``.
 
     Parameters
@@ -431,6 +511,10 @@ def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.Pa
         Master seed (non-negative).
     out : path-like
         Output folder (created if needed).
+    workers : int
+        Processes realising the haloes (1: in this process).  The files are
+        identical for any number: every halo draws from its own random stream
+        and is written in catalogue order.
     **overrides
         Fields of :class:`SynthConfig` replacing the preset's.
 
@@ -441,8 +525,9 @@ def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.Pa
     Raises
     ------
     InputError
-        Unknown preset or parameter, negative seed, a box smaller than four
-        times the extent of the largest target, ``out`` not a folder.
+        Unknown preset or parameter, negative seed, ``workers`` < 1, a box
+        smaller than four times the extent of the largest target, ``out`` not
+        a folder.
     """
     from ..progress import progress_bar
 
@@ -451,6 +536,8 @@ def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.Pa
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
+    if not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise InputError(f"workers must be a positive integer, got {workers!r}")
     boxsize = config.box_size_h / h()
     largest = 4.0 * float(halo_extent(10**config.log_m_max, config.r_trunc))
     if boxsize < largest:
@@ -468,9 +555,6 @@ def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.Pa
 
     targets, field_haloes, m_field, volume = _catalogue(config, seed, boxsize)
     everyone = targets + field_haloes
-    centres = np.array([x.centre for x in everyone]).reshape(-1, 3)
-    extents = halo_extent(np.array([x.m200 for x in everyone]), config.r_trunc)
-    tree = cKDTree(np.mod(centres, boxsize), boxsize=boxsize) if len(everyone) else None
 
     props, measured = [], []
     buffers: dict[str, list] = {"dm": [], "gas": [], "stars": []}
@@ -483,15 +567,11 @@ def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.Pa
                 chunks.clear()
 
         bar = progress_bar(total=len(everyone), desc=f"synth {config.name}", unit="halo",
-                   disable=not config.progress)
-        for halo in everyone:
-            p, particles = realise_halo(halo, seed, config, boxsize)
-            if halo.kind == "target":
-                reach = extents[halo.uid] + extents.max()
-                near = [everyone[j] for j in tree.query_ball_point(halo.centre, reach)
-                        if j != halo.uid and np.linalg.norm(minimum_image(
-                            centres[j] - halo.centre, boxsize)) < extents[halo.uid] + extents[j]]
-                measured.append(_measure_so(halo, particles, near, seed, config, boxsize, rho_c))
+                           disable=not config.progress)
+        plan = _Plan(everyone, seed, config, boxsize, rho_c)
+        for p, particles, so in _realised(plan, int(workers)):
+            if so is not None:
+                measured.append(so)
                 props.append(p)
             for ptype, arrays in particles.items():
                 buffers[ptype].append(arrays)
@@ -541,7 +621,7 @@ def generate(preset: str | SynthConfig = "tiny", seed: int = 0, out: str | os.Pa
                                 "drawn": np.histogram(np.log10(m_field), edges)[0].tolist(),
                                 "expected": expected.tolist(), "volume_mpc3": volume},
         "targets": {k: v.tolist() for k, v in table.items()},
-        "seconds": seconds,
+        "seconds": seconds, "workers": int(workers),
     }
     _atomic_json(out / "synth.json", meta)
     return SynthResult(out, table, m_field, volume, counts, seconds)
