@@ -620,3 +620,28 @@ def test_small_universe_and_dataset_counts_match_their_records():
     assert m and int(m[1]) == round(sum(dist["universe"]["n_particles"].values()) / 1e6)
     m = re.search(r"`cmc demo` \(under (\d+) minutes on 2 cores", readme)
     assert m and _json("demo_small.json")["wall_seconds"] < 60 * int(m[1])
+
+
+def test_paper_universe_index_and_model_sizes_match_their_records():
+    """README's paper-preset particle counts (the tour's synth line, tour.json), docs/scale.md's
+    small-universe `cmc index` run (distributed.json), models/README.md's file sizes (the files)."""
+    line = next(x for x in _json("tour.json")["lines"] if "target clusters" in x)
+    m = re.search(r"(\d+) target clusters, (\d+) gas, (\d+) dm, (\d+) stars particles", line)
+    clusters, gas, dm, stars = (int(g) for g in m.groups())
+    readme = _flat((ROOT / "README.md").read_text())
+    q = re.search(r"`paper` \((\d+) clusters, (\d+) M particles: (\d+) M gas, (\d+) M dark matter, (\d+) M stars", readme)
+    assert q, "README no longer quotes the paper preset's counts in the expected form"
+    assert [int(g) for g in q.groups()] == [clusters, round((gas + dm + stars) / 1e6), round(gas / 1e6),
+                                            round(dm / 1e6), round(stars / 1e6)]
+    dist = _json("distributed.json")
+    scale = _flat((ROOT / "docs" / "scale.md").read_text())
+    m = re.search(r"`cmc index` took (\d+) s and wrote ([\d.]+) GB", scale)
+    assert m and int(m[1]) == round(dist["index_seconds"])
+    assert float(m[2]) == pytest.approx(dist["indexed_bytes"] / 1e9, abs=0.0051)
+    if (ROOT / "models" / "multi.onnx").is_file():
+        models = _flat((ROOT / "models" / "README.md").read_text())
+        m = re.search(r"([\d.]+) MB per single-channel model, ([\d.]+) MB for `multi`", models)
+        assert m
+        for name in ("Star", "Fxs", "Fxb", "Ypar"):
+            assert float(m[1]) == pytest.approx((ROOT / "models" / f"{name}.onnx").stat().st_size / 1e6, abs=0.051)
+        assert float(m[2]) == pytest.approx((ROOT / "models" / "multi.onnx").stat().st_size / 1e6, abs=0.051)
