@@ -645,3 +645,38 @@ def test_paper_universe_index_and_model_sizes_match_their_records():
         for name in ("Star", "Fxs", "Fxb", "Ypar"):
             assert float(m[1]) == pytest.approx((ROOT / "models" / f"{name}.onnx").stat().st_size / 1e6, abs=0.051)
         assert float(m[2]) == pytest.approx((ROOT / "models" / "multi.onnx").stat().st_size / 1e6, abs=0.051)
+
+
+def test_evaluation_docs_quote_the_recorded_star_apertures():
+    """docs/evaluation.md's aperture figures (small, large, whole field, annuli) from star_baseline.json."""
+    r = _json("star_baseline.json")
+    ap = {a["aperture"]: a for a in r["apertures"]}
+    doc = _flat(_section((ROOT / "docs" / "evaluation.md").read_text(), "### What limits the Star baseline"))
+    m = re.search(r"σ = ([\d.]+)–([\d.]+) dex within 0\.01–0\.05 Mpc, falling steadily to ([\d.]+) at 0\.35 Mpc", doc)
+    assert m, "docs/evaluation.md no longer quotes the small apertures in the expected form"
+    small = [ap[f"{x} Mpc"]["paper"]["sigma_dex"] for x in ("0.01", "0.02", "0.03", "0.05")]
+    assert [float(m[1]), float(m[2])] == [round(min(small), 2), round(max(small), 2)]
+    assert float(m[3]) == pytest.approx(ap["0.35 Mpc"]["paper"]["sigma_dex"], abs=5e-4)
+    m = re.search(r"0\.5 Mpc gives ([\d.]+) \(0\.35 Mpc: ([\d.]+) on the same (\d+) % of images\) and 0\.7 Mpc "
+                  r"([\d.]+) \(([\d.]+); (\d+) %\); the whole square field gives ([\d.]+)", doc)
+    assert m, "docs/evaluation.md no longer quotes the large apertures in the expected form"
+    for (sigma, same, pct), key in zip(((m[1], m[2], m[3]), (m[4], m[5], m[6])), ("0.5 Mpc", "0.7 Mpc")):
+        assert float(sigma) == pytest.approx(ap[key]["paper"]["sigma_dex"], abs=5e-4)
+        assert float(same) == pytest.approx(ap[key]["paper_0.35Mpc_same_images"], abs=5e-4)
+        assert int(pct) == round(100 * ap[key]["fraction_of_images"])
+    assert float(m[7]) == pytest.approx(r["whole_field"]["paper"]["sigma_dex"], abs=5e-4)
+    m = re.search(r"Annuli to 0\.35 Mpc without the BCG give ([\d.]+)", doc)
+    assert m and all(float(m[1]) == pytest.approx(a["sigma_dex"], abs=5e-4) for a in r["annuli"][:2])
+
+
+def test_scale_docs_quote_the_recorded_dask_fixed_costs():
+    """docs/scale.md: one-cutout wall times and CPU ms per cutout of predict_dask.json."""
+    rec = _json("predict_dask.json")
+    fixed = rec["fixed_cost_one_cutout"]
+    best = {k: max(runs, key=lambda x: x["cutouts_per_second"]) for k, runs in rec["runs"].items()}
+    doc = _flat((ROOT / "docs" / "scale.md").read_text())
+    m = re.search(r"A run on one cutout takes ([\d.]+) s serially and ([\d.]+) s and ([\d.]+) s with the cluster", doc)
+    assert m and [float(g) for g in m.groups()] == [round(fixed[k]["seconds"], 2) for k in ("serial", "local:1", "local:2")]
+    m = re.search(r"the Dask runs spend about ([\d.]+) CPU ms per cutout against ([\d.]+) for the serial run", doc)
+    assert m and float(m[2]) == pytest.approx(best["serial"]["cpu_ms_per_cutout"], abs=0.0051)
+    assert all(float(m[1]) == pytest.approx(best[k]["cpu_ms_per_cutout"], abs=0.051) for k in ("local:1", "local:2"))
