@@ -680,3 +680,22 @@ def test_scale_docs_quote_the_recorded_dask_fixed_costs():
     m = re.search(r"the Dask runs spend about ([\d.]+) CPU ms per cutout against ([\d.]+) for the serial run", doc)
     assert m and float(m[2]) == pytest.approx(best["serial"]["cpu_ms_per_cutout"], abs=0.0051)
     assert all(float(m[1]) == pytest.approx(best[k]["cpu_ms_per_cutout"], abs=0.051) for k in ("local:1", "local:2"))
+
+
+def test_evaluation_docs_quote_the_recorded_star_noise_and_floor_details():
+    """docs/evaluation.md: the noise against the signal, and the 3D floor's BCG figures (star_baseline.json)."""
+    r = _json("star_baseline.json")
+    est, floor = r["estimator"], r["floor_3d"]
+    doc = _flat(_section((ROOT / "docs" / "evaluation.md").read_text(), "### What limits the Star baseline"))
+    m = re.search(r"the `paper` noise in 0\.35 Mpc is ([\d.]+) % of the median signal", doc)
+    assert m and float(m[1]) == pytest.approx(100 * est["paper"]["noise_rms_over_median_signal_0.35Mpc"], abs=0.0051)
+    m = re.search(r"2\.14e11 M☉ per pixel, (\d+)× the median signal in 0\.35 Mpc", doc)
+    assert m and int(m[1]) == round(est["paper-literal"]["noise_rms_over_median_signal_0.35Mpc"])
+    m = re.search(r"i\.e\. ([\d.]+) dex in log M200 at fixed BCG \+ ICL mass", doc)
+    assert m and float(m[1]) == pytest.approx(floor["quantities"]["BCG + ICL"]["sigma_dex"], abs=0.0051)
+    m = re.search(r"median X / \(BCG \+ ICL\) = ([\d.]+)\) and only (\d+) % of the halo's stars are inside", doc)
+    assert m and float(m[1]) == pytest.approx(floor["median_X0.35Mpc_over_BCG_ICL"], abs=0.0051)
+    assert int(m[2]) == round(100 * floor["median_X0.35Mpc_over_all_stars"])
+    m = re.search(r"([\d.]+) \(BCG \+ ICL \+ satellites drawn within R500\)", doc)
+    assert m and float(m[1]) == pytest.approx(floor["quantities"]["BCG + ICL + satellites in R500 (drawn)"]["sigma_dex"],
+                                              abs=5e-4)
