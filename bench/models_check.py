@@ -23,8 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cmcore.benchmarks import machine_info
-from cmcore.fileio import atomic_write
+from cmcore.benchmarks import machine_info, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("Star", "Fxs", "Fxb", "Ypar", "multi")
@@ -33,7 +32,7 @@ NAMES = ("Star", "Fxs", "Fxb", "Ypar", "multi")
 def table(card: Path) -> list[str]:
     """The rows of a card's Test-metrics table."""
     return [line for line in card.read_text().splitlines()
-            if line.startswith("| baseline ") or (line.startswith("| ") and "(this model)" in line)]
+            if line.startswith("| baseline ") or (line.startswith("| ") and "(this model" in line)]
 
 
 def main(argv=None) -> int:
@@ -46,19 +45,17 @@ def main(argv=None) -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     cmc = [sys.executable, "-m", "cmcnn.cli"]
     result: dict = {"benchmark": "models_cards_check", "machine": machine_info(), "data": str(args.data),
-                    "commands": ["cmc evaluate models/NAME.onnx --data DATA --baseline CHANNELS --out WORK/NAME",
-                                 "cmc card models/NAME.onnx --report WORK/NAME --out WORK/NAME.md"],
-                    "models": {}}
+                    "commands": [], "models": {}}
     for name in NAMES:
         model = ROOT / "models" / f"{name}.onnx"
         baseline = "all" if name == "multi" else name
         report = work / name
-        subprocess.run([*cmc, "evaluate", str(model), "--data", str(args.data), "--baseline", baseline,
-                        "--out", str(report)], check=True, env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
         card = work / f"{name}.md"
-        subprocess.run([*cmc, "card", str(model), "--report", str(report), "--out", str(card)], check=True,
-                       env=env, stdout=subprocess.DEVNULL)
+        evaluate = ["evaluate", str(model), "--data", str(args.data), "--baseline", baseline, "--out", str(report)]
+        make_card = ["card", str(model), "--report", str(report), "--out", str(card)]
+        result["commands"] += [" ".join(["cmc", *evaluate]), " ".join(["cmc", *make_card])]
+        subprocess.run([*cmc, *evaluate], check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([*cmc, *make_card], check=True, env=env, stdout=subprocess.DEVNULL)
         shipped, again = table(ROOT / "models" / f"{name}.md"), table(card)
         metrics = json.loads((report / "metrics.json").read_text())
         net = next(e["table2"] for e in metrics["estimators"] if e["kind"] == "network")
@@ -67,9 +64,9 @@ def main(argv=None) -> int:
                                   "network_rms_pct": net["rms_pct"], "table_rows": again}
         print(f"{name}: {'matches' if result['models'][name]['card_matches'] else 'DIFFERS'} "
               f"({len(shipped)} rows)")
-    path = args.out / "models_cards_check.json"
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
+    text = "\n".join(f"{name}: card {'matches' if m['card_matches'] else 'DIFFERS'} ({m['rows_compared']} rows), "
+                     f"network scatter {m['network_scatter_dex']:.4f} dex" for name, m in result["models"].items())
+    path = write_result(args.out, "models_cards_check", result, text)
     print(f"written {path}")
     return 0 if all(m["card_matches"] for m in result["models"].values()) else 1
 

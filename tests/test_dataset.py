@@ -115,6 +115,38 @@ def test_workers_do_not_change_images(built, tiny_universe, tmp_path):
     _assert_same_dataset(out, par)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_reading_each_halos_columns_gives_the_same_images(built, tiny_universe, tmp_path, workers, monkeypatch):
+    """source="index": each halo reads only its columns from an indexed copy built on demand; the
+    file equals the build from the whole snapshot in memory, bit for bit, and the copy is removed."""
+    from cmcore import dataset, indexed
+
+    out, _ = built
+    calls = []
+    real = indexed.write_indexed
+    monkeypatch.setattr(indexed, "write_indexed", lambda *a, **k: calls.append(k) or real(*a, **k))
+    monkeypatch.setattr(dataset, "MEMORY_BUDGET", 0)  # "auto" must choose the index for this snapshot
+    cols = tmp_path / "columns.h5"
+    cfg = DatasetConfig(**SMALL)
+    build_dataset(tiny_universe.snapshot, tiny_universe.halos, cols, cfg, workers=workers, progress=False)
+    assert len(calls) == 1 and set(calls[0]["particle_types"]) == {"gas", "stars"}  # only what is rendered
+    assert not (tmp_path / "columns.h5.parts").exists()
+    _assert_same_dataset(out, cols)
+
+
+def test_memory_estimate_and_source_choice(tiny_universe, tmp_path):
+    from cmcore.dataset import BYTES_PER_PARTICLE, in_memory_bytes
+    from cmcore.readers import particle_counts
+
+    n = particle_counts(tiny_universe.snapshot)
+    assert in_memory_bytes(tiny_universe.snapshot, DatasetConfig(**SMALL)) == BYTES_PER_PARTICLE * (
+        n["gas"] + n["stars"])
+    assert in_memory_bytes(tiny_universe.snapshot, DatasetConfig(**{**SMALL, "channels": ("Star",)})) == (
+        BYTES_PER_PARTICLE * n["stars"])
+    with pytest.raises(InputError, match="source"):
+        build_dataset(tiny_universe.snapshot, tiny_universe.halos, tmp_path / "x.h5", source="disk")
+
+
 def test_complete_file_is_left_alone_and_per_bin_appends(built, tiny_universe, tmp_path):
     out, first = built
     again = _build(tiny_universe, out)
@@ -167,12 +199,13 @@ def _cli_args(u, out, **kw):
     return args
 
 
-def test_kill_and_resume_equals_uninterrupted_run(tiny_universe, tmp_path):
+@pytest.mark.parametrize("source", ["memory", "index"])
+def test_kill_and_resume_equals_uninterrupted_run(tiny_universe, tmp_path, source):
     ref = tmp_path / "ref.h5"
     assert cli.main(_cli_args(tiny_universe, ref)) == 0
     out = tmp_path / "killed.h5"
     parts = tmp_path / "killed.h5.parts"
-    cmd = [sys.executable, "-m", "cmcnn.cli"] + _cli_args(tiny_universe, out)
+    cmd = [sys.executable, "-m", "cmcnn.cli"] + _cli_args(tiny_universe, out) + ["--source", source]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -185,7 +218,8 @@ def test_kill_and_resume_equals_uninterrupted_run(tiny_universe, tmp_path):
     assert not out.exists()  # never a half-written dataset
     n_parts = len(list(parts.glob("halo_*.npz")))
     assert n_parts >= 2
-    assert cli.main(_cli_args(tiny_universe, out)) == 0
+    assert (parts / "snapshot.indexed.h5").exists() == (source == "index")
+    assert cli.main(_cli_args(tiny_universe, out) + ["--source", source]) == 0
     assert not parts.exists()
     _assert_same_dataset(ref, out)
 

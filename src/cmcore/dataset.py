@@ -339,6 +339,7 @@ def build_dataset(
     progress: bool = True,
     cosmology=None,
     scheduler: str | None = None,
+    source: str = "auto",
 ) -> DatasetSummary:
     """Render a paper-protocol image dataset into one HDF5 file.
 
@@ -352,9 +353,10 @@ def build_dataset(
     config
         Build settings; the paper's protocol by default.
     workers
-        Threads: they compute the per-particle signals in blocks, then render haloes
-        concurrently around the GIL-free kernels (each kernel single-threaded, so that
-        the images do not depend on the number of workers).
+        Haloes rendered concurrently: worker processes reading their haloes' columns
+        (``source="index"``), or threads over the snapshot in memory, which first
+        compute the per-particle signals in blocks (``source="memory"``).  Each kernel
+        runs single-threaded, so the images do not depend on the number of workers.
     progress
         Show a progress bar with images per second.
     cosmology
@@ -363,6 +365,24 @@ def build_dataset(
         Render on a dask.distributed cluster instead of threads: ``local[:N]`` or a
         scheduler address; ``snapshot`` must then be an indexed snapshot
         (:mod:`cmcore.distributed`).  Same file as without it, bit for bit.
+    source
+        Where the particles come from (without ``scheduler``):
+
+        ``"index"``
+            Each halo reads only the cells its columns reach from an indexed copy
+            of the snapshot (the snapshot itself if it is indexed, else one built
+            in ``<out>.parts`` by :func:`cmcore.indexed.write_indexed`, in bounded
+            memory, and removed with the parts).  Memory holds one halo's columns
+            per worker, whatever the size of the snapshot.
+        ``"memory"``
+            The whole snapshot's rendered species in memory (about
+            :data:`BYTES_PER_PARTICLE` bytes per gas or star particle): fastest
+            when that fits.
+        ``"auto"`` (default)
+            ``"memory"`` when the estimate is at most :data:`MEMORY_BUDGET`
+            bytes, else ``"index"``.
+
+        The images are the same, bit for bit, whichever is used.
 
     Returns
     -------
@@ -402,6 +422,8 @@ def build_dataset(
     config = config or DatasetConfig()
     if int(workers) < 1:
         raise InputError(f"workers must be at least 1, got {workers}")
+    if source not in ("auto", "memory", "index"):
+        raise InputError(f"source must be 'auto', 'memory' or 'index', got {source!r}")
     snapshot, halos, out = Path(snapshot), Path(halos), Path(out)
     for what, p in (("snapshot", snapshot), ("halo catalogue", halos)):
         if not p.is_file():
@@ -456,9 +478,17 @@ def build_dataset(
     pending = [hid for hid in by_halo if not _part_path(parts, hid).exists()]
     if pending:
         # read the snapshot before leaving anything on disk: a bad snapshot leaves no trace
-        if scheduler is None:
+        if scheduler is None and source == "auto":
+            source = "memory" if in_memory_bytes(snapshot, config) <= MEMORY_BUDGET else "index"
+        if scheduler is None and source == "memory":
             renderer = make_renderer(snapshot, config, cosmology=cosmology, nthreads=1, workers=int(workers))
             cat.check_snapshot(renderer.snapshot.boxsize)
+        elif scheduler is None:
+            from .observables import snapshot_request
+            from .readers import read_snapshot
+
+            first = snapshot_request(config.channels, scheme=config.scheme)[0][:1]
+            cat.check_snapshot(read_snapshot(snapshot, particle_types=first, fields=[], rows=(0, 1)).boxsize)
         else:
             from .distributed import check_indexed, render_parts
 
@@ -470,8 +500,11 @@ def build_dataset(
         row_of = {int(cat.halo_id[r]): r for r in rows}
         jobs = [(h, np.asarray(cat.centre[row_of[h]], dtype=float), float(cat.r200[row_of[h]]), by_halo[h],
                  _part_path(parts, h)) for h in pending]
-        if scheduler is None:
+        if scheduler is None and source == "memory":
             _render_on_threads(renderer, jobs, config.channels, int(workers), progress)
+        elif scheduler is None:
+            indexed = _indexed_copy(snapshot, parts, config, progress)
+            _render_on_processes(indexed, config, distance_cosmology(cosmology), jobs, int(workers), progress)
         else:
             render_parts(scheduler, snapshot, config, distance_cosmology(cosmology), jobs,
                          stacks=_region_stacks, save=_save_part, progress=progress)
@@ -481,6 +514,7 @@ def build_dataset(
     for hid in by_halo:
         _part_path(parts, hid).unlink(missing_ok=True)
     manifest.unlink(missing_ok=True)
+    (parts / _INDEX_NAME).unlink(missing_ok=True)
     for stale in parts.glob(".*.tmp"):  # left by a run killed while writing a part
         stale.unlink(missing_ok=True)
     try:
@@ -489,6 +523,91 @@ def build_dataset(
         pass
     n_halos = len({k[0] for k in old_keys} | set(by_halo))
     return DatasetSummary(out, len(old_keys) + len(todo), len(todo), n_halos, counts, t_render, messages)
+
+
+#: Memory per gas or star particle when the whole snapshot is rendered in memory [bytes]
+#: (positions, masses, fields, signals and the cell index; the paper universe's
+#: 234 M particles peaked at 13.5 GB).
+BYTES_PER_PARTICLE = 64
+#: Largest estimated footprint for which ``source="auto"`` renders from memory [bytes].
+MEMORY_BUDGET = 2 * 1024**3
+_INDEX_NAME = "snapshot.indexed.h5"
+
+
+def in_memory_bytes(snapshot: str | os.PathLike, config: DatasetConfig) -> int:
+    """Estimated memory [bytes] of rendering ``snapshot``'s channels from memory (``source="memory"``)."""
+    from .observables import snapshot_request
+    from .readers import particle_counts
+
+    ptypes, _ = snapshot_request(config.channels, scheme=config.scheme)
+    counts = particle_counts(snapshot)
+    return BYTES_PER_PARTICLE * sum(int(counts.get(t, 0)) for t in ptypes)
+
+
+def _indexed_copy(snapshot: Path, parts: Path, config: DatasetConfig, progress: bool) -> Path:
+    """``snapshot`` if it is indexed, else its indexed copy in ``parts`` (built, or resumed, now)."""
+    from .indexed import write_indexed
+    from .observables import snapshot_request
+    from .readers.indexed import IndexedSnapshot, is_indexed
+
+    if is_indexed(snapshot):
+        return snapshot
+    ptypes, optional = snapshot_request(config.channels, scheme=config.scheme)
+    path = parts / _INDEX_NAME
+    if path.exists():
+        try:
+            have = IndexedSnapshot(path)
+            if have.source == str(snapshot.resolve()) and set(ptypes) <= set(have.types):
+                return path
+        except (OSError, FileFormatError):
+            pass
+        path.unlink()  # of another snapshot or other types, or damaged: build it again
+    write_indexed(snapshot, path, particle_types=ptypes, fields=optional, chunk_rows=INDEX_CHUNK_ROWS,
+                  progress=progress)
+    return path
+
+
+#: Particles per read while indexing the snapshot for ``source="index"`` (bounds that step's memory).
+INDEX_CHUNK_ROWS = 1 << 21
+
+
+def _render_region_job(indexed: str, config: DatasetConfig, cosmology, centre: np.ndarray, r200: float,
+                       tasks: list[ImageTask], part: Path) -> int:
+    """Render one halo from its region of the indexed snapshot and write its part file (a worker's task)."""
+    from .distributed import render_halo
+
+    _save_part(part, render_halo(indexed, config, cosmology, centre, r200, tasks, _region_stacks))
+    return len(tasks)
+
+
+def _render_on_processes(indexed: Path, config: DatasetConfig, cosmology, jobs: list, workers: int,
+                         progress: bool) -> None:
+    """Render ``jobs`` = [(halo_id, centre, r200, tasks, part_path)] from the indexed snapshot, each halo
+    reading only its columns, on ``workers`` processes (in this one for 1)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from .progress import progress_bar
+
+    path = str(Path(indexed).resolve())
+    bar = progress_bar(total=sum(len(j[3]) for j in jobs), unit="img", desc="rendering", disable=not progress)
+    try:
+        if workers == 1:
+            for _, centre, r200, tasks, part in jobs:
+                bar.update(_render_region_job(path, config, cosmology, centre, r200, tasks, part))
+            return
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_render_region_job, path, config, cosmology, centre, r200, tasks, part)
+                       for _, centre, r200, tasks, part in jobs]
+            try:
+                for fut in as_completed(futures):
+                    bar.update(fut.result())
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+    finally:
+        bar.close()
 
 
 def _render_on_threads(renderer, jobs: list, channels: Sequence[str], workers: int, progress: bool) -> None:

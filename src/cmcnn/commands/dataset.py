@@ -61,6 +61,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--npix", type=int, default=120, help="pixels per side (default 120)")
     p.add_argument("--fov", type=float, default=20.0, help="field of view [arcmin] (default 20)")
     p.add_argument("--workers", type=int, default=1, help="haloes rendered concurrently (default 1)")
+    p.add_argument("--source", default="auto", choices=("auto", "memory", "index"),
+                   help="index: each halo reads only its columns from an indexed copy of the snapshot "
+                        "(built in OUT.parts unless the snapshot is indexed), memory bounded by one halo "
+                        "per worker; memory: the whole snapshot in memory (~64 bytes per gas or star "
+                        "particle), fastest when it fits; auto (default): memory up to 2 GiB, else index. "
+                        "Same images either way")
     p.add_argument("--scheduler", default=None, metavar="local[:N]|ADDRESS",
                    help="render on a dask.distributed cluster (a LocalCluster of N processes, or a scheduler "
                         "address) from an indexed snapshot (cmc index); same file as without it")
@@ -93,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         warnings.showwarning = lambda msg, *a, **k: print(f"cmc dataset: warning: {msg}", file=sys.stderr)
         summary = build_dataset(args.snapshot, args.halos, args.out, config,
-                                workers=args.workers, progress=not args.no_progress, scheduler=args.scheduler)
+                                workers=args.workers, progress=not args.no_progress, scheduler=args.scheduler,
+                                source=args.source)
     if summary.n_new == 0:
         print(f"{summary.path}: already complete ({summary.n_images} images); nothing to do")
     else:
