@@ -1,16 +1,24 @@
 """Benchmark of inference (``cmc bench inference``, ``bench/inference.py``).
 
-On the paper's single-channel network at full size (120 × 120 × 1, random weights,
-asinh scaling fitted on mock Ypar images; the speed does not depend on the weights):
+On the shipped single-channel architecture at full size (120 × 120 × 1, redshift
+input, compact head and error head as ``cmc train``'s survey recipe builds it;
+random weights, asinh scaling fitted on mock Ypar images: the speed does not
+depend on the weights), exported by ``cmc export``'s conversion:
 
-1. **Model throughput**: onnxruntime against Keras ``predict`` on the same model,
-   batch sizes 1–1024, with 1 and 2 threads, each engine and thread count in a
-   process of its own (TensorFlow's thread pools slow onnxruntime down when both
+1. **Model throughput**: onnxruntime as users run it (:class:`cmcnn.serve.predictor.Predictor`:
+   NumPy preprocessing, onnxruntime for the rest) and the whole graph in one plain
+   onnxruntime session, against Keras on the same model called through a compiled
+   ``tf.function`` (the fastest way to run a Keras model; ``predict`` adds per-call
+   overhead), batch sizes 1–1024, with 1 and 2 threads, each engine and thread count
+   in a process of its own (TensorFlow's thread pools slow onnxruntime down when both
    live in one process).  Beside it, the machine's float32 matrix-multiply rate
-   (NumPy ``matmul``, 2048², same thread counts, own processes) and the fraction of
-   it the network reaches (FLOPs per image counted from the layers).
+   (NumPy ``matmul``, 2048², BLAS limited to the same thread counts, own processes)
+   and the fraction of it the network reaches (FLOPs per image counted from the
+   layers).
 2. **Per-file reading**: µs per FITS cutout to read and check it, astropy.io.fits
-   against the fast reader of :mod:`cmcnn.serve.cutouts` (one thread, same files).
+   against the fast reader of :mod:`cmcnn.serve.fits` (one thread, same files), both
+   with the per-header cache of the checks (as ``cmc predict`` runs) and both without
+   it, in alternating rounds (median of the rounds).
 3. **End to end**: ``cmc predict MODEL DIR --out predictions.csv`` in a subprocess
    over 10^3–10^5 separate FITS cutouts on disk: cutouts/s and peak resident memory
    (``wait4``); variants (FITS reader, reader threads) on the middle count.
@@ -38,6 +46,8 @@ NPIX = 120
 PIXEL_ARCSEC = 10.0
 CHANNEL = "Ypar"
 BATCHES = (1, 4, 16, 64, 256, 1024)
+#: ``ort``: the Predictor (what cmc predict runs); ``ort-whole``: the graph in one plain session.
+ENGINES = ("keras", "ort", "ort-whole")
 THREADS = (1, 2)
 
 
@@ -72,6 +82,19 @@ def mock_images(n: int, seed: int = 0) -> np.ndarray:
     return (img + rng.normal(0.0, 1e-8, img.shape)).astype(np.float32)
 
 
+#: Training redshift range of the benchmark network; images are predicted at its middle.
+Z_RANGE = (0.03, 0.07)
+
+
+def _network():
+    """The shipped single-channel architecture (``TrainConfig.survey``), random weights."""
+    from cmcnn.train.models import build_model
+    from cmcnn.train.recipe import TrainConfig
+
+    c = TrainConfig.survey([CHANNEL])
+    return build_model([CHANNEL], npix=NPIX, redshift=c.redshift, head=c.head, uncertainty=c.uncertainty)
+
+
 # --------------------------------------------------------------------------- workers
 def _setup(workdir: Path) -> dict:
     """Build the network, fit its scaling, save weights and the ONNX model; count its FLOPs."""
@@ -79,14 +102,15 @@ def _setup(workdir: Path) -> dict:
 
     from cmcnn.serve.export import keras_to_onnx
     from cmcnn.serve.metadata import minimal_metadata
-    from cmcnn.train.models import build_model, fit_scaling
+    from cmcnn.train.models import fit_scaling
 
     keras.utils.set_random_seed(0)
-    model = build_model([CHANNEL], npix=NPIX)
+    model = _network()
     model.get_layer("scaling").set_constants(*fit_scaling(mock_images(64)[..., None]))
     model.save_weights(workdir / "model.weights.h5")
     proto = keras_to_onnx(model, opset=17)
-    for k, v in minimal_metadata([CHANNEL], NPIX, PIXEL_ARCSEC, {CHANNEL: ""}).items():
+    for k, v in minimal_metadata([CHANNEL], NPIX, PIXEL_ARCSEC, {CHANNEL: ""}, redshift_range=Z_RANGE,
+                                 error=True).items():
         e = proto.metadata_props.add()
         e.key, e.value = k, v
     (workdir / "model.onnx").write_bytes(proto.SerializeToString())
@@ -121,37 +145,52 @@ def _time_batches(call, x: np.ndarray, batches: Sequence[int], seconds: float) -
 
 
 def _engine(kind: str, workdir: Path, threads: int, batches: Sequence[int], seconds: float) -> dict:
+    """One engine's throughput: ``ort`` (the Predictor), ``ort-whole`` (one plain session) or ``keras``."""
     x = mock_images(max(max(batches), 256), seed=1)[..., None]
-    ref = x[:16]
+    z = np.full(len(x), 0.5 * sum(Z_RANGE), np.float32)
+    ref = slice(0, 16)
     if kind == "ort":
+        from cmcnn.serve.predictor import Predictor
+
+        pred = Predictor(workdir / "model.onnx", threads=threads)
+
+        def call(a, b=None):
+            b = b or len(a)
+            for s in range(0, len(a), b):
+                pred.run_with_error(a[s:s + b], z[s:s + b])
+
+        out = pred.run(x[ref], z[ref])
+    elif kind == "ort-whole":
         import onnxruntime as ort
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sess = ort.InferenceSession(str(workdir / "model.onnx"), so, providers=["CPUExecutionProvider"])
 
         def call(a, b=None):
             b = b or len(a)
             for s in range(0, len(a), b):
-                sess.run(None, {"image": a[s:s + b]})
+                sess.run(None, {"image": a[s:s + b], "redshift": z[s:s + b]})
 
-        pred = sess.run(None, {"image": ref})[0]
+        out = sess.run(["log10_m200"], {"image": x[ref], "redshift": z[ref]})[0]
     else:
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-        from cmcnn.train.models import build_model
-
-        model = build_model([CHANNEL], npix=NPIX)
+        model = _network()
         model.load_weights(workdir / "model.weights.h5")
+        forward = tf.function(lambda a, b: model([a, b], training=False))
 
         def call(a, b=None):
-            model.predict(a, batch_size=b or len(a), verbose=0)
+            b = b or len(a)
+            for s in range(0, len(a), b):
+                forward(a[s:s + b], z[s:s + b, None])
 
-        pred = model.predict(ref, verbose=0)
-    np.save(workdir / f"pred-{kind}-{threads}.npy", np.asarray(pred).reshape(-1))
+        out = forward(x[ref], z[ref, None])[0].numpy()
+    np.save(workdir / f"pred-{kind}-{threads}.npy", np.asarray(out, dtype=np.float64).reshape(-1))
     return {"engine": kind, "threads": threads, "rows": _time_batches(call, x, batches, seconds)}
 
 
@@ -203,21 +242,38 @@ def write_cutouts(folder: Path, n: int, *, dtype: str = "float32", log=print) ->
     return folder
 
 
-def _read_per_file(folder: Path, n: int, info) -> dict:
-    """µs per file to read and check FITS cutouts in one thread: astropy against the fast reader."""
+def _read_per_file(folder: Path, n: int, info, rounds: int = 3) -> dict:
+    """µs per file to read and check FITS cutouts in one thread: astropy against the fast reader,
+    each with the per-header cache of the checks and without it, in rotating rounds (median)."""
+    from cmcnn.serve import fits
     from cmcnn.serve.checks import ReadOptions
-    from cmcnn.serve.fits import read_fits
 
     files = sorted(str(p) for p in folder.glob("cutout*.fits"))[:n]
     out = np.empty((NPIX, NPIX, 1), np.float32)
-    res = {}
-    for reader in ("astropy", "fast"):
-        opts = ReadOptions(fits_reader=reader)
-        t0 = time.perf_counter()
-        for f in files:
-            read_fits(f, info, opts, out)
-        res[reader] = (time.perf_counter() - t0) / len(files) * 1e6
-    return {"files": len(files), "us_per_file": res, "speedup": res["astropy"] / res["fast"]}
+    z = 0.5 * sum(Z_RANGE)
+    methods = [(reader, cache) for cache in (True, False) for reader in ("astropy", "fast")]
+    times: dict = {m: [] for m in methods}
+    for reader, cache in methods:  # warm-up: imports, the page cache, the verdict cache
+        for f in files[:50]:
+            fits.read_fits(f, info, ReadOptions(fits_reader=reader, redshift=z), out, cache=cache)
+    for r in range(rounds):
+        for reader, cache in methods[r % len(methods):] + methods[:r % len(methods)]:
+            opts = ReadOptions(fits_reader=reader, redshift=z)
+            t0 = time.perf_counter()
+            for f in files:
+                fits.read_fits(f, info, opts, out, cache=cache)
+            times[(reader, cache)].append((time.perf_counter() - t0) / len(files) * 1e6)
+    med = {m: float(np.median(v)) for m, v in times.items()}
+    return {"files": len(files), "rounds": rounds,
+            "us_per_file": {"astropy": med[("astropy", True)], "fast": med[("fast", True)],
+                            "astropy_no_cache": med[("astropy", False)], "fast_no_cache": med[("fast", False)]},
+            "us_per_file_rounds": {f"{r}{'' if c else '_no_cache'}": v for (r, c), v in times.items()},
+            "speedup": med[("astropy", True)] / med[("fast", True)],
+            "speedup_no_cache": med[("astropy", False)] / med[("fast", False)]}
+
+
+#: ``cmc predict``'s redshift for the benchmark cutouts (they carry no REDSHIFT card).
+ZFLAG = ["--redshift", str(0.5 * sum(Z_RANGE))]
 
 
 def _predict_e2e(model: Path, folder: Path, out: Path, extra: Sequence[str]) -> dict:
@@ -256,7 +312,7 @@ def run(workdir: Path, *, batches: Sequence[int] = BATCHES, threads: Sequence[in
     matmul = {t: _worker("matmul", workdir, threads=t) for t in threads}
     engines = []
     for t in threads:
-        for kind in ("keras", "ort"):
+        for kind in ENGINES:
             log(f"{kind} with {t} thread(s), batches {list(batches)}")
             engines.append(_worker(kind, workdir, "--threads", str(t), "--batches", *map(str, batches),
                                    "--seconds", str(seconds), threads=t))
@@ -269,7 +325,7 @@ def run(workdir: Path, *, batches: Sequence[int] = BATCHES, threads: Sequence[in
         if reading is None:
             reading = _read_per_file(folder, min(n, 2000), info)
         log(f"cmc predict over {n} cutouts")
-        e2e.append({"files": n, **_predict_e2e(workdir / "model.onnx", folder, workdir / "pred.csv", [])})
+        e2e.append({"files": n, **_predict_e2e(workdir / "model.onnx", folder, workdir / "pred.csv", ZFLAG)})
     mid = sorted(files)[len(files) // 2]
     for name, extra in (("astropy reader, 2 reader threads", ["--fits-reader", "astropy"]),
                         ("fast reader, 1 reader thread", ["--readers", "1"]),
@@ -279,7 +335,7 @@ def run(workdir: Path, *, batches: Sequence[int] = BATCHES, threads: Sequence[in
         log(f"variant: {name}")
         variants.append({"variant": name, "files": mid,
                          **_predict_e2e(workdir / "model.onnx", workdir / f"cutouts-{mid}", workdir / "pred.csv",
-                                        extra)})
+                                        [*ZFLAG, *extra])})
     (workdir / "pred.csv").unlink(missing_ok=True)
     machine = machine_info()
     for pkg in ("onnxruntime", "onnxruntime-gpu", "tensorflow", "keras", "tf2onnx", "onnx"):
@@ -298,36 +354,49 @@ def format_table(r: dict) -> str:
     m, net = r["machine"], r["network"]
     mf = net["mflop_per_image"]
     cores = m["usable_cores"] or 1
-    per_core = max(v["gflops_per_cpu_second"] for v in r["matmul"].values())
-    lines = [f"inference benchmark: single-channel network {net['npix']}x{net['npix']}x1, "
+    lines = [f"inference benchmark: shipped single-channel architecture {net['npix']}x{net['npix']}x1 + redshift, "
              f"{net['parameters']:,} parameters, {mf:.1f} MFLOP per image",
              f"machine: {m['cpu_model']}, {cores} usable cores; {m['date_utc']}; load average "
              f"{r['load_average_start'][0]:.1f} at the start, {r['load_average_end'][0]:.1f} at the end",
-             "float32 matmul (NumPy, 2048^2): " + ", ".join(
+             "float32 matmul (NumPy, 2048^2, BLAS at the thread count): " + ", ".join(
                  f"{t} thread(s) {v['gflops']:.1f} GFLOP/s ({v['gflops_per_cpu_second']:.1f} per CPU-second)"
                  for t, v in r["matmul"].items()),
              "", "1. model throughput (each engine and thread count in its own process)",
-             "   images/s: wall clock; per CPU-s: images per second of CPU time the process got (all its threads)"]
+             "   Keras: the same model through a compiled tf.function (the fastest Keras path); ORT: the Predictor",
+             "   (NumPy preprocessing + onnxruntime), as cmc predict runs it; ORT whole: the graph in one session",
+             "   per CPU-s: images per second of CPU time the process got (all its threads); of matmul: ORT's",
+             "   FLOP rate per CPU-second over matmul's at the same thread count"]
     by = {(e["engine"], e["threads"]): {row["batch"]: row for row in e["rows"]} for e in r["engines"]}
     threads = sorted({t for _, t in by})
     batches = sorted(next(iter(by.values())))
-    lines.append(f"{'threads':>7} {'batch':>6} {'Keras/s':>8} {'ORT/s':>8} {'ratio':>6} {'Keras/CPU-s':>11} "
-                 f"{'ORT/CPU-s':>9} {'ratio':>6} {'ORT GFLOP/CPU-s':>15} {'of matmul':>9}")
+    lines.append(f"{'threads':>7} {'batch':>6} {'Keras/s':>8} {'ORT/s':>8} {'whole/s':>8} {'Keras/CPU-s':>11} "
+                 f"{'ORT/CPU-s':>9} {'ORT/Keras':>9} {'ORT GFLOP/CPU-s':>15} {'of matmul':>9}")
     for t in threads:
+        per_core = r["matmul"][str(t)]["gflops_per_cpu_second"]
         for b in batches:
-            k, o = by[("keras", t)][b], by[("ort", t)][b]
+            k, o, w = by[("keras", t)][b], by[("ort", t)][b], by[("ort-whole", t)][b]
             g = o["images_per_cpu_second"] * mf / 1e3
             lines.append(f"{t:>7} {b:>6} {k['images_per_second']:>8.1f} {o['images_per_second']:>8.1f} "
-                         f"{o['images_per_second'] / k['images_per_second']:>5.2f}x "
-                         f"{k['images_per_cpu_second']:>11.1f} {o['images_per_cpu_second']:>9.1f} "
-                         f"{o['images_per_cpu_second'] / k['images_per_cpu_second']:>5.2f}x {g:>15.1f} "
+                         f"{w['images_per_second']:>8.1f} {k['images_per_cpu_second']:>11.1f} "
+                         f"{o['images_per_cpu_second']:>9.1f} "
+                         f"{o['images_per_cpu_second'] / k['images_per_cpu_second']:>8.2f}x {g:>15.1f} "
                          f"{g / per_core:>8.0%}")
+    if len(threads) > 1:
+        t1, tn = threads[0], threads[-1]
+        lines.append(f"parallel efficiency of ORT, {tn} threads vs {t1} (images/s / ({tn}/{t1} x images/s)): " + ", ".join(
+            f"batch {b} {by[('ort', tn)][b]['images_per_second'] / (tn / t1 * by[('ort', t1)][b]['images_per_second']):.0%}"
+            for b in batches))
     lines.append(f"max |Keras - ORT| over engines on 16 images: {r['max_abs_diff_between_engines']:.2g} dex")
     rd = r["read_per_file"]
-    lines += ["", f"2. reading + checking one FITS cutout (one thread, {rd['files']} files): "
-              f"astropy {rd['us_per_file']['astropy']:.0f} us, fast reader {rd['us_per_file']['fast']:.0f} us "
-              f"({rd['speedup']:.1f}x)", "",
-              "3. end to end: cmc predict DIR --out predictions.csv (defaults: batch 64, 2 reader threads)",
+    us = rd["us_per_file"]
+    lines += ["", f"2. reading + checking one FITS cutout (one thread, {rd['files']} files, median of "
+              f"{rd.get('rounds', 1)} alternating rounds):",
+              f"   with the per-header cache of the checks (as cmc predict runs): astropy {us['astropy']:.0f} us, "
+              f"fast reader {us['fast']:.0f} us ({rd['speedup']:.1f}x)",
+              f"   without it, every header checked again: astropy {us['astropy_no_cache']:.0f} us, "
+              f"fast reader {us['fast_no_cache']:.0f} us ({rd['speedup_no_cache']:.1f}x)", "",
+              "3. end to end: cmc predict MODEL DIR --redshift Z --out predictions.csv (defaults: batch 64, "
+              "2 reader threads)",
               f"   projected = {cores} cores / CPU time per cutout: the rate if the process had the "
               f"{cores} cores to itself",
               f"{'files':>7} {'seconds':>8} {'cutouts/s':>9} {'CPU ms/cutout':>13} {'projected/s':>11} "

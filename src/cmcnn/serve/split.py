@@ -122,9 +122,17 @@ class SplitNetwork:
         if not cuts or self.input_name in cuts:
             raise Unsupported("no preprocessing before the convolutions")
         known = {v.name for v in list(g.value_info) + list(g.input) + list(g.output)}
+        # the cut tensors keep their inferred shapes (batch, C, H, W): with an unknown rank,
+        # onnxruntime cannot keep the whole stack in its blocked NCHWc layout and reorders the
+        # activations around every pooling (a third of the CPU time of a forward pass)
+        try:
+            inferred = {v.name: v for v in onnx.shape_inference.infer_shapes(model).graph.value_info}
+        except Exception:  # noqa: BLE001 - shape inference is an optimisation only
+            inferred = {}
         for name in cuts:
             if name not in known:
-                g.value_info.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+                g.value_info.append(inferred.get(name)
+                                    or onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
         extractor = onnx.utils.Extractor(model)
         self.pre = NumpyGraph(extractor.extract_model([self.input_name], cuts))
         self.cuts = list(self.pre.outputs)
