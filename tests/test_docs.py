@@ -89,14 +89,41 @@ def test_readme_kernel_table_matches_kernels_json():
 
 
 def test_readme_dataset_figures_match_dataset_json():
-    rows = {r["workers"]: r for r in _json("dataset.json")["rows"]}
-    text = (ROOT / "README.md").read_text()
-    m = re.search(r"([\d.]+) images/s serial, ([\d.]+) images/s with\s+`--workers 2` \(([\d.]+)×\)",
-                  text)
+    """README's dataset bullet quotes dataset.json: seconds and peak memory of both sources."""
+    rec = _json("dataset.json")
+    rows = {(r["source"], r["workers"]): r for r in rec["rows"]}
+    text = _flat((ROOT / "README.md").read_text())
+    m = re.search(r"(\d+) images with `--workers 2`: ([\d.]+) s at ([\d.]+) GiB peak from the columns "
+                  r"against ([\d.]+) s at ([\d.]+) GiB in memory", text)
     assert m, "README no longer quotes the dataset benchmark in the expected form"
-    assert _agrees(float(m.group(1)), rows[1]["images_per_second"])
-    assert _agrees(float(m.group(2)), rows[2]["images_per_second"])
-    assert _agrees(float(m.group(3)), rows[2]["speedup"])
+    index, memory = rows[("index", 2)], rows[("memory", 2)]
+    assert int(m[1]) == index["images"] == memory["images"] and rec["identical_images"]
+    assert float(m[2]) == pytest.approx(index["seconds"], abs=0.51)
+    assert float(m[3]) == pytest.approx(index["peak_rss_bytes"] / 2**30, abs=0.006)
+    assert float(m[4]) == pytest.approx(memory["seconds"], abs=0.51)
+    assert float(m[5]) == pytest.approx(memory["peak_rss_bytes"] / 2**30, abs=0.006)
+
+
+def test_synth_workers_figures_match_the_paper_record():
+    """README and docs/synth.md quote synth-paper.json: wall times per worker count, peak, identity."""
+    rec = _json("synth-paper.json")
+    runs = {r["workers"]: r for r in rec["runs"]}
+    assert rec["identical_across_workers"]
+    readme = _flat((ROOT / "README.md").read_text())
+    m = re.search(r"in ([\d.]+) s with 2 workers against ([\d.]+) s with 1, peak ([\d.]+) GiB", readme)
+    assert m, "README no longer quotes synth-paper.json in the expected form"
+    assert float(m[1]) == pytest.approx(runs[2]["wall_seconds"], abs=0.051)
+    assert float(m[2]) == pytest.approx(runs[1]["wall_seconds"], abs=0.051)
+    assert float(m[3]) == pytest.approx(runs[2]["peak_rss_bytes"] / 2**30, abs=0.006)
+    doc = _flat((ROOT / "docs" / "synth.md").read_text())
+    m = re.search(r"in ([\d.]+) s with `--workers 2` and ([\d.]+) s with `--workers 1` \(([\d.]+)×\) in the same "
+                  r"run, peak RSS of the whole process tree ([\d.]+) and ([\d.]+) GiB", doc)
+    assert m, "docs/synth.md no longer quotes synth-paper.json in the expected form"
+    assert float(m[1]) == pytest.approx(runs[2]["wall_seconds"], abs=0.051)
+    assert float(m[2]) == pytest.approx(runs[1]["wall_seconds"], abs=0.051)
+    assert float(m[3]) == pytest.approx(runs[1]["wall_seconds"] / runs[2]["wall_seconds"], abs=0.006)
+    assert float(m[4]) == pytest.approx(runs[2]["peak_rss_bytes"] / 2**30, abs=0.006)
+    assert float(m[5]) == pytest.approx(runs[1]["peak_rss_bytes"] / 2**30, abs=0.006)
 
 
 def test_bench_readme_targets_match_kernels_json():
@@ -603,17 +630,13 @@ def test_halo_finding_details_match_the_recorded_paper_run():
 
 
 def test_small_universe_and_dataset_counts_match_their_records():
-    """README's "150 clusters, 36 M particles" (synth-small.json), "160 images" (dataset.json),
-    docs/scale.md's "small universe of 29 M particles" (distributed.json), and README's demo
+    """README's "150 clusters, 36 M particles" (synth-small.json), docs/scale.md's "small universe of 29 M particles" (distributed.json), and README's demo
     "under 3 minutes" (demo_small.json)."""
     small = _json("synth-small.json")
     readme = _flat((ROOT / "README.md").read_text())
     m = re.search(r"the `small` synthetic universe \((\d+) clusters, (\d+) M particles\)", readme)
     assert m and int(m[1]) == small["n_targets"]
     assert int(m[2]) == round(sum(small["n_particles"].values()) / 1e6)
-    rows = _json("dataset.json")["rows"]
-    m = re.search(r"`small` universe, (\d+) images end to end", readme)
-    assert m and all(r["images"] == int(m[1]) for r in rows)
     dist = _json("distributed.json")
     scale = _flat((ROOT / "docs" / "scale.md").read_text())
     m = re.search(r"`small` universe of (\d+) M particles", scale)
