@@ -508,29 +508,38 @@ def test_mask_scan_record_and_readme_quote_the_equally_built_baseline():
 
 
 def test_readme_inference_figures_match_the_records():
-    """README's inference bullet quotes inference.json and predict_e2e.json."""
+    """README's inference bullet quotes inference.json (batch 64, the Predictor against Keras)."""
     inf = _json("inference.json")
-    e2e = _json("predict_e2e.json")
     doc = _flat(_section((ROOT / "README.md").read_text(), "## Benchmarks"))
-    m = re.search(r"FITS cutout ([\d.]+)× faster than astropy\.io\.fits \((\d+) µs\); onnxruntime reaches (\d+) % "
-                  r"of NumPy's float32 matmul rate per CPU-second; `cmc predict` over 10⁵ separate FITS files costs "
-                  r"([\d.]+) CPU ms per cutout with memory flat at ~(\d+) MiB", doc)
-    assert m, "README no longer quotes the inference record in the expected form"
-    read = inf["read_per_file"]
-    assert float(m[1]) == pytest.approx(read["speedup"], abs=0.051)
-    assert int(m[2]) == round(read["us_per_file"]["fast"])
+    row = {(e["engine"], e["threads"]): {r["batch"]: r for r in e["rows"]} for e in inf["engines"]}
     mflop = inf["network"]["mflop_per_image"]
-    fractions = [row["images_per_cpu_second"] * mflop / 1e3 / inf["matmul"][str(e["threads"])]["gflops_per_cpu_second"]
-                 for e in inf["engines"] if e["engine"] == "ort" for row in e["rows"]]
-    assert int(m[3]) == round(100 * max(fractions))
-    big = next(r for r in inf["end_to_end"] if r["files"] == 100_000)
-    assert float(m[4]) == pytest.approx(big["cpu_ms_per_cutout"], abs=0.0051)
+    m = re.search(r"at batch 64: ([\d,]+) and ([\d,]+) images/s on 1 and 2 threads \(parallel efficiency (\d+) %\), "
+                  r"([\d,]+) images per CPU-second on 1 thread, (\d+) % of NumPy's float32 matmul rate per "
+                  r"CPU-second and ([\d.]+)× Keras on the same model through a compiled `tf.function`", doc)
+    assert m, "README no longer quotes the inference record in the expected form"
+    one, two, keras = row[("ort", 1)][64], row[("ort", 2)][64], row[("keras", 1)][64]
+    assert round(_number(m[1])) == round(one["images_per_second"])
+    assert round(_number(m[2])) == round(two["images_per_second"])
+    assert int(m[3]) == round(100 * two["images_per_second"] / (2 * one["images_per_second"]))
+    assert round(_number(m[4])) == round(one["images_per_cpu_second"])
+    assert int(m[5]) == round(100 * one["images_per_cpu_second"] * mflop / 1e3
+                              / inf["matmul"]["1"]["gflops_per_cpu_second"])
+    assert float(m[6]) == pytest.approx(one["images_per_cpu_second"] / keras["images_per_cpu_second"], abs=0.0051)
+    read = inf["read_per_file"]
+    m = re.search(r"reading and checking a FITS cutout ([\d.]+)× faster than astropy\.io\.fits with the same "
+                  r"per-header cache \((\d+) µs against (\d+) µs\), ([\d.]+)× without it", doc)
+    assert m, "README no longer quotes the FITS reading figures in the expected form"
+    assert float(m[1]) == pytest.approx(read["speedup"], abs=0.051)
+    assert int(m[2]) == round(read["us_per_file"]["fast"]) and int(m[3]) == round(read["us_per_file"]["astropy"])
+    assert float(m[4]) == pytest.approx(read["speedup_no_cache"], abs=0.051)
+    e2e = {r["files"]: r for r in inf["end_to_end"]}
+    m = re.search(r"`cmc predict` over 10⁴ and 10⁵ separate FITS files: ([\d,]+) and ([\d,]+) cutouts/s end to end, "
+                  r"peak memory (\d+)[–-](\d+) MiB", doc)
+    assert m, "README no longer quotes the end-to-end figures in the expected form"
+    assert round(_number(m[1])) == round(e2e[10_000]["cutouts_per_second"])
+    assert round(_number(m[2])) == round(e2e[100_000]["cutouts_per_second"])
     peaks = [r["peak_rss_mib"] for r in inf["end_to_end"]]
-    assert all(abs(p - int(m[5])) <= 0.1 * int(m[5]) for p in peaks)
-    m = re.search(r"([\d,]+) and ([\d,]+) cutouts/s end to end over 10⁴ separate FITS files, peak (\d+) MiB", doc)
-    assert m, "README no longer quotes predict_e2e.json in the expected form"
-    assert [round(_number(g)) for g in m.groups()[:2]] == [round(r["cutouts_per_second"]) for r in e2e["runs"]]
-    assert int(m[3]) == round(max(r["peak_rss_mib"] for r in e2e["runs"]))
+    assert int(m[3]) == round(min(peaks)) and int(m[4]) == round(max(peaks))
 
 
 def test_gpu_training_figures_match_the_record():
