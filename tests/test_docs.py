@@ -102,6 +102,16 @@ def test_readme_dataset_figures_match_dataset_json():
     assert float(m[3]) == pytest.approx(index["peak_rss_bytes"] / 2**30, abs=0.006)
     assert float(m[4]) == pytest.approx(memory["seconds"], abs=0.51)
     assert float(m[5]) == pytest.approx(memory["peak_rss_bytes"] / 2**30, abs=0.006)
+    dataset_md = _flat((ROOT / "docs" / "dataset.md").read_text())
+    m = re.search(r"234 M peaked at ([\d.]+) GiB.*?whatever the size of the snapshot: ([\d.]+) GiB peak for the "
+                  r"`paper` universe with 2 workers, index build included, against (\d+) s instead of (\d+) s", dataset_md)
+    assert m, "docs/dataset.md no longer quotes dataset.json in the expected form"
+    assert float(m[1]) == pytest.approx(memory["peak_rss_bytes"] / 2**30, abs=0.006)
+    assert float(m[2]) == pytest.approx(index["peak_rss_bytes"] / 2**30, abs=0.006)
+    assert int(m[3]) == round(index["seconds"]) and int(m[4]) == round(memory["seconds"])
+    m = re.search(r"`paper` preset: ([\d.]+) GiB peak with 2 workers, index build included",
+                  _flat((ROOT / "docs" / "scale.md").read_text()))
+    assert m and float(m[1]) == pytest.approx(index["peak_rss_bytes"] / 2**30, abs=0.006)
 
 
 def test_synth_workers_figures_match_the_paper_record():
