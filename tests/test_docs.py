@@ -369,22 +369,11 @@ def test_readme_demo_table_matches_the_recorded_demo_run():
     assert f"{run['peak_rss_mb'] / 1024:.1f} GB peak" in doc
 
 
-def test_readme_quotes_the_kernel_rerun_and_the_centres_benchmark():
-    """README's rerun sentence and centres sentence quote kernels-rerun.json and centres.json."""
+def test_readme_quotes_the_centres_benchmark():
+    """README's centres sentence quotes centres.json (1 thread each, equal rounds, medians)."""
     doc = " ".join(_section((ROOT / "README.md").read_text(), "## Benchmarks").split())
-    if "kernels-rerun.txt" in doc:     # the older rerun (unequal threads and repeats) may be dropped
-        rows = _json("kernels-rerun.json")["rows"]
-
-        def ratio(dataset, case):
-            return next(r["ratio"] for r in rows if r["dataset"] == dataset and r["n"] == 10_000_000
-                        and r["case"] == case and r["method"] == "cmc" and r["threads"] == 2)
-
-        m = re.search(r"NGP ([\d.]+)× \(random 1e7\) and ([\d.]+)× \(clustered\), CIC ([\d.]+)× and ([\d.]+)×",
-                      doc)
-        assert m, "README names kernels-rerun.txt but no longer quotes it in the expected form"
-        for quoted, (dataset, case) in zip(m.groups(), [("random", "ngp"), ("clustered", "ngp"),
-                                                         ("random", "cic"), ("clustered", "cic")]):
-            assert float(quoted) == pytest.approx(ratio(dataset, case), rel=0.01)
+    rec = _json("centres.json")
+    assert rec.get("commit") and rec.get("repeat", 0) >= 3 and rec.get("warmup") == 1, "regenerate centres.json"
     centres = _json("centres.json")["rows"]
     m = re.search(r"is ([\d.]+)×, ([\d.]+)× and ([\d.]+)× faster than the same algorithm in NumPy", doc)
     assert m and [float(g) for g in m.groups()] == [round(r["ratio"]) for r in centres]

@@ -62,31 +62,44 @@ def make_groups(n_members: int, n_groups: int, seed: int = 0) -> tuple[np.ndarra
     return pos, np.arange(starts[-1], dtype=np.int64), starts
 
 
-def bench(sizes: Sequence[int], n_groups: int) -> dict:
-    """Time both implementations on each group size; check that they agree."""
+def bench(sizes: Sequence[int], n_groups: int, repeat: int = 3) -> dict:
+    """Time both implementations on each group size, on equal terms; check that they agree.
+
+    Both are single-threaded.  Each gets one untimed warm-up call, then ``repeat``
+    rounds in alternating order (NumPy first in even rounds, cmc first in odd ones);
+    the ratio is of the medians.
+    """
     from ..halos import shrinking_sphere_centres
 
     rows = []
     for n in sizes:
         pos, members, starts = make_groups(int(n), n_groups)
-        t0 = time.perf_counter()
-        want = np.array([numpy_shrinking_sphere(pos[members[a:b]], BOXSIZE) for a, b in zip(starts[:-1], starts[1:])])
-        t_numpy = time.perf_counter() - t0
-        best = np.inf
-        for _ in range(3):
-            t0 = time.perf_counter()
-            got = shrinking_sphere_centres(pos, BOXSIZE, members, starts)
-            best = min(best, time.perf_counter() - t0)
-        err = np.abs(got - want)
+        ways = {
+            "numpy": lambda: np.array([numpy_shrinking_sphere(pos[members[a:b]], BOXSIZE)
+                                       for a, b in zip(starts[:-1], starts[1:])]),
+            "cmc": lambda: shrinking_sphere_centres(pos, BOXSIZE, members, starts),
+        }
+        out = {k: f() for k, f in ways.items()}  # warm-up
+        times: dict[str, list[float]] = {k: [] for k in ways}
+        for r in range(repeat):
+            for k in (("numpy", "cmc") if r % 2 == 0 else ("cmc", "numpy")):
+                t0 = time.perf_counter()
+                out[k] = ways[k]()
+                times[k].append(time.perf_counter() - t0)
+        err = np.abs(out["cmc"] - out["numpy"])
         err = np.minimum(err, BOXSIZE - err).max()
-        rows.append({"members": int(n), "groups": n_groups, "numpy_s": t_numpy, "cmc_s": best,
-                     "ratio": t_numpy / best, "max_centre_difference_mpc": float(err)})
-    return {"benchmark": "shrinking-sphere centres", "machine": machine_info(), "rows": rows}
+        t_numpy, t_cmc = float(np.median(times["numpy"])), float(np.median(times["cmc"]))
+        rows.append({"members": int(n), "groups": n_groups, "numpy_s": t_numpy, "cmc_s": t_cmc,
+                     "numpy_s_all": times["numpy"], "cmc_s_all": times["cmc"], "repeat": repeat,
+                     "ratio": t_numpy / t_cmc, "max_centre_difference_mpc": float(err)})
+    return {"benchmark": "shrinking-sphere centres", "machine": machine_info(), "threads": 1, "warmup": 1,
+            "repeat": repeat, "rows": rows}
 
 
 def table(result: dict) -> str:
     m = result["machine"]
-    lines = ["shrinking-sphere centres, compiled (cmcore._centres) vs NumPy, same groups, same process",
+    lines = ["shrinking-sphere centres, compiled (cmcore._centres) vs NumPy, same groups, same process, 1 thread each,",
+             f"one warm-up call each, then {result.get('repeat', 1)} rounds in alternating order; medians",
              f"machine: {m['cpu_model']}, {m['usable_cores']} usable cores, {m['date_utc']}",
              f"{'members':>9} {'groups':>7} {'numpy [s]':>10} {'cmc [s]':>10} {'ratio':>9} {'max |Δcentre| [Mpc]':>20}"]
     for r in result["rows"]:
@@ -99,11 +112,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the benchmark (shared by ``cmc bench centres`` and the script)."""
     parser.add_argument("--sizes", type=float, nargs="+", default=[1e3, 1e4, 1e5], help="members per group")
     parser.add_argument("--groups", type=int, default=20, help="groups per size (default 20)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed rounds per implementation (default 3)")
     parser.add_argument("--out", default="bench/results", help="folder for centres.json/.txt")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    result = bench([int(s) for s in args.sizes], args.groups)
+    if args.repeat < 1:
+        raise ValueError("--repeat must be at least 1")
+    result = bench([int(s) for s in args.sizes], args.groups, repeat=args.repeat)
     print(table(result))
     write_result(args.out, "centres", result, table(result))
     return 0
