@@ -222,6 +222,35 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config: TrainConfig, 
     Returns
     -------
     TrainSummary
+
+    Examples
+    --------
+    Two epochs of the survey recipe on a small dataset of Compton-y images (ten
+    clusters, two projections each, 40-pixel images), then the same call again,
+    which finds the run finished and trains nothing:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from cmcore.datafile import DatasetConfig
+    >>> from cmcore.dataset import build_dataset
+    >>> from cmcore.synth import generate
+    >>> from cmcnn.train.recipe import TrainConfig
+    >>> from cmcnn.train.training import train
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> universe = generate("tiny", seed=1, out=tmp.name, box_size_h=40.0, n_bins=1,
+    ...                     clusters_per_bin=10, field_min_mass=1e13)
+    >>> data = Path(tmp.name) / "data.h5"
+    >>> config = DatasetConfig(bins=(13.0, 15.0, 2.0), per_bin=10, projections=("x", "y"),
+    ...                        channels=("Ypar",), npix=40, fov_arcmin=8.0)
+    >>> build_dataset(universe.snapshot, universe.halos, data, config, progress=False).n_images
+    20
+    >>> recipe = TrainConfig.survey(["Ypar"], epochs=2, batch_size=8)
+    >>> summary = train(data, Path(tmp.name) / "run", recipe, progress=False)
+    >>> summary.epochs_done, summary.epochs_new
+    (2, 2)
+    >>> train(data, Path(tmp.name) / "run", recipe, progress=False).epochs_new
+    0
+    >>> tmp.cleanup()
     """
     data, run = Path(data), Path(out)
     configure_backend(threads)
