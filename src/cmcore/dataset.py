@@ -585,7 +585,7 @@ def _render_on_processes(indexed: Path, config: DatasetConfig, cosmology, jobs: 
     """Render ``jobs`` = [(halo_id, centre, r200, tasks, part_path)] from the indexed snapshot, each halo
     reading only its columns, on ``workers`` processes (in this one for 1)."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import ProcessPoolExecutor
 
     from .progress import progress_bar
 
@@ -597,38 +597,40 @@ def _render_on_processes(indexed: Path, config: DatasetConfig, cosmology, jobs: 
                 bar.update(_render_region_job(path, config, cosmology, centre, r200, tasks, part))
             return
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_render_region_job, path, config, cosmology, centre, r200, tasks, part)
-                       for _, centre, r200, tasks, part in jobs]
-            try:
-                for fut in as_completed(futures):
-                    bar.update(fut.result())
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
+            _drain(pool, [(_render_region_job, (path, config, cosmology, centre, r200, tasks, part))
+                          for _, centre, r200, tasks, part in jobs], bar)
     finally:
         bar.close()
 
 
+def _drain(pool, calls: list, bar) -> None:
+    """Submit ``calls`` = [(function, args)] to ``pool``, advance ``bar`` by each result as it comes;
+    on an error (or an interruption) cancel what has not started and re-raise."""
+    from concurrent.futures import as_completed
+
+    futures = [pool.submit(fn, *args) for fn, args in calls]
+    try:
+        for fut in as_completed(futures):
+            bar.update(fut.result())
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        raise
+
+
 def _render_on_threads(renderer, jobs: list, channels: Sequence[str], workers: int, progress: bool) -> None:
     """Render ``jobs`` = [(halo_id, centre, r200, tasks, part_path)] on ``workers`` threads, one part file each."""
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+    from concurrent.futures import ThreadPoolExecutor
 
     from .progress import progress_bar
 
     bar = progress_bar(total=sum(len(j[3]) for j in jobs), unit="img", desc="rendering", disable=not progress)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_render_halo, renderer, centre, r200, tasks, part, channels)
-                   for _, centre, r200, tasks, part in jobs]
-        try:
-            for fut in as_completed(futures):
-                bar.update(fut.result())
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
-        finally:
-            bar.close()
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            _drain(pool, [(_render_halo, (renderer, centre, r200, tasks, part, channels))
+                          for _, centre, r200, tasks, part in jobs], bar)
+    finally:
+        bar.close()
 
 
 def _assemble(out: Path, config: DatasetConfig, cat, old_keys: list, todo: list[ImageTask], parts: Path,
