@@ -39,7 +39,8 @@ def main() -> int:
     folder = inference.write_cutouts(work / f"cutouts-{n}", n)
     one = inference.write_cutouts(work / "cutouts-1", 1)
     model = work / "model.onnx"
-    variants = {"serial": []} | {f"local:{w}": ["--scheduler", f"local:{w}"] for w in args.workers}
+    variants = {"serial": [*inference.ZFLAG]} | {f"local:{w}": [*inference.ZFLAG, "--scheduler", f"local:{w}"]
+                                                for w in args.workers}
     load = os.getloadavg()
     runs: dict[str, list] = {k: [] for k in variants}
     fixed: dict[str, dict] = {}

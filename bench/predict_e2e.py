@@ -34,7 +34,7 @@ def main() -> int:
     if not folder.exists():
         inference.write_cutouts(folder, n)
     load = os.getloadavg()
-    runs = [inference._predict_e2e(work / "model.onnx", folder, work / f"pred{k}.csv", [])
+    runs = [inference._predict_e2e(work / "model.onnx", folder, work / f"pred{k}.csv", inference.ZFLAG)
             for k in range(args.repeat)]
     record = {"benchmark": "predict_e2e", "machine": machine_info(), "load_average_before": load,
               "files": n, "runs": runs, "command": "python bench/predict_e2e.py " + " ".join(sys.argv[1:])}
