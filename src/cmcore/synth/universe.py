@@ -461,8 +461,10 @@ def _realise_chunk(chunk: range) -> list:
 def _realised(plan: _Plan, workers: int):
     """``plan.realise(i)`` for every halo, in catalogue order, on ``workers`` processes.
 
-    The haloes go out in chunks of about 1/(100 × workers) of the universe's mass, at
-    most ``2 × workers`` in flight and taken in catalogue order, so memory stays
+    The haloes go out in chunks of about 1/(500 × workers) of the universe's mass, at
+    most ``16 × workers`` in flight: enough that a slow chunk (a massive target, whose
+    measurement realises its neighbours again) does not leave the other workers idle
+    while the results are taken in catalogue order, few enough that memory stays
     bounded whatever the size of the box.
     """
     if workers == 1:
@@ -473,14 +475,14 @@ def _realised(plan: _Plan, workers: int):
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
-    chunks = iter(plan.chunks(100 * workers))
+    chunks = iter(plan.chunks(500 * workers))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_init_worker, initargs=(plan,)) as pool:
         pending = deque()
         try:
             for chunk in chunks:
                 pending.append(pool.submit(_realise_chunk, chunk))
-                if len(pending) >= 2 * workers:
+                if len(pending) >= 16 * workers:
                     break
             while pending:
                 done = pending.popleft().result()
