@@ -91,8 +91,7 @@ def _worker(network: str, threads: int, images: int, batch: int, repeat: int) ->
 
 def run_from_args(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from cmcore.benchmarks import machine_info
-    from cmcore.fileio import atomic_write
+    from cmcore.benchmarks import machine_info, write_result
 
     networks = [n.strip() for n in args.networks.split(",") if n.strip()]
     bad = [n for n in networks if n not in NETWORKS]
@@ -123,22 +122,17 @@ def run_from_args(args: argparse.Namespace) -> int:
         info["tensorflow"] = tf.__version__
     except ImportError:
         pass
-    record = {"benchmark": "train", "machine": info, "rows": rows,
-              "command": "cmc bench train " + " ".join(sys.argv[3:] if len(sys.argv) > 3 else [])}
+    record = {"benchmark": "train", "machine": info, "rows": rows}
     if args.out:
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
         text = "\n".join(
             [f"# cmc bench train — {info['cpu_model']}, {info['usable_cores']} cores, {info['date_utc']}",
              "network  threads  backend     cmc images/s  Keras-fit images/s  ratio"]
             + [f"{r['network']:7s}  {r['threads']:7d}  {r['backend'] + ('+GPU' if r['gpus'] else ''):10s}  "
                f"{r['cmc_images_per_s']:12.0f}  {r['keras_fit_images_per_s']:18.0f}  {r['ratio_keras_over_cmc_time']:5.2f}"
                for r in rows]) + "\n"
-        with atomic_write(out / "train.json") as tmp:
-            tmp.write_text(json.dumps(record, indent=2) + "\n")
-        with atomic_write(out / "train.txt") as tmp:
-            tmp.write_text(text)
-        print(f"wrote {out / 'train.json'} and {out / 'train.txt'}")
+        write_result(out, "train", record, text.rstrip("\n"))
+        print(f"wrote {out / 'train.json'} and {out / 'train.txt'} (with the command, commit, machine and load)")
     return 0
 
 
