@@ -13,15 +13,13 @@ must be identical byte for byte.  Usage::
     python bench/predict_dask.py [--files 10000] [--workers 2] [--repeat 2] [--workdir DIR] [--out bench/results]
 """
 import argparse
-import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 from cmcnn.benchmarks import inference
-from cmcore.benchmarks import machine_info
-from cmcore.fileio import atomic_write
+from cmcore.benchmarks import machine_info, write_result
 
 
 def main() -> int:
@@ -65,12 +63,7 @@ def main() -> int:
         lines.append(f"{name:>10} {fixed[name]['seconds']:13.2f} {r['seconds']:9.2f} {r['cutouts_per_second']:10.0f} "
                      f"{r['cpu_ms_per_cutout']:14.2f} {r['peak_rss_mib']:9.0f} "
                      f"{record['speedup_vs_serial_best_wall'][name]:9.2f}x {same[name]}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out / "predict_dask.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
-    with atomic_write(out / "predict_dask.txt") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+    write_result(args.out, "predict_dask", record, "\n".join(lines))
     print("\n".join(lines))
     return 0 if all(same.values()) else 1
 

@@ -8,15 +8,13 @@ cutouts/s, CPU ms per cutout and peak memory.  Usage::
     python bench/predict_e2e.py [--files 10000] [--repeat 2] [--workdir DIR] [--out bench/results]
 """
 import argparse
-import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 from cmcnn.benchmarks import inference
-from cmcore.benchmarks import machine_info
-from cmcore.fileio import atomic_write
+from cmcore.benchmarks import machine_info, write_result
 
 
 def main() -> int:
@@ -37,14 +35,11 @@ def main() -> int:
     runs = [inference._predict_e2e(work / "model.onnx", folder, work / f"pred{k}.csv", inference.ZFLAG)
             for k in range(args.repeat)]
     record = {"benchmark": "predict_e2e", "machine": machine_info(), "load_average_before": load,
-              "files": n, "runs": runs, "command": "python bench/predict_e2e.py " + " ".join(sys.argv[1:])}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out / "predict_e2e.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
-    for r in runs:
-        print(f"{r['cutouts']} cutouts in {r['seconds']:.1f} s: {r['cutouts_per_second']:.0f} cutouts/s, "
-              f"{r['cpu_ms_per_cutout']:.2f} CPU ms/cutout, peak {r['peak_rss_mib']:.0f} MiB")
+              "files": n, "runs": runs}
+    lines = [f"{r['cutouts']} cutouts in {r['seconds']:.1f} s: {r['cutouts_per_second']:.0f} cutouts/s, "
+             f"{r['cpu_ms_per_cutout']:.2f} CPU ms/cutout, peak {r['peak_rss_mib']:.0f} MiB" for r in runs]
+    write_result(args.out, "predict_e2e", record, "\n".join(lines))
+    print("\n".join(lines))
     return 0
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from astropy import units as u
 
-from cmcore.benchmarks import machine_info
+from cmcore.benchmarks import machine_info, record_context
 from cmcore.datafile import DatasetConfig, noise_field, open_dataset
 from cmcore.fileio import atomic_write
 from cmcore.halos import cosmology_from_json
@@ -217,6 +217,7 @@ def main() -> int:
                               "median_X0.35Mpc_over_all_stars": float(np.median(
                                   (x_free[:, k35] / (bi + g["mstar_satellites"])[j])[central]))}
     record["seconds"] = time.perf_counter() - t0
+    record.update(record_context())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(out / "star_baseline.json") as tmp:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["machine_info", "best_time", "parse_time_log", "run_child", "write_result"]
+__all__ = ["machine_info", "best_time", "parse_time_log", "record_context", "run_child", "write_result"]
 
 #: 1-, 5- and 15-minute load averages when the benchmark package was imported: before the run.
 LOAD_BEFORE = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -76,6 +76,13 @@ def git_commit() -> str | None:
     return head + ("+dirty" if dirty else "")
 
 
+def record_context() -> dict:
+    """What every record states besides its figures: the command line, the git commit and the
+    load average before (import of this package) and after (now)."""
+    return {"command": " ".join(sys.argv), "commit": git_commit(),
+            "load_average": {"before": LOAD_BEFORE, "after": os.getloadavg() if hasattr(os, "getloadavg") else None}}
+
+
 def write_result(folder: str | os.PathLike, name: str, result: dict, table: str,
                  default: Callable[[object], object] | None = None) -> Path:
     """Write ``NAME.json`` (the result, with the command line, the git commit and the machine) and
@@ -88,10 +95,8 @@ def write_result(folder: str | os.PathLike, name: str, result: dict, table: str,
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    result = {**result, "command": " ".join(sys.argv), "commit": git_commit()}
+    result = {**result, **record_context()}
     result.setdefault("machine", machine_info())
-    result.setdefault("load_average", {"before": LOAD_BEFORE,
-                                       "after": os.getloadavg() if hasattr(os, "getloadavg") else None})
     path = folder / f"{name}.json"
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=default))
