@@ -5,12 +5,11 @@
 A dataset file records when and from which paths it was made, so a regenerated file has
 another SHA-256 than the original even when every image and label is the same; this
 compares what the networks see.  With ``--out`` the result is recorded as JSON + txt
-(machine, command, SHA-256 of both files).
+(SHA-256 of both files, with the command, commit, machine and load average of every record).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -57,15 +56,13 @@ def main(argv: list[str] | None = None) -> int:
             f"root attributes that differ: {', '.join(result['attributes_differing']) or 'none'}")
     print(text)
     if args.out:
-        from cmcore.benchmarks import machine_info
+        from cmcore.benchmarks import write_result
         from cmcore.fileio import file_sha256
 
-        record = {"command": " ".join(["python", "bench/compare_datasets.py", *(argv or sys.argv[1:])]),
-                  "machine": machine_info(), "a": args.a, "b": args.b,
-                  "sha256_a": file_sha256(args.a), "sha256_b": file_sha256(args.b), "same_data": same, **result}
         out = Path(args.out)
-        out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-        out.with_suffix(".txt").write_text(text + "\n")
+        record = {"a": args.a, "b": args.b, "sha256_a": file_sha256(args.a), "sha256_b": file_sha256(args.b),
+                  "same_data": same, **result}
+        write_result(out.parent, out.name, record, text)
     return 0 if same else 1
 
 
