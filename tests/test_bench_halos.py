@@ -48,3 +48,19 @@ def test_compare_matches_through_the_boundary_and_measures_the_mass_ratio():
     assert abs(c["median_log_m200_ratio"]) <= 0.01 and c["std_log_m200_ratio"] == pytest.approx(0.01, abs=1e-3)
     assert c["median_centre_offset_r200"] == pytest.approx(np.sqrt(0.02), rel=1e-6)
     assert compare(found, truth, top=20, match_radius=0.1)["n_matched"] == 0
+
+
+def test_compare_names_the_found_halo_that_took_an_unmatched_clusters_place():
+    """An unmatched true halo is reported with the most massive found halo near it (periodic), or none."""
+    centre = np.array([[0.5, 50.0, 50.0], [20.0, 20.0, 20.0], [70.0, 70.0, 70.0]])
+    truth = _cat(centre, np.array([6e14, 4e14, 1e14]), np.array([1.5, 1.2, 0.8]))
+    # a denser 3e14 concentration 1.2 Mpc away across x = 0, a 1e11 speck near the second
+    # cluster (below the mass floor), and the third cluster found where it is
+    found = _cat(np.array([[99.3, 50.0, 50.0], [20.8, 20.0, 20.0], [70.0, 70.0, 70.0]]),
+                 np.array([3e14, 1e11, 1e14]), np.ones(3))
+    c = compare(found, truth, top=3, match_radius=0.5, neighbour_radius=2.5, neighbour_mass=1e12)
+    assert c["n_matched"] == 1 and [u["row"] for u in c["unmatched"]] == [0, 1]
+    near = c["unmatched"][0]["neighbour"]
+    assert near["distance_r200"] == pytest.approx(1.2 / 1.5) and near["log_m200_ratio"] == pytest.approx(np.log10(0.5))
+    assert c["unmatched"][1]["neighbour"] is None
+    assert compare(found, truth, top=3, neighbour_radius=1.0)["unmatched"][0]["neighbour"] is None
