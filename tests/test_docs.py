@@ -551,6 +551,18 @@ def test_gpu_training_figures_match_the_record():
     assert len(found) == 2, found
     for single, multi in found:
         assert [round(_number(single)), round(_number(multi))] == [rate["single"], rate["multi"]]
+    # the Keras fit rate beside it, both times, and the ratio
+    fit = {t["network"]: round(t["keras_fit_images_per_s"]) for t in rec["throughput"]}
+    ratio = {t["network"]: 1 / t["ratio_keras_over_cmc_time"] for t in rec["throughput"]}
+    found = re.findall(r"([\d,]+) and ([\d,]+)\)? through Keras `fit`", doc) + \
+        re.findall(r"Keras `fit` on the same arrays \(([\d,]+) and ([\d,]+)\)", doc)
+    assert len(found) == 2, found
+    for single, multi in found:
+        assert [round(_number(single)), round(_number(multi))] == [fit["single"], fit["multi"]]
+    ratios = re.findall(r"([\d.]+)× and ([\d.]+)× (?:slower than Keras `fit`|faster\))", doc)
+    assert len(ratios) == 2, ratios
+    for m in ratios:
+        assert [float(m[0]), float(m[1])] == [round(ratio["single"], 1), round(ratio["multi"], 1)]
     assert rec["same_seed_bit_identical"] and rec["resumed_bit_identical"]
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cmcnn.interpret.maskscan import (ScanModel, brute_force_scan, fast_scan, gaussian_mask, mask_radius,
-                            scan_centres)
+                                     scan_arithmetic, scan_centres)
 
 
 # ---------------------------------------------------------------- helpers
@@ -88,6 +88,23 @@ def test_fast_scan_equals_brute_force(onnx_models, kind, sigma, stride):
         assert fast.log10_m == pytest.approx(brute.log10_m, abs=1e-5)
         assert np.ptp(brute.delta) > 1e-3                        # the masks do change the prediction
         np.testing.assert_allclose(fast.delta, brute.delta, atol=1e-5, rtol=0)
+
+
+def test_scan_arithmetic_counts_the_network_and_the_windows(onnx_models, tmp_path):
+    """The forward count equals the Keras layers' (2 FLOP per multiply-add, 'same' convolutions);
+    per centre the fast scan does less, grows with sigma, and a mask wider than the image
+    recomputes at least the whole forward pass."""
+    model, path = _random_network(["Fxs"], 40, tmp_path / "n.onnx", seed=3)
+    keras_flop = sum(2 * layer.output.shape[1] * layer.output.shape[2] * layer.filters * 9 * layer.input.shape[-1]
+                     for layer in model.layers if layer.__class__.__name__ == "Conv2D")
+    scan = ScanModel(path)
+    small, wide = scan_arithmetic(scan, 1.0), scan_arithmetic(scan, 5.0)
+    assert small["conv_flop_forward"] == wide["conv_flop_forward"] == keras_flop
+    assert small["conv_flop_per_centre_fast"] < wide["conv_flop_per_centre_fast"] < keras_flop
+    assert small["arithmetic_ratio"] == pytest.approx(keras_flop / small["conv_flop_per_centre_fast"])
+    assert scan_arithmetic(scan, 40.0)["arithmetic_ratio"] < 1.0
+    multi = ScanModel(onnx_models["multi"])   # two stacks: twice the single stack's arithmetic
+    assert scan_arithmetic(multi, 5.0)["conv_flop_forward"] == 2 * keras_flop
 
 
 def test_brute_force_is_the_definition(onnx_models):

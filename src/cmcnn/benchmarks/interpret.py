@@ -93,7 +93,8 @@ def run(models: dict[str, Path], *, sigma: float = 5.0, stride: int = 1, repeat:
         log=print) -> dict:
     """Time the three scans on each model in rotating rounds; return the record."""
     from cmcore.benchmarks.kernels import record_end, record_start
-    from cmcnn.interpret.maskscan import ScanModel, brute_force_scan, fast_scan, mask_radius, split_brute_force_scan
+    from cmcnn.interpret.maskscan import (ScanModel, brute_force_scan, fast_scan, mask_radius, scan_arithmetic,
+                                         split_brute_force_scan)
 
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
@@ -127,6 +128,7 @@ def run(models: dict[str, Path], *, sigma: float = 5.0, stride: int = 1, repeat:
             if not diffs[method] <= TOLERANCE_DEX:
                 raise AssertionError(f"{name}: a {method} scan differs from brute force by "
                                      f"{diffs[method]:.3g} dex (> {TOLERANCE_DEX})")
+        arith = scan_arithmetic(model, sigma)
         med = {m: statistics.median(t) for m, t in times.items()}
         low = {m: min(t) for m, t in times.items()}
         for method in METHODS:
@@ -139,7 +141,10 @@ def run(models: dict[str, Path], *, sigma: float = 5.0, stride: int = 1, repeat:
                          "speedup_vs_brute": med["brute"] / med[method],
                          "speedup_vs_brute_min": low["brute"] / low[method],
                          "max_abs_diff_vs_brute_dex": diffs[method], "redshift": model.redshift,
-                         "delta_range_dex": float(np.ptp(reference))})
+                         "delta_range_dex": float(np.ptp(reference)),
+                         "conv_mflop_forward": arith["conv_flop_forward"] / 1e6,
+                         "conv_mflop_per_centre_fast": arith["conv_flop_per_centre_fast"] / 1e6,
+                         "arithmetic_ratio": arith["arithmetic_ratio"]})
     record.update({"sigma_px": sigma, "mask_radius_px": mask_radius(sigma), "stride": stride, "repeat": repeat,
                    "warmup_stride": warm, "threads": threads, "usable_cores": record["machine"]["usable_cores"],
                    "order": list(METHODS) + ["rotating by one per round"],
@@ -172,6 +177,12 @@ def format_table(result: dict) -> str:
                      f"{r['speedup_vs_brute_split']:>13.2f}x {r['speedup_vs_brute_split_min']:>6.2f}x "
                      f"{r['speedup_vs_brute']:>7.2f}x {r['speedup_vs_brute_min']:>6.2f}x "
                      f"{r['max_abs_diff_vs_brute_dex']:>13.2e}")
+    lines.append("convolution arithmetic (dense head excluded): a forward pass, and the fast scan's mean per centre")
+    for r in result["rows"]:
+        if r["method"] == "fast":
+            lines.append(f"{r['network']:<8} {r['conv_mflop_forward']:.1f} MFLOP per forward pass, "
+                         f"{r['conv_mflop_per_centre_fast']:.1f} per centre in the fast scan "
+                         f"({r['arithmetic_ratio']:.2f}x less)")
     return "\n".join(lines)
 
 
