@@ -137,3 +137,22 @@ def test_mask_scan_record_compares_on_equal_terms():
     table = interpret.format_table(record)
     for text in ("command:", "commit:", "machine:", "load average", "vs brute-split"):
         assert text in table
+
+
+def test_write_result_records_the_commit_the_run_loaded(tmp_path, monkeypatch):
+    """write_result adds the command, the commit at import (the code that ran), a commit_at_end
+    only when the tree changed during the run, the machine and the load averages."""
+    import json
+
+    import cmcore.benchmarks as bench
+
+    monkeypatch.setattr(bench, "COMMIT_BEFORE", "abc123")
+    monkeypatch.setattr(bench, "git_commit", lambda: "abc123")
+    path = bench.write_result(tmp_path, "r", {"x": 1}, "table")
+    rec = json.loads(path.read_text())
+    assert rec["x"] == 1 and rec["commit"] == "abc123" and "commit_at_end" not in rec
+    assert set(rec["load_average"]) == {"before", "after"} and "cpu_model" in rec["machine"]
+    assert (tmp_path / "r.txt").read_text() == "table\n"
+    monkeypatch.setattr(bench, "git_commit", lambda: "def456+dirty")
+    rec = json.loads(bench.write_result(tmp_path, "r", {"x": 1}, "table").read_text())
+    assert rec["commit"] == "abc123" and rec["commit_at_end"] == "def456+dirty"

@@ -76,11 +76,24 @@ def git_commit() -> str | None:
     return head + ("+dirty" if dirty else "")
 
 
+#: The commit when the benchmark package was imported: the code the run loaded.
+COMMIT_BEFORE = git_commit()
+
+
 def record_context() -> dict:
     """What every record states besides its figures: the command line, the git commit and the
-    load average before (import of this package) and after (now)."""
-    return {"command": " ".join(sys.argv), "commit": git_commit(),
-            "load_average": {"before": LOAD_BEFORE, "after": os.getloadavg() if hasattr(os, "getloadavg") else None}}
+    load average before (import of this package) and after (now).
+
+    ``commit`` is the commit at import, the code the run loaded; if the tree changed during
+    the run, ``commit_at_end`` says to what.
+    """
+    context = {"command": " ".join(sys.argv), "commit": COMMIT_BEFORE,
+               "load_average": {"before": LOAD_BEFORE,
+                                "after": os.getloadavg() if hasattr(os, "getloadavg") else None}}
+    end = git_commit()
+    if end != COMMIT_BEFORE:
+        context["commit_at_end"] = end
+    return context
 
 
 def write_result(folder: str | os.PathLike, name: str, result: dict, table: str,
