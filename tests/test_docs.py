@@ -205,21 +205,24 @@ def test_scale_docs_match_the_recorded_distributed_run(record):
     if record == "distributed-paper":
         assert f"all {rows[1]['images']} images" in doc and "every image identical" in doc
         assert rows[2]["images"] == rows[1]["images"] == result["reference"]["images"]
-        m = re.search(r"--types (\S+)` .*? took (\d+) s, peaked at ([\d.]+) GB and wrote ([\d.]+) GB", doc)
+        m = re.search(r"--types (\S+)` .*? took (\d+) s, peaked at ([\d.]+) GiB and wrote ([\d.]+) GB", doc)
         assert m, "docs/scale.md no longer quotes the recorded cmc index run in the expected form"
         assert m[1] == ",".join(result["indexed_types"]) and f"--types {m[1]}" in result["index"]["command"]
         assert int(m[2]) == round(result["index"]["seconds"])
         assert float(m[3]) == pytest.approx(result["index"]["peak_rss_mb"] / 1024, abs=0.006)
         assert float(m[4]) == pytest.approx(result["indexed_bytes"] / 1e9, abs=0.006)
+        m = re.search(r"hashes the ([\d.]+) GB input", doc)
+        assert m and float(m[1]) == pytest.approx(result["indexed_bytes"] / 1e9, abs=0.051)
         m = re.search(r"a snapshot of (\d+) M particles; .*? load average of ([\d.]+)–([\d.]+)\)", doc)
         assert m and int(m[1]) == round(sum(result["universe"]["n_particles"].values()) / 1e6)
         loads = [x for r in result["rows"] for x in r["load_average_1min"]]
         assert [float(m[2]), float(m[3])] == [round(min(loads), 1), round(max(loads), 1)]
-        before = _json("distributed-paper-unreleased.json")["rows"]
-        m = re.search(r"single worker peaked at (\d+) MB and each of two at (\d+)/(\d+) MB", doc)
-        assert m and int(m[1]) == round(before[0]["peak_rss_mb_per_worker"][0])
-        assert [int(m[2]), int(m[3])] == [round(p) for p in before[1]["peak_rss_mb_per_worker"]]
-        assert "peak RSS 13.5 GB" in result["note"]
+        # the serial build's memory is the dataset benchmark's in-memory run of the same universe
+        serial = _json("dataset.json")
+        assert serial["universe"]["n_particles"] == result["universe"]["n_particles"]
+        memory = next(r for r in serial["rows"] if r["source"] == "memory" and r["workers"] == 2)
+        m = re.search(r"6400 images, peak memory ([\d.]+) GiB \(`bench/results/dataset.txt`", doc)
+        assert m and float(m[1]) == pytest.approx(memory["peak_rss_bytes"] / 2**30, abs=0.0051)
         m = re.search(r"the four channels read: (\d+) M particles\)", doc)
         assert m and int(m[1]) == round(sum(result["indexed_types"].values()) / 1e6)
 
