@@ -619,11 +619,12 @@ def test_halo_finding_details_match_the_recorded_paper_run():
     assert m and int(m[1]) == round(run["wall_seconds"])
     m = re.search(r"([\d,]+) haloes \(of ([\d,]+) groups of ≥ 32 particles holding ([\d.]+) M particles\)", doc)
     assert m, "docs/scale.md no longer quotes the found haloes in the expected form"
-    assert _number(m[1]) == run["n_haloes"]
+    assert _number(m[1]) == run["n_halos"]
     groups = re.search(r"(\d+) groups of >= 32 particles \((\d+) particles\)", " ".join(s[1] for s in run["stages"]))
     assert _number(m[2]) == int(groups[1]) and float(m[3]) == pytest.approx(int(groups[2]) / 1e6, abs=0.051)
     t = {text.split(" ")[0]: sec for sec, text in run["stages"]}
-    stages = [t["170242"] - t["friends-of-friends"], t["cell"] - t["170242"], t["spherical"] - t["cell"],
+    groups_key = groups[1]
+    stages = [t[groups_key] - t["friends-of-friends"], t["cell"] - t[groups_key], t["spherical"] - t["cell"],
               t["done"] - t["spherical"], run["wall_seconds"] - t["done"]]
     m = re.search(r"reading ~(\d+) s, friends-of-friends (\d+) s, shrinking-sphere centres (\d+) s, cell indexes "
                   r"(\d+) s, spherical overdensity (\d+) s", doc)
@@ -641,8 +642,21 @@ def test_halo_finding_details_match_the_recorded_paper_run():
     assert float(m[2]) == pytest.approx(c["robust_scatter_log_m200_ratio"], abs=5e-5)
     assert float(m[3]) == pytest.approx(100 * c["fraction_within_3pc"], abs=0.051)
     assert float(m[4]) == pytest.approx(c["median_centre_offset_r200"], abs=5e-5)
-    m = re.search(r"The (\d+) unmatched haloes", _flat((ROOT / "docs" / "scale.md").read_text()))
-    assert m and int(m[1]) == len(c["unmatched_true_m200_msun"]) == c["n_true_compared"] - c["n_matched"]
+    unmatched = _flat(_paragraph((ROOT / "docs" / "scale.md").read_text(), "unmatched haloes come from"))
+    m = re.search(r"The (\d+) unmatched haloes", unmatched)
+    assert m and int(m[1]) == len(c["unmatched"]) == c["n_true_compared"] - c["n_matched"]
+    m = re.search(r"above ([\d.e]+) M☉ within ([\d.]+) Mpc\)", unmatched)
+    assert m and float(m[1]) == c["neighbour_mass_msun"] and float(m[2]) == c["neighbour_radius_mpc"]
+    near = [u["neighbour"] for u in c["unmatched"] if u["neighbour"] is not None]
+    words = {"One": 1, "Two": 2, "Three": 3, "Four": 4, "Five": 5, "Six": 6, "Seven": 7, "Eight": 8, "Nine": 9}
+    m = re.search(r"(\w+) have none: .*? (\w+) have a massive found halo ([\d.]+)–([\d.]+) R200 away, with M200 "
+                  r"between (−?[\d.]+) and (−?[\d.]+) dex of the true one", unmatched)
+    assert m, "docs/scale.md no longer describes the unmatched haloes in the expected form"
+    assert words[m[1]] == len(c["unmatched"]) - len(near) and words[m[2]] == len(near)
+    assert [float(m[3]), float(m[4])] == [round(min(n["distance_r200"] for n in near), 2),
+                                          round(max(n["distance_r200"] for n in near), 2)]
+    assert [_number(m[5].replace("−", "-")), _number(m[6].replace("−", "-"))] == \
+        [round(min(n["log_m200_ratio"] for n in near), 2), round(max(n["log_m200_ratio"] for n in near), 2)]
     readme = _flat((ROOT / "README.md").read_text())
     m = re.search(r"\((\d+) M particles, ([\d.]+) M of them dark matter\)", readme)
     assert m, "README no longer quotes the paper preset's particles in the expected form"
