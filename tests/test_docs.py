@@ -760,3 +760,22 @@ def test_evaluation_docs_quote_the_recorded_star_noise_and_floor_details():
     m = re.search(r"([\d.]+) \(BCG \+ ICL \+ satellites drawn within R500\)", doc)
     assert m and float(m[1]) == pytest.approx(floor["quantities"]["BCG + ICL + satellites in R500 (drawn)"]["sigma_dex"],
                                               abs=5e-4)
+
+
+def test_reproduce_docs_match_the_recorded_quick_run():
+    """docs/reproduce.md quotes reproduce_quick.json: wall time, peak memory, the printed estimate."""
+    rec = _json("reproduce_quick.json")
+    assert rec.get("commit") and rec.get("load_average"), "regenerate reproduce_quick.json"
+    assert len(rec["steps"]) == 23 and all(s["seconds"] > 0 for s in rec["steps"])
+    doc = _flat((ROOT / "docs" / "reproduce.md").read_text())
+
+    def minsec(seconds: float) -> str:
+        m, s = divmod(round(seconds), 60)
+        return f"{m} min {s} s"
+
+    assert f"`quick` is sized for two idle CPU cores: {minsec(rec['wall_seconds'])} end to end" in doc
+    m = re.search(r"peak memory ([\d.]+) GiB of the process tree \(`bench/results/reproduce_quick.txt`", doc)
+    assert m and float(m[1]) == pytest.approx(rec["peak_bytes"] / 2**30, abs=0.0051)
+    assert f"printed {minsec(rec['estimate_seconds'])} before a run of {minsec(rec['wall_seconds'])}" in doc
+    m = re.search(r"# reduced: about (\d+) minutes on 2 idle CPU cores", doc)
+    assert m and int(m[1]) == round(rec["wall_seconds"] / 60)
