@@ -126,7 +126,7 @@ SCALES: dict[str, Scale] = {
                   "haloes per 0.25 dex bin, four projections, 120 × 120 images of 10″, 1000 epochs "
                   "for every network (the GPU is used when TensorFlow sees one), mask maps at every pixel"),
     "quick": Scale("quick", "small", 200, PROJECTIONS, 120, 20.0, 10, 5,
-                   "reduced to finish in about half an hour on two CPU cores: the `small` universe "
+                   "reduced to run in minutes on two CPU cores (docs/reproduce.md): the `small` universe "
                    "(150 clusters in 100 cMpc/h, so every bin holds fewer than 20 haloes), four "
                    "projections, 120 × 120 images, 10 epochs for the single-channel networks and 5 "
                    "for the multi-channel ones (the paper: ~2000 haloes, 1000 epochs), mask maps every "
@@ -139,23 +139,28 @@ SCALES: dict[str, Scale] = {
 }
 
 # ----------------------------------------------------------------------------- cost model
-#: Seconds on the 2-core development machine (docs/reproduce.md): ``cmc synth`` per preset
-#: (the presets' budgets); snapshot reading and per-particle signals per GB of snapshot (a
-#: rough figure) and rendering per image at 120² (bench/results/dataset.json, one worker);
-#: one training epoch per image of the dataset (training and validation) at 120², single-
-#: and multi-channel networks (median epoch times of the paper-preset runs recorded in
-#: bench/results/paper_training.json: 0.0021-0.0024 and 0.0087 s, rounded up);
-#: prediction per image and network; per-network setup of a training and of the
-#: interpretation (export, Deep Dream); mask-scan centres per second
-#: (bench/results/interpret.txt).
-SYNTH_SECONDS = {"tiny": 30.0, "small": 300.0, "paper": 3600.0}
-DATASET_SETUP_S_PER_GB = 40.0
-RENDER_S_PER_IMAGE = 0.06
+#: Seconds on the otherwise idle 2-core development machine (docs/reproduce.md), from records:
+#: ``cmc synth`` per preset, one process (small: the universe step of
+#: bench/results/reproduce_quick.json, 101 s; paper: the serial run of synth-paper.json, 639 s);
+#: the snapshot's size per preset when it does not exist yet (synth-paper.json, reproduce_quick's
+#: universe); snapshot reading and per-particle signals per GB of snapshot and rendering per
+#: image at 120² (reproduce_quick's dataset steps, 5-13 s on a 1.45 GB snapshot, and the
+#: in-memory paper build of dataset.json, 131 s for 6400 images from 17.7 GB); one training
+#: epoch per image of the dataset (training and validation) at 120², single- and
+#: multi-channel networks (median epoch times of the paper-preset runs recorded in
+#: bench/results/paper_training.json, rounded up); prediction per image and network;
+#: per-network setup of a training and of the interpretation (export, Deep Dream); mask-scan
+#: centres per second (the fast single-channel scan of bench/results/interpret.txt, 3,784,
+#: rounded down).
+SYNTH_SECONDS = {"tiny": 30.0, "small": 100.0, "paper": 640.0}
+SNAPSHOT_GB = {"tiny": 0.1, "small": 1.45, "paper": 17.7}
+DATASET_SETUP_S_PER_GB = 5.0
+RENDER_S_PER_IMAGE = 0.01
 TRAIN_S_PER_IMAGE = {"single": 0.0025, "multi": 0.0095}
 PREDICT_S_PER_IMAGE = 0.003
-TRAIN_SETUP_S = 10.0
-INTERPRET_SETUP_S = 15.0
-MASK_CENTRES_PER_S = 700.0
+TRAIN_SETUP_S = 5.0
+INTERPRET_SETUP_S = 5.0
+MASK_CENTRES_PER_S = 3000.0
 
 
 def _estimate_images(scale: Scale, halos: Path | None) -> int:
@@ -178,7 +183,7 @@ def _estimate_images(scale: Scale, halos: Path | None) -> int:
 def _snapshot_gb(scale: Scale, snapshot: Path | None) -> float:
     if snapshot is not None and snapshot.is_file():
         return snapshot.stat().st_size / 1e9
-    return {"tiny": 0.1, "small": 1.0, "paper": 40.0}.get(scale.preset, 1.0)
+    return SNAPSHOT_GB.get(scale.preset, 1.0)
 
 
 # ----------------------------------------------------------------------------- the grid
