@@ -779,3 +779,24 @@ def test_reproduce_docs_match_the_recorded_quick_run():
     assert f"printed {minsec(rec['estimate_seconds'])} before a run of {minsec(rec['wall_seconds'])}" in doc
     m = re.search(r"# reduced: about (\d+) minutes on 2 idle CPU cores", doc)
     assert m and int(m[1]) == round(rec["wall_seconds"] / 60)
+
+
+def test_synth_docs_m500_budget_matches_its_records():
+    """docs/synth.md's M500 paragraphs quote synth-relations-paper.json (measured over drawn and
+    over NFW M500) and synth-m500-budget.json (the subhaloes' share of the deficit)."""
+    diag = _json("synth-relations-paper.json")["diagnostics"]
+    budget = _json("synth-m500-budget.json")
+    doc = _flat((ROOT / "docs" / "synth.md").read_text())
+    drawn, nfw = diag["m500_measured_over_drawn"], diag["m500_measured_over_nfw"]
+    m = re.search(r"is ([\d.]+)× the M500 the gas relations were drawn at \(([\d.]+)× in groups", doc)
+    assert m and [float(m[1]), float(m[2])] == [round(drawn["1e14-3e14"], 3), round(drawn["groups_1e13-1e14"], 3)]
+    m = re.search(r"and ([\d.]+)× the NFW M500 of the drawn M200 and concentration \(([\d.]+)×", doc)
+    assert m and [float(m[1]), float(m[2])] == [round(nfw["1e14-3e14"], 3), round(nfw["groups_1e13-1e14"], 3)]
+    m = re.search(r"holds about (\d+) % less within its spherical R500 \((\d+) % in groups\)", doc)
+    assert m and [int(m[1]), int(m[2])] == [round(100 * (1 - nfw["1e14-3e14"])),
+                                            round(100 * (1 - nfw["groups_1e13-1e14"]))]
+    m = re.search(r"the (\d+) % of M200 in subhaloes on an Einasto profile removes ([\d.]+) % of the mass inside R500",
+                  doc)
+    assert m and int(m[1]) == round(100 * budget["subhalo_mass_fraction"])
+    cluster = next(r for r in budget["rows"] if r["m200_msun"] == 2e14)
+    assert float(m[2]) == round(100 * (1 - cluster["m500_with_subhaloes_over_nfw_m500"]), 1)
