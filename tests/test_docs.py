@@ -800,3 +800,29 @@ def test_synth_docs_m500_budget_matches_its_records():
     assert m and int(m[1]) == round(100 * budget["subhalo_mass_fraction"])
     cluster = next(r for r in budget["rows"] if r["m200_msun"] == 2e14)
     assert float(m[2]) == round(100 * (1 - cluster["m500_with_subhaloes_over_nfw_m500"]), 1)
+
+
+def test_train_docs_quote_the_recorded_paper_campaign():
+    """docs/train.md's learning-rate paragraph quotes paper_training.json (test σ of the
+    multi-channel network at both rates, its epochs), and reproduce's cost model its epoch times."""
+    rec = _json("paper_training.json")
+    assert rec.get("commit") and rec.get("load_average"), "regenerate paper_training.json"
+    sigma = {e["name"]: e["table2"]["scatter_dex"] for e in rec["evaluation"]["estimators"]}
+    doc = _flat((ROOT / "docs" / "train.md").read_text())
+    m = re.search(r"test σ ([\d.]+) dex after (\d+) epochs, against ([\d.]+) dex at 0\.01", doc)
+    assert m, "docs/train.md no longer quotes the paper campaign in the expected form"
+    assert float(m[1]) == round(sigma["multi-lr1e-3"], 3) and float(m[3]) == round(sigma["multi"], 3)
+    assert int(m[2]) == rec["runs"]["multi-lr1e-3"]["epochs"] == rec["runs"]["multi"]["epochs"]
+    assert sigma["multi-lr1e-3"] == min(v for k, v in sigma.items() if not k.startswith("baseline")
+                                        and "calibrated" not in k)
+    m = re.search(r"the four\s+single-channel networks for (\d+) epochs, the multi-channel one for (\d+)\)", doc)
+    assert m and [int(m[1]), int(m[2])] == [rec["runs"]["Ypar"]["epochs"], rec["runs"]["multi"]["epochs"]]
+    from cmcnn.workflows.reproduce import TRAIN_S_PER_IMAGE
+
+    slowest = {}
+    for name, r in rec["runs"].items():
+        kind = "multi" if name.startswith("multi") else "single"
+        per_image = r["median_epoch_seconds"] / (r["n_train"] + r["n_validation"])
+        slowest[kind] = max(slowest.get(kind, 0.0), per_image)
+    for kind, per_image in slowest.items():   # the slowest run's rate, rounded up
+        assert per_image <= TRAIN_S_PER_IMAGE[kind] < 1.1 * per_image, (kind, per_image)

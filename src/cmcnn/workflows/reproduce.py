@@ -148,7 +148,7 @@ SCALES: dict[str, Scale] = {
 #: in-memory paper build of dataset.json, 131 s for 6400 images from 17.7 GB); one training
 #: epoch per image of the dataset (training and validation) at 120², single- and
 #: multi-channel networks (median epoch times of the paper-preset runs recorded in
-#: bench/results/paper_training.json, rounded up); prediction per image and network;
+#: bench/results/paper_training.json, 0.0022-0.0027 and 0.0105 s, rounded up); prediction per image and network;
 #: per-network setup of a training and of the interpretation (export, Deep Dream); mask-scan
 #: centres per second (the fast single-channel scan of bench/results/interpret.txt, 3,784,
 #: rounded down).
@@ -156,7 +156,7 @@ SYNTH_SECONDS = {"tiny": 30.0, "small": 100.0, "paper": 640.0}
 SNAPSHOT_GB = {"tiny": 0.1, "small": 1.45, "paper": 17.7}
 DATASET_SETUP_S_PER_GB = 5.0
 RENDER_S_PER_IMAGE = 0.01
-TRAIN_S_PER_IMAGE = {"single": 0.0025, "multi": 0.0095}
+TRAIN_S_PER_IMAGE = {"single": 0.0028, "multi": 0.011}
 PREDICT_S_PER_IMAGE = 0.003
 TRAIN_SETUP_S = 5.0
 INTERPRET_SETUP_S = 5.0
