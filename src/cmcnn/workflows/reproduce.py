@@ -150,7 +150,7 @@ SCALES: dict[str, Scale] = {
 #: multi-channel networks (median epoch times of the paper-preset runs recorded in
 #: bench/results/paper_training.json, 0.0022-0.0027 and 0.0105 s, rounded up); prediction per image and network;
 #: per-network setup of a training and of the interpretation (export, Deep Dream); mask-scan
-#: centres per second (the fast single-channel scan of bench/results/interpret.txt, 3,784,
+#: centres per second (the fast single-channel scan of bench/results/interpret.txt, 2,282,
 #: rounded down).
 SYNTH_SECONDS = {"tiny": 30.0, "small": 100.0, "paper": 640.0}
 SNAPSHOT_GB = {"tiny": 0.1, "small": 1.45, "paper": 17.7}
@@ -160,7 +160,7 @@ TRAIN_S_PER_IMAGE = {"single": 0.0028, "multi": 0.011}
 PREDICT_S_PER_IMAGE = 0.003
 TRAIN_SETUP_S = 5.0
 INTERPRET_SETUP_S = 5.0
-MASK_CENTRES_PER_S = 3000.0
+MASK_CENTRES_PER_S = 2000.0
 
 
 def _estimate_images(scale: Scale, halos: Path | None) -> int:
