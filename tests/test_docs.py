@@ -507,6 +507,23 @@ def test_mask_scan_record_and_readme_quote_the_equally_built_baseline():
     assert float(m[1]) == pytest.approx(worst, rel=0.06)
     # "equals brute force to ~1e-6 dex" (README, interpret) and "1e-6 dex" (docs/interpret.md)
     assert 1e-7 < worst < 5e-6
+    m = re.search(r"against the whole exported model scanned by brute force, ([\d.]+)× and ([\d.]+)×", doc)
+    assert m and [float(m[1]), float(m[2])] == [round(rows[(n, "fast")]["speedup_vs_brute"], 2)
+                                                for n in ("single", "multi")]
+    # the counted arithmetic bound, README and docs/interpret.md
+    single, multi = rows[("single", "fast")], rows[("multi", "fast")]
+    assert multi["arithmetic_ratio"] == pytest.approx(single["arithmetic_ratio"], rel=1e-9)
+    m = re.search(r"The windows do ([\d.]+)× less convolution arithmetic", doc)
+    assert m and float(m[1]) == round(single["arithmetic_ratio"], 2)
+    interp = _flat((ROOT / "docs" / "interpret.md").read_text())
+    m = re.search(r"does ([\d.]+) of the ([\d.]+) MFLOP of a single-channel network's convolutions per centre, "
+                  r"([\d.]+)× less arithmetic", interp)
+    assert m and [float(g) for g in m.groups()] == [round(single["conv_mflop_per_centre_fast"], 1),
+                                                    round(single["conv_mflop_forward"], 1),
+                                                    round(single["arithmetic_ratio"], 2)]
+    m = re.search(r"the recorded gain over brute-split,\s+([\d.]+)× and ([\d.]+)×", interp)
+    assert m and [float(m[1]), float(m[2])] == [round(single["speedup_vs_brute_split"], 2),
+                                                round(multi["speedup_vs_brute_split"], 2)]
 
 
 def test_readme_inference_figures_match_the_records():
