@@ -674,6 +674,25 @@ def test_halo_finding_details_match_the_recorded_paper_run():
                                           round(max(n["distance_r200"] for n in near), 2)]
     assert [_number(m[5].replace("−", "-")), _number(m[6].replace("−", "-"))] == \
         [round(min(n["log_m200_ratio"] for n in near), 2), round(max(n["log_m200_ratio"] for n in near), 2)]
+    one = _json("halos_unmatched.json")
+    assert one["row"] in [u["row"] for u in c["unmatched"]]
+    m = re.search(r"Checked for the ([\d.e]+) M☉ target at \(([\d.]+), ([\d.]+), ([\d.]+)\) Mpc, row (\d+) of the "
+                  r"true catalogue \(`python bench/halos_unmatched.py .*? (\d+)`, `bench/results/halos_unmatched.txt`\): "
+                  r"the found centre lies ([\d.]+) Mpc \(([\d.]+) R200\) away and holds ([\d.]+)× the dark-matter "
+                  r"particles within 0\.1 Mpc and ([\d.]+)× within 0\.8 Mpc; SO about the true centre gives exactly the "
+                  r"true M200 \(([\d.e]+) M☉\), about the found one ([\d.e]+) M☉", unmatched)
+    assert m, "docs/scale.md no longer quotes halos_unmatched.json in the expected form"
+    assert float(m[1]) == pytest.approx(one["true"]["m200_msun"], rel=0.001)
+    assert [float(m[k]) for k in (2, 3, 4)] == [round(x, 2) for x in one["true"]["centre_mpc"]]
+    assert int(m[5]) == int(m[6]) == one["row"]
+    assert float(m[7]) == round(one["nearest_found"]["distance_mpc"], 2)
+    assert float(m[8]) == round(one["nearest_found"]["distance_r200"], 2)
+    counts = one["dm_counts_true_found"]
+    assert float(m[9]) == round(counts["0.1"][1] / counts["0.1"][0], 1)
+    assert float(m[10]) == round(counts["0.8"][1] / counts["0.8"][0], 1)
+    assert float(m[11]) == pytest.approx(one["so_m200_msun"]["true_centre"], rel=0.001)
+    assert one["so_m200_msun"]["true_centre"] == pytest.approx(one["true"]["m200_msun"], rel=1e-6)
+    assert float(m[12]) == pytest.approx(one["so_m200_msun"]["found_centre"], rel=0.001)
     readme = _flat((ROOT / "README.md").read_text())
     m = re.search(r"\((\d+) M particles, ([\d.]+) M of them dark matter\)", readme)
     assert m, "README no longer quotes the paper preset's particles in the expected form"
