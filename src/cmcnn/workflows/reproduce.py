@@ -141,17 +141,17 @@ SCALES: dict[str, Scale] = {
 # ----------------------------------------------------------------------------- cost model
 #: Seconds on the otherwise idle 2-core development machine (docs/reproduce.md), from records:
 #: ``cmc synth`` per preset, one process (small: the universe step of
-#: bench/results/reproduce_quick.json, 101 s; paper: the serial run of synth-paper.json, 639 s);
+#: bench/results/reproduce_quick.json, 96 s; paper: the serial run of synth-paper.json, 639 s);
 #: the snapshot's size per preset when it does not exist yet (synth-paper.json, reproduce_quick's
 #: universe); snapshot reading and per-particle signals per GB of snapshot and rendering per
-#: image at 120² (reproduce_quick's dataset steps, 5-13 s on a 1.45 GB snapshot, and the
+#: image at 120² (reproduce_quick's dataset steps, 4-12 s on a 1.45 GB snapshot, and the
 #: in-memory paper build of dataset.json, 131 s for 6400 images from 17.7 GB); one training
 #: epoch per image of the dataset (training and validation) at 120², single- and
 #: multi-channel networks (median epoch times of the paper-preset runs recorded in
-#: bench/results/paper_training.json, 0.0022-0.0027 and 0.0105 s, rounded up); prediction per image and network;
-#: per-network setup of a training and of the interpretation (export, Deep Dream); mask-scan
-#: centres per second (the fast single-channel scan of bench/results/interpret.txt, 2,282,
-#: rounded down).
+#: bench/results/paper_training.json, 0.0022-0.0027 and 0.0105 s, rounded up); prediction
+#: per image and network; per-network setup of a training and of the interpretation (export,
+#: Deep Dream); mask-scan centres per second (the fast single-channel scan of
+#: bench/results/interpret.txt, 2,282, rounded down).
 SYNTH_SECONDS = {"tiny": 30.0, "small": 100.0, "paper": 640.0}
 SNAPSHOT_GB = {"tiny": 0.1, "small": 1.45, "paper": 17.7}
 DATASET_SETUP_S_PER_GB = 5.0
